@@ -1,0 +1,56 @@
+// The `weir` command: `serve` runs the proxy, `validate` checks a config file.
+
+import { parseArgs } from 'node:util'
+import { loadConfigFile } from '../config/load.ts'
+import { formatProblems } from './format.ts'
+
+const USAGE = `usage: weir <command> [--config FILE]
+
+commands:
+  serve      run the proxy
+  validate   check a config file; print every problem as "path: reason"; exit 1 if any
+
+--config defaults to $WEIR_CONFIG.`
+
+function main (argv: string[]): void {
+  let parsed
+  try {
+    parsed = parseArgs({ args: argv, allowPositionals: true, options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } } })
+  } catch (err) {
+    process.stderr.write(`weir: ${(err as Error).message}\n${USAGE}\n`)
+    process.exit(2)
+  }
+  const [command] = parsed.positionals
+  if (parsed.values.help === true || command === undefined) {
+    process.stdout.write(USAGE + '\n')
+    process.exit(command === undefined && parsed.values.help !== true ? 2 : 0)
+  }
+  const configFile = parsed.values.config ?? process.env.WEIR_CONFIG
+  if (configFile === undefined || configFile === '') {
+    process.stderr.write(`weir: no config file: pass --config FILE or set WEIR_CONFIG\n`)
+    process.exit(2)
+  }
+  switch (command) {
+    case 'validate': {
+      const result = loadConfigFile(configFile)
+      if (result.ok) {
+        process.stdout.write(`${configFile}: valid (${result.config.routes.length} route${result.config.routes.length === 1 ? '' : 's'})\n`)
+        process.exit(0)
+      }
+      process.stdout.write(formatProblems(result.problems) + '\n')
+      process.exit(1)
+      break
+    }
+    case 'serve':
+      import('../server.ts').then(({ serve }) => serve(configFile)).catch((err: unknown) => {
+        process.stderr.write(`weir: failed to start: ${(err as Error).message}\n`)
+        process.exit(1)
+      })
+      break
+    default:
+      process.stderr.write(`weir: unknown command "${command}"\n${USAGE}\n`)
+      process.exit(2)
+  }
+}
+
+main(process.argv.slice(2))

@@ -1,0 +1,305 @@
+// Reads a config file (YAML or JSON), interpolates ${ENV}, applies schema defaults and checks
+// every rule, returning either a normalized Config or the complete list of problems.
+
+import { readFileSync } from 'node:fs'
+import { dirname, extname, resolve } from 'node:path'
+import type { BlockList } from 'node:net'
+import { Value } from '@sinclair/typebox/value'
+import { parseDocument } from 'yaml'
+import { ConfigSchema, DefaultTimeoutsSchema, RouteSchema, type ConfigInput, type RolloutPolicy, type RouteInput } from './schema.ts'
+import { byteSize, durationMs } from './units.ts'
+import {
+  buildTrustedProxies, checkUpstreamUrl, checkWeights, isLoopbackHost,
+  type Problem, type UpstreamName, type Version, type WeightsBp,
+} from './rules.ts'
+
+export interface Timeouts { connectMs: number; headersMs: number; bodyIdleMs: number; requestBodyMs: number }
+
+export interface RouteConfig {
+  name: string
+  /** Lower-case host names; `*.example.com` entries are suffix matches. Empty: any host. */
+  hosts: string[]
+  pathPrefix: string
+  /** Origins per version; a version without an entry has no upstream. */
+  upstreams: Partial<Record<UpstreamName, string[]>>
+  weights: WeightsBp
+  userIdHeader: string | undefined
+  userIdCookie: string | undefined
+  bucketCookie: { name: string; maxAgeSeconds: number }
+  override: { header: string | undefined; cookie: string | undefined } | false
+  shadowPercent: number
+  failover: boolean
+  passHost: boolean
+  tls: { rejectUnauthorized: boolean; ca: string | undefined }
+  timeouts: Timeouts
+  maxBodyBytes: number
+  rollout: RolloutPolicy | undefined
+}
+
+export interface Config {
+  /** The file this config came from (absolute), for reloads and relative paths. */
+  file: string | undefined
+  listen: { host: string; port: number; tls: { cert: string; key: string } | undefined }
+  admin: { host: string; port: number; token: string | undefined }
+  stateFile: string
+  cookieSecret: string | undefined
+  trustedProxies: BlockList
+  trustedProxyList: string[]
+  versionHeader: string | false
+  maxHeaderBytes: number
+  clientHeadersTimeoutMs: number
+  clientIdleTimeoutMs: number
+  drainTimeoutMs: number
+  logLevel: ConfigInput['logLevel']
+  routes: RouteConfig[]
+}
+
+export type LoadResult = { ok: true; config: Config } | { ok: false; problems: Problem[] }
+
+export interface LoadOptions { env?: Readonly<Record<string, string | undefined>> }
+
+/** Loads and validates a config file. Never throws for a bad file: problems are returned. */
+export function loadConfigFile (file: string, options: LoadOptions = {}): LoadResult {
+  const path = resolve(file)
+  let text: string
+  try {
+    text = readFileSync(path, 'utf8')
+  } catch (err) {
+    return { ok: false, problems: [{ path: '(file)', reason: `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}` }] }
+  }
+  const { text: safeText, refs } = extractEnvRefs(text)
+  const parsed = parseText(safeText, extname(path).toLowerCase())
+  if (!parsed.ok) return parsed
+  const problems: Problem[] = []
+  const interpolated = interpolate(parsed.value, refs, options.env ?? process.env, '', problems)
+  if (problems.length > 0) return { ok: false, problems }
+  return buildConfig(interpolated, { file: path, env: options.env ?? process.env })
+}
+
+function parseText (text: string, ext: string): { ok: true; value: unknown } | { ok: false; problems: Problem[] } {
+  if (ext === '.json') {
+    try {
+      return { ok: true, value: JSON.parse(text) }
+    } catch (err) {
+      return { ok: false, problems: [{ path: '(file)', reason: `invalid JSON: ${(err as Error).message}` }] }
+    }
+  }
+  const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: true })
+  if (doc.errors.length > 0) {
+    // The first syntax error is the useful one; the rest usually follow from it.
+    const first = doc.errors[0]?.message.split('\n')[0] ?? ''
+    return { ok: false, problems: [{ path: '(file)', reason: `invalid YAML: ${first}` }] }
+  }
+  return { ok: true, value: doc.toJS({ maxAliasCount: 100 }) }
+}
+
+/** Validates an already-parsed, interpolated config document. */
+export function buildConfig (input: unknown, options: LoadOptions & { file?: string } = {}): LoadResult {
+  const problems: Problem[] = []
+  const withDefaults = Value.Default(ConfigSchema, Value.Clone(input))
+  for (const error of Value.Errors(ConfigSchema, withDefaults)) {
+    // A union reports each branch's failure too; keep one line per path.
+    const path = pointerToPath(error.path)
+    if (problems.some((p) => p.path === path)) continue
+    const custom = (error.schema as { errorMessage?: string }).errorMessage
+    problems.push({ path, reason: custom ?? lowerFirst(error.message) })
+  }
+  const baseDir = options.file !== undefined ? dirname(options.file) : process.cwd()
+  if (problems.length > 0) {
+    reportRouteRules(withDefaults, baseDir, problems)
+    return { ok: false, problems }
+  }
+
+  const doc = withDefaults as ConfigInput
+  const config = normalize(doc, baseDir, options.env?.WEIR_ADMIN_TOKEN, problems)
+  if (problems.length > 0) return { ok: false, problems }
+  config.file = options.file
+  return { ok: true, config }
+}
+
+/** When the schema failed somewhere, still report the cross-field problems of every route that passed it. */
+function reportRouteRules (doc: unknown, baseDir: string, problems: Problem[]): void {
+  const { routes, timeouts } = (doc ?? {}) as { routes?: unknown; timeouts?: unknown }
+  if (!Array.isArray(routes)) return
+  const top = Value.Check(DefaultTimeoutsSchema, timeouts) ? timeouts : Value.Default(DefaultTimeoutsSchema, {}) as ConfigInput['timeouts']
+  routes.forEach((route, i) => {
+    if (Value.Check(RouteSchema, route)) normalizeRoute(route, `routes[${i}]`, top, 0, baseDir, problems)
+  })
+}
+
+function normalize (doc: ConfigInput, baseDir: string, envToken: string | undefined, problems: Problem[]): Config {
+  const trusted = buildTrustedProxies(doc.trustedProxies, 'trustedProxies')
+  problems.push(...trusted.problems)
+  // The file's token wins; WEIR_ADMIN_TOKEN is the fallback so secrets can stay out of files.
+  const given = doc.admin.token ?? envToken
+  const token = given !== undefined && given !== '' ? given : undefined
+  if (token === undefined && !isLoopbackHost(doc.admin.host)) {
+    problems.push({ path: 'admin.token', reason: 'is required when admin.host is not a loopback address' })
+  }
+  if (doc.admin.host === doc.listen.host && doc.admin.port === doc.listen.port && doc.listen.port !== 0) {
+    problems.push({ path: 'admin.port', reason: 'must differ from listen.port' })
+  }
+  const top = doc.timeouts
+  const seen = new Set<string>()
+  const routes = doc.routes.map((route, i) => {
+    const path = `routes[${i}]`
+    if (seen.has(route.name)) problems.push({ path: `${path}.name`, reason: `duplicates route name "${route.name}"` })
+    seen.add(route.name)
+    return normalizeRoute(route, path, top, doc.maxBodyBytes, baseDir, problems)
+  })
+  return {
+    file: undefined,
+    listen: {
+      host: doc.listen.host,
+      port: doc.listen.port,
+      tls: doc.listen.tls && { cert: resolve(baseDir, doc.listen.tls.cert), key: resolve(baseDir, doc.listen.tls.key) },
+    },
+    admin: { host: doc.admin.host, port: doc.admin.port, token },
+    stateFile: resolve(baseDir, doc.state.file),
+    cookieSecret: doc.cookieSecret,
+    trustedProxies: trusted.list,
+    trustedProxyList: doc.trustedProxies,
+    versionHeader: doc.versionHeader === false ? false : doc.versionHeader.toLowerCase(),
+    maxHeaderBytes: doc.maxHeaderBytes,
+    clientHeadersTimeoutMs: durationMs(doc.timeouts.clientHeaders),
+    clientIdleTimeoutMs: durationMs(doc.timeouts.clientIdle),
+    drainTimeoutMs: durationMs(doc.drainTimeout),
+    logLevel: doc.logLevel,
+    routes,
+  }
+}
+
+function normalizeRoute (
+  route: RouteInput, path: string, top: ConfigInput['timeouts'], topMaxBody: string | number,
+  baseDir: string, problems: Problem[],
+): RouteConfig {
+  const upstreams: Partial<Record<UpstreamName, string[]>> = {}
+  for (const [name, value] of Object.entries(route.upstreams) as [UpstreamName, string | string[] | undefined][]) {
+    if (value === undefined) continue
+    const list = Array.isArray(value) ? value : [value]
+    const origins: string[] = []
+    list.forEach((raw, j) => {
+      const itemPath = Array.isArray(value) ? `${path}.upstreams.${name}[${j}]` : `${path}.upstreams.${name}`
+      const { origin, problem } = checkUpstreamUrl(raw, itemPath)
+      if (problem !== undefined) problems.push(problem)
+      else if (origins.includes(origin as string)) problems.push({ path: itemPath, reason: 'is listed twice' })
+      else origins.push(origin as string)
+    })
+    upstreams[name] = origins
+  }
+  const weightsInput = route.weights ?? { stable: 100 }
+  const { bp, problems: weightProblems } = checkWeights(weightsInput, (v: Version) => upstreams[v] !== undefined, `${path}.weights`)
+  problems.push(...weightProblems)
+
+  const hosts = route.match?.host === undefined ? [] : (Array.isArray(route.match.host) ? route.match.host : [route.match.host])
+  hosts.forEach((host, j) => {
+    if (!/^(\*\.)?[a-z0-9]([a-z0-9.-]*[a-z0-9])?$/i.test(host)) {
+      problems.push({ path: `${path}.match.host${Array.isArray(route.match?.host) ? `[${j}]` : ''}`, reason: 'must be a host name, optionally starting with "*."' })
+    }
+  })
+  if (route.shadow.percent !== 0) {
+    problems.push({ path: `${path}.shadow.percent`, reason: 'must be 0: shadow traffic is not available in this release' })
+  }
+  const t = route.timeouts ?? {}
+  const override = route.override === false
+    ? false as const
+    : { header: route.override.header?.toLowerCase(), cookie: route.override.cookie }
+  if (override !== false && override.header === undefined && override.cookie === undefined) {
+    problems.push({ path: `${path}.override`, reason: 'must name a header or a cookie (or be false)' })
+  }
+  return {
+    name: route.name,
+    hosts: hosts.map((h) => h.toLowerCase()),
+    pathPrefix: route.match?.pathPrefix ?? '/',
+    upstreams,
+    weights: bp,
+    userIdHeader: route.stickiness.userId?.header?.toLowerCase(),
+    userIdCookie: route.stickiness.userId?.cookie,
+    bucketCookie: {
+      name: route.stickiness.cookie?.name ?? 'weir_b',
+      maxAgeSeconds: route.stickiness.cookie?.maxAge ?? 86400,
+    },
+    override,
+    shadowPercent: route.shadow.percent,
+    failover: route.failover,
+    passHost: route.passHost,
+    tls: {
+      rejectUnauthorized: !(route.tls?.insecureSkipVerify ?? false),
+      ca: route.tls?.ca === undefined ? undefined : resolve(baseDir, route.tls.ca),
+    },
+    timeouts: {
+      connectMs: durationMs(t.connect ?? top.connect),
+      headersMs: durationMs(t.headers ?? top.headers),
+      bodyIdleMs: durationMs(t.bodyIdle ?? top.bodyIdle),
+      requestBodyMs: durationMs(t.requestBody ?? top.requestBody),
+    },
+    maxBodyBytes: byteSize(route.maxBodyBytes ?? topMaxBody),
+    rollout: route.rollout,
+  }
+}
+
+const ENV_REF = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}|\$\$/g
+const PLACEHOLDER = /__weir_env_([0-9]+)__/g
+const WHOLE_PLACEHOLDER = /^__weir_env_([0-9]+)__$/
+
+interface EnvRef { name: string | undefined; fallback: string | undefined }
+
+/**
+ * Swaps each ${NAME}, ${NAME:-default} and $$ for a plain-scalar placeholder before parsing,
+ * so `{ token: ${TOKEN} }` is valid YAML even inside a flow map and a secret's characters can
+ * never change the document's structure.
+ */
+function extractEnvRefs (text: string): { text: string; refs: EnvRef[] } {
+  const refs: EnvRef[] = []
+  const replaced = text.replace(ENV_REF, (_whole, name: string | undefined, fallback: string | undefined) => {
+    refs.push({ name, fallback })
+    return `__weir_env_${refs.length - 1}__`
+  })
+  return { text: replaced, refs }
+}
+
+/** Replaces the placeholders in every string value; a value that is one whole number or boolean keeps that type. */
+function interpolate (value: unknown, refs: EnvRef[], env: Readonly<Record<string, string | undefined>>, path: string, problems: Problem[]): unknown {
+  if (typeof value === 'string') {
+    const resolveRef = (index: string): string => {
+      const ref = refs[Number(index)]
+      if (ref === undefined) return `__weir_env_${index}__`
+      if (ref.name === undefined) return '$'
+      const found = env[ref.name]
+      if (found !== undefined) return found
+      if (ref.fallback !== undefined) return ref.fallback
+      problems.push({ path: path === '' ? '(root)' : path, reason: `environment variable ${ref.name} is not set (write \${${ref.name}:-} to allow it empty)` })
+      return ''
+    }
+    const whole = WHOLE_PLACEHOLDER.exec(value)
+    if (whole !== null) {
+      const resolved = resolveRef(whole[1] as string)
+      if (/^-?[0-9]+(\.[0-9]+)?$/.test(resolved)) return Number(resolved)
+      if (resolved === 'true' || resolved === 'false') return resolved === 'true'
+      return resolved
+    }
+    return value.replace(PLACEHOLDER, (_m, index: string) => resolveRef(index))
+  }
+  if (Array.isArray(value)) return value.map((item, i) => interpolate(item, refs, env, `${path}[${i}]`, problems))
+  if (value !== null && typeof value === 'object') {
+    const out: Record<string, unknown> = {}
+    for (const [key, item] of Object.entries(value)) out[key] = interpolate(item, refs, env, path === '' ? key : `${path}.${key}`, problems)
+    return out
+  }
+  return value
+}
+
+/** "/routes/0/weights/stable" → "routes[0].weights.stable" */
+function pointerToPath (pointer: string): string {
+  if (pointer === '') return '(root)'
+  let out = ''
+  for (const raw of pointer.slice(1).split('/')) {
+    const part = raw.replace(/~1/g, '/').replace(/~0/g, '~')
+    out += /^[0-9]+$/.test(part) ? `[${part}]` : (out === '' ? part : `.${part}`)
+  }
+  return out
+}
+
+function lowerFirst (text: string): string {
+  return text.charAt(0).toLowerCase() + text.slice(1)
+}

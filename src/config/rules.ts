@@ -1,0 +1,91 @@
+// Cross-field rules the schema cannot express. Shared by config load and (later) the admin
+// API so a weight change is judged the same way wherever it comes from.
+
+import { BlockList, isIP } from 'node:net'
+
+export const VERSIONS = ['stable', 'canary', 'green'] as const
+export type Version = typeof VERSIONS[number]
+/** Versions that can have an upstream; shadow never serves a client. */
+export type UpstreamName = Version | 'shadow'
+
+export interface Problem { path: string; reason: string }
+
+/** Weights in hundredths of a percent (basis points); they sum to 10 000. */
+export interface WeightsBp { stable: number; canary: number; green: number }
+
+/** Converts percent weights to basis points, reporting every weight that is not valid. */
+export function checkWeights (
+  weights: Partial<Record<Version, unknown>>,
+  hasUpstream: (version: Version) => boolean,
+  path: string,
+): { bp: WeightsBp; problems: Problem[] } {
+  const problems: Problem[] = []
+  const bp: WeightsBp = { stable: 0, canary: 0, green: 0 }
+  for (const version of VERSIONS) {
+    const w = weights[version]
+    if (w === undefined) continue
+    if (typeof w !== 'number' || !Number.isFinite(w)) {
+      problems.push({ path: `${path}.${version}`, reason: 'must be a number' })
+      continue
+    }
+    const hundredths = Math.round(w * 100)
+    if (w < 0 || w > 100) problems.push({ path: `${path}.${version}`, reason: 'must be between 0 and 100' })
+    else if (Math.abs(w * 100 - hundredths) > 1e-6) problems.push({ path: `${path}.${version}`, reason: 'must have at most two decimals' })
+    else if (hundredths > 0 && !hasUpstream(version)) problems.push({ path: `${path}.${version}`, reason: `must be 0: version ${version} has no upstream` })
+    bp[version] = hundredths
+  }
+  if (problems.length === 0) {
+    const sum = bp.stable + bp.canary + bp.green
+    if (sum !== 10_000) problems.push({ path, reason: `must sum to 100 (they sum to ${sum / 100})` })
+  }
+  return { bp, problems }
+}
+
+/** Checks one upstream URL: http(s), a host, no path, query, fragment or credentials. */
+export function checkUpstreamUrl (raw: string, path: string): { origin?: string; problem?: Problem } {
+  let url: URL
+  try {
+    url = new URL(raw)
+  } catch {
+    return { problem: { path, reason: 'is not a valid URL' } }
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') return { problem: { path, reason: 'must use http:// or https://' } }
+  if (url.username !== '' || url.password !== '') return { problem: { path, reason: 'must not carry credentials' } }
+  if ((url.pathname !== '/' && url.pathname !== '') || url.search !== '' || url.hash !== '') {
+    return { problem: { path, reason: 'must be an origin without path, query or fragment (e.g. http://10.0.0.5:3001)' } }
+  }
+  return { origin: url.origin }
+}
+
+/** Parses trusted proxy addresses/CIDRs into a BlockList (matching the peer address per request is one call). */
+export function buildTrustedProxies (entries: readonly string[], path: string): { list: BlockList; problems: Problem[] } {
+  const list = new BlockList()
+  const problems: Problem[] = []
+  entries.forEach((entry, i) => {
+    const [address, prefix, extra] = entry.split('/')
+    const family = isIP(address ?? '')
+    if (family === 0 || extra !== undefined) {
+      problems.push({ path: `${path}[${i}]`, reason: 'must be an IP address or CIDR (e.g. 10.0.0.0/8)' })
+      return
+    }
+    const type = family === 4 ? 'ipv4' : 'ipv6'
+    if (prefix === undefined) {
+      list.addAddress(address as string, type)
+      return
+    }
+    const bits = Number(prefix)
+    if (!/^[0-9]+$/.test(prefix) || bits > (family === 4 ? 32 : 128)) {
+      problems.push({ path: `${path}[${i}]`, reason: 'has an invalid prefix length' })
+      return
+    }
+    list.addSubnet(address as string, bits, type)
+    // IPv4 peers of a dual-stack socket appear as ::ffff:a.b.c.d
+    if (family === 4) list.addSubnet(`::ffff:${address as string}`, 96 + bits, 'ipv6')
+  })
+  return { list, problems }
+}
+
+/** True for addresses only this machine can reach (the admin API may run without a token there). */
+export function isLoopbackHost (host: string): boolean {
+  return host === 'localhost' || host === '::1' || host.startsWith('127.') || host === '::ffff:127.0.0.1'
+}

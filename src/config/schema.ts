@@ -1,0 +1,162 @@
+// THE config schema: validation, TypeScript types, defaults and the generated
+// config/weir.schema.json all come from here. Cross-field rules live in rules.ts.
+
+import { Type, type Static, type TSchema } from '@sinclair/typebox'
+
+/** `errorMessage` replaces TypeBox's generic text ("Expected union value") in `weir validate`. */
+function described<T extends TSchema> (schema: T, errorMessage: string): T {
+  return Object.assign(schema, { errorMessage })
+}
+
+export const DurationSchema = described(Type.Union([
+  Type.String({ pattern: '^[0-9]+(\\.[0-9]+)?(ms|s|m|h)$' }),
+  Type.Integer({ minimum: 0 }),
+], { description: 'A duration: "250ms", "30s", "5m", "1h", or a number of milliseconds.' }),
+'must be a duration like 250ms, 30s, 5m, 1h or a whole number of milliseconds')
+
+export const ByteSizeSchema = described(Type.Union([
+  Type.String({ pattern: '^[0-9]+(b|kb|mb|gb)$' }),
+  Type.Integer({ minimum: 0 }),
+], { description: 'A size: "512kb", "10mb" (binary multiples), or a number of bytes.' }),
+'must be a size like 512kb, 10mb or a whole number of bytes')
+
+export const UpstreamUrlSchema = Type.String({
+  pattern: '^https?://',
+  description: 'An upstream origin, http:// or https://, without a path.',
+})
+
+export const UpstreamSchema = described(Type.Union([
+  UpstreamUrlSchema,
+  Type.Array(UpstreamUrlSchema, { minItems: 1, maxItems: 64 }),
+], { description: 'One upstream URL, or a list balanced round-robin within the version.' }),
+'must be an http(s):// URL or a non-empty list of them')
+
+export const WeightSchema = Type.Number({ minimum: 0, maximum: 100, description: 'Percent, at most two decimals.' })
+
+export const WeightsSchema = Type.Object({
+  stable: Type.Optional(WeightSchema),
+  canary: Type.Optional(WeightSchema),
+  green: Type.Optional(WeightSchema),
+}, { additionalProperties: false, description: 'Percent of traffic per version; must sum to 100.' })
+
+const HeaderNameSchema = Type.String({ pattern: '^[A-Za-z0-9!#$%&\'*+.^_`|~-]+$', maxLength: 128 })
+const CookieNameSchema = Type.String({ pattern: '^[A-Za-z0-9!#$%&\'*+.^_`|~-]+$', maxLength: 128 })
+
+const withDefault = <T extends TSchema>(schema: T, value: unknown): T => ({ ...schema, default: value })
+
+/** Per-route timeouts: each unset one falls back to the top-level `timeouts`. */
+export const TimeoutsSchema = Type.Object({
+  connect: Type.Optional(DurationSchema),
+  headers: Type.Optional(DurationSchema),
+  bodyIdle: Type.Optional(DurationSchema),
+  requestBody: Type.Optional(DurationSchema),
+}, { additionalProperties: false })
+
+/** Top-level timeouts: the defaults of every route. */
+export const DefaultTimeoutsSchema = Type.Object({
+  connect: withDefault(DurationSchema, '2s'),
+  headers: withDefault(DurationSchema, '30s'),
+  bodyIdle: withDefault(DurationSchema, '60s'),
+  requestBody: withDefault(DurationSchema, '30s'),
+  clientHeaders: withDefault(DurationSchema, '30s'),
+  clientIdle: withDefault(DurationSchema, '5s'),
+}, { additionalProperties: false, default: {}, description: 'Defaults of every route; clientHeaders bounds how long a client may take to send its headers, clientIdle how long an idle keep-alive connection stays open.' })
+
+export const StickinessSchema = Type.Object({
+  userId: Type.Optional(Type.Object({
+    header: Type.Optional(HeaderNameSchema),
+    cookie: Type.Optional(CookieNameSchema),
+  }, { additionalProperties: false, description: 'Where the user id is read from; the header wins when both are set.' })),
+  cookie: Type.Optional(Type.Object({
+    name: Type.String({ ...CookieNameSchema, default: 'weir_b' }),
+    maxAge: Type.Integer({ minimum: 1, default: 86400, description: 'Seconds.' }),
+  }, { additionalProperties: false, default: {}, description: 'The signed bucket cookie for clients without a user id.' })),
+}, { additionalProperties: false, default: {} })
+
+export const OverrideSchema = Type.Object({
+  header: Type.Optional(HeaderNameSchema),
+  cookie: Type.Optional(CookieNameSchema),
+}, { additionalProperties: false, description: 'Lets testers force a version that has an upstream, even at weight 0.' })
+
+export const ShadowSchema = Type.Object({
+  percent: Type.Number({ minimum: 0, maximum: 100, default: 0 }),
+}, { additionalProperties: false })
+
+export const AnalysisSchema = Type.Object({
+  minRequests: Type.Optional(Type.Integer({ minimum: 0 })),
+  maxErrorRate: Type.Optional(Type.Number({ minimum: 0, maximum: 1 })),
+  maxErrorRatio: Type.Optional(Type.Number({ minimum: 0 })),
+  maxP99Ms: Type.Optional(Type.Number({ minimum: 0 })),
+  maxP99Ratio: Type.Optional(Type.Number({ minimum: 0 })),
+  failureThreshold: Type.Optional(Type.Integer({ minimum: 1 })),
+}, { additionalProperties: false })
+
+export const RolloutPolicySchema = Type.Object({
+  strategy: Type.Optional(Type.Union([Type.Literal('canary'), Type.Literal('bluegreen')])),
+  steps: Type.Optional(Type.Array(Type.Number({ exclusiveMinimum: 0, maximum: 100 }), { minItems: 1, maxItems: 100 })),
+  interval: Type.Optional(DurationSchema),
+  analysis: Type.Optional(AnalysisSchema),
+}, { additionalProperties: false, description: 'Default policy for POST /api/v1/routes/:route/rollout.' })
+
+export const RouteSchema = Type.Object({
+  name: Type.String({ pattern: '^[a-z0-9-]+$', maxLength: 63 }),
+  match: Type.Optional(Type.Object({
+    host: Type.Optional(Type.Union([Type.String({ minLength: 1 }), Type.Array(Type.String({ minLength: 1 }), { minItems: 1 })],
+      { description: 'Host names (case-insensitive, port ignored); "*.example.com" matches any subdomain.' })),
+    pathPrefix: Type.String({ pattern: '^/', default: '/' }),
+  }, { additionalProperties: false, default: {} })),
+  upstreams: Type.Object({
+    stable: UpstreamSchema,
+    canary: Type.Optional(UpstreamSchema),
+    green: Type.Optional(UpstreamSchema),
+    shadow: Type.Optional(UpstreamSchema),
+  }, { additionalProperties: false }),
+  weights: Type.Optional(WeightsSchema),
+  stickiness: StickinessSchema,
+  override: Type.Union([OverrideSchema, Type.Literal(false)], { default: { header: 'x-weir-version' } }),
+  shadow: withDefault(ShadowSchema, {}),
+  failover: Type.Boolean({ default: true, description: 'Fail an idempotent canary/green request over to stable once when it fails before any response byte.' }),
+  passHost: Type.Boolean({ default: true, description: 'Send the client Host header upstream (false: the upstream URL host).' }),
+  tls: Type.Optional(Type.Object({
+    insecureSkipVerify: Type.Boolean({ default: false }),
+    ca: Type.Optional(Type.String({ description: 'Path of a PEM file of extra CA certificates for https upstreams.' })),
+  }, { additionalProperties: false })),
+  timeouts: Type.Optional(TimeoutsSchema),
+  maxBodyBytes: Type.Optional(ByteSizeSchema),
+  rollout: Type.Optional(RolloutPolicySchema),
+}, { additionalProperties: false })
+
+export const ConfigSchema = Type.Object({
+  listen: Type.Object({
+    host: Type.String({ default: '0.0.0.0' }),
+    port: Type.Integer({ minimum: 0, maximum: 65535, default: 8080 }),
+    tls: Type.Optional(Type.Object({
+      cert: Type.String({ description: 'Path of the PEM certificate chain.' }),
+      key: Type.String({ description: 'Path of the PEM private key.' }),
+    }, { additionalProperties: false })),
+  }, { additionalProperties: false, default: {} }),
+  admin: Type.Object({
+    host: Type.String({ default: '127.0.0.1' }),
+    port: Type.Integer({ minimum: 0, maximum: 65535, default: 9901 }),
+    token: Type.Optional(Type.String()),
+  }, { additionalProperties: false, default: {} }),
+  state: Type.Object({
+    file: Type.String({ default: './data/state.json' }),
+  }, { additionalProperties: false, default: {} }),
+  cookieSecret: Type.Optional(Type.String({ minLength: 16, description: 'HMAC key of the bucket cookie; when unset, one is generated and kept next to the state file.' })),
+  trustedProxies: Type.Array(Type.String(), { default: [], description: 'Addresses or CIDRs of hops whose X-Forwarded-* headers are trusted.' }),
+  versionHeader: Type.Union([HeaderNameSchema, Type.Literal(false)], { default: 'x-weir-version', description: 'Response header naming the version that answered; false disables it.' }),
+  maxBodyBytes: withDefault(ByteSizeSchema, '10mb'),
+  maxHeaderBytes: Type.Integer({ minimum: 1024, maximum: 1048576, default: 16384 }),
+  timeouts: DefaultTimeoutsSchema,
+  drainTimeout: withDefault(DurationSchema, '30s'),
+  logLevel: Type.Union([Type.Literal('fatal'), Type.Literal('error'), Type.Literal('warn'), Type.Literal('info'),
+    Type.Literal('debug'), Type.Literal('trace'), Type.Literal('silent')], { default: 'info' }),
+  routes: Type.Array(RouteSchema, { minItems: 1 }),
+}, { additionalProperties: false, $id: 'https://weir.dev/schema/config.json', title: 'weir config' })
+
+export type ConfigInput = Static<typeof ConfigSchema>
+export type RouteInput = Static<typeof RouteSchema>
+export type Weights = Static<typeof WeightsSchema>
+export type RolloutPolicy = Static<typeof RolloutPolicySchema>
+

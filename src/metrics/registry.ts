@@ -1,0 +1,29 @@
+// Every metric weir exports is defined here, in one registry per process (CONTRACT §6).
+
+import { Counter, Registry, collectDefaultMetrics } from 'prom-client'
+
+export interface Metrics {
+  readonly registry: Registry
+  readonly upstreamErrors: Counter<'route' | 'version' | 'reason'>
+  readonly routingDecisions: Counter<'route' | 'version' | 'reason'>
+}
+
+export function createMetrics ({ processDefaults = true } = {}): Metrics {
+  const registry = new Registry()
+  if (processDefaults) collectDefaultMetrics({ register: registry })
+  return {
+    registry,
+    upstreamErrors: new Counter({
+      name: 'weir_upstream_errors_total',
+      help: 'Failed upstream attempts by reason, including attempts a failover then answered.',
+      labelNames: ['route', 'version', 'reason'] as const,
+      registers: [registry],
+    }),
+    routingDecisions: new Counter({
+      name: 'weir_routing_decisions_total',
+      help: 'Routing decisions by the version chosen and what decided it.',
+      labelNames: ['route', 'version', 'reason'] as const,
+      registers: [registry],
+    }),
+  }
+}

@@ -1,0 +1,65 @@
+// Per-request state of one proxied exchange: the routing decision, the chosen upstream, what
+// failed, and the abort signal undici listens to. One object per request, nothing else.
+
+import type { Version } from '../config/rules.ts'
+import type { ErrorCode, UpstreamFailure } from '../errors.ts'
+import type { DecisionReason, Decision } from '../routing/pick-version.ts'
+import type { CompiledRoute } from '../routing/route-table.ts'
+import type { UpstreamTarget } from './upstreams.ts'
+
+type Listener = () => void
+
+/**
+ * The exchange doubles as the upstream request's abort signal: undici accepts any object with
+ * `once('abort')`/`removeListener`, so no AbortController is allocated per request. It must not
+ * have `aborted` (undici then treats it as an EventTarget) or `reason` (taken as the abort error).
+ */
+export class Exchange implements Decision {
+  version: Version = 'stable'
+  decidedBy: DecisionReason = 'random'
+  bucket = -1
+  newCookie = false
+  readonly route: CompiledRoute
+  target: UpstreamTarget
+  /** The client reached us over TLS (directly, or per a trusted X-Forwarded-Proto). */
+  secure = false
+  /** The first attempt's failure when the request was failed over to stable. */
+  failover: { version: Version; failure: UpstreamFailure } | null = null
+  /** Set when the client, not the upstream, broke the request (body too large or too slow). */
+  clientError: ErrorCode | null = null
+  /** The client went away and the upstream request was cancelled. */
+  cancelled = false
+  private abortListener: Listener | null = null
+
+  constructor (route: CompiledRoute) {
+    this.route = route
+    this.target = route.groups.stable.pick()
+  }
+
+  on (_event: 'abort', listener: Listener): this {
+    this.abortListener = listener
+    return this
+  }
+
+  once (event: 'abort', listener: Listener): this {
+    return this.on(event, listener)
+  }
+
+  addListener (event: 'abort', listener: Listener): this {
+    return this.on(event, listener)
+  }
+
+  removeListener (_event: 'abort', _listener: Listener): this {
+    this.abortListener = null
+    return this
+  }
+
+  /** Cancels the upstream request (client gone): undici closes the upstream socket or body. */
+  abort (): void {
+    if (this.cancelled) return
+    this.cancelled = true
+    const listener = this.abortListener
+    this.abortListener = null
+    if (listener !== null) listener()
+  }
+}

@@ -1,0 +1,86 @@
+// The headers weir changes on the way through: hop-by-hop headers removed both ways
+// (RFC 9110 §7.6.1), X-Forwarded-* / Via / X-Request-Id / X-Weir-Version added upstream,
+// and the version header and bucket cookie added to the response.
+
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http'
+import type { TLSSocket } from 'node:tls'
+import type { BlockList } from 'node:net'
+import type { Exchange } from './exchange.ts'
+
+/** Headers that describe one connection, never the message; `expect` too, since we answer 100-continue ourselves. */
+const HOP_BY_HOP_REQUEST = ['keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade', 'transfer-encoding', 'expect', 'x-weir-shadow'] as const
+const HOP_BY_HOP_RESPONSE = ['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade', 'transfer-encoding'] as const
+
+/** The request header that tells the upstream which version it is serving as. */
+export const UPSTREAM_VERSION_HEADER = 'x-weir-version'
+
+export function isTrustedPeer (trusted: BlockList | null, raw: IncomingMessage): boolean {
+  if (trusted === null) return false
+  const address = raw.socket.remoteAddress
+  if (address === undefined) return false
+  return trusted.check(address, address.includes(':') ? 'ipv6' : 'ipv4')
+}
+
+export function isTlsRequest (raw: IncomingMessage, trustedPeer: boolean): boolean {
+  if ((raw.socket as TLSSocket).encrypted === true) return true
+  return trustedPeer && raw.headers['x-forwarded-proto'] === 'https'
+}
+
+type OutgoingHeaders = Record<string, string | string[] | number | undefined>
+
+/**
+ * Rewrites the copy of the client's headers that goes upstream (reply-from already removed
+ * `connection` and the names it lists). Mutates and returns `headers`.
+ */
+export function rewriteRequestHeaders (
+  headers: OutgoingHeaders, raw: IncomingMessage, exchange: Exchange, trustedPeer: boolean, requestId: string,
+): OutgoingHeaders {
+  for (let i = 0; i < HOP_BY_HOP_REQUEST.length; i++) {
+    const name = HOP_BY_HOP_REQUEST[i] as string
+    if (headers[name] !== undefined) headers[name] = undefined
+  }
+  const client = raw.headers
+  const peer = raw.socket.remoteAddress ?? ''
+  if (trustedPeer) {
+    const xff = client['x-forwarded-for']
+    headers['x-forwarded-for'] = typeof xff === 'string' && xff !== '' ? xff + ', ' + peer : peer
+    if (client['x-forwarded-proto'] === undefined) headers['x-forwarded-proto'] = exchange.secure ? 'https' : 'http'
+    if (client['x-forwarded-host'] === undefined && client.host !== undefined) headers['x-forwarded-host'] = client.host
+  } else {
+    // An untrusted client's forwarding claims are replaced, never extended.
+    headers['x-forwarded-for'] = peer
+    headers['x-forwarded-proto'] = exchange.secure ? 'https' : 'http'
+    headers['x-forwarded-host'] = client.host
+    if (headers.forwarded !== undefined) headers.forwarded = undefined
+  }
+  const via = client.via
+  const hop = raw.httpVersion === '1.0' ? '1.0 weir' : '1.1 weir'
+  headers.via = via === undefined ? hop : via + ', ' + hop
+  headers['x-request-id'] = requestId
+  headers[UPSTREAM_VERSION_HEADER] = exchange.version
+  headers.host = exchange.route.config.passHost && client.host !== undefined ? client.host : exchange.target.host
+  return headers
+}
+
+/** Rewrites the upstream response headers in place before they are copied to the client. */
+export function rewriteResponseHeaders (headers: IncomingHttpHeaders, exchange: Exchange | null, versionHeader: string | false): IncomingHttpHeaders {
+  const connection = headers.connection
+  if (typeof connection === 'string') {
+    for (const name of connection.split(',')) {
+      const trimmed = name.trim().toLowerCase()
+      if (trimmed !== '') delete headers[trimmed]
+    }
+  }
+  for (let i = 0; i < HOP_BY_HOP_RESPONSE.length; i++) {
+    const name = HOP_BY_HOP_RESPONSE[i] as string
+    if (headers[name] !== undefined) delete headers[name]
+  }
+  if (exchange === null) return headers
+  if (versionHeader !== false) headers[versionHeader] = exchange.version
+  if (exchange.newCookie) {
+    const cookie = exchange.route.bucketCookie.setCookie(exchange.bucket, exchange.secure)
+    const existing = headers['set-cookie']
+    headers['set-cookie'] = existing === undefined ? [cookie] : [...existing, cookie]
+  }
+  return headers
+}

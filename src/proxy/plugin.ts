@@ -1,0 +1,285 @@
+// The data path: a fastify instance with @fastify/http-proxy whose upstream is chosen per
+// request by pickVersion and dispatched on our own undici pools (with failover and client-abort
+// propagation). It reads the current route table through one reference and never awaits the
+// control path.
+
+import { randomUUID } from 'node:crypto'
+import { STATUS_CODES, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http'
+import type { Socket } from 'node:net'
+import { Transform, type TransformCallback } from 'node:stream'
+import fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerFactory } from 'fastify'
+import httpProxy from '@fastify/http-proxy'
+import type { Dispatcher } from 'undici'
+import type { Config } from '../config/load.ts'
+import { ERRORS, classifyUpstreamError, errorBody, type ErrorCode } from '../errors.ts'
+import type { Metrics } from '../metrics/registry.ts'
+import { pickVersion } from '../routing/pick-version.ts'
+import type { RouteTable } from '../routing/route-table.ts'
+import { Exchange } from './exchange.ts'
+import { isTlsRequest, isTrustedPeer, rewriteRequestHeaders, rewriteResponseHeaders, UPSTREAM_VERSION_HEADER } from './forward-headers.ts'
+
+/** What the data path reads per request; replaced as a whole on reload or weight change. */
+export interface ProxySnapshot {
+  readonly table: RouteTable
+  readonly versionHeader: string | false
+  readonly trusted: import('node:net').BlockList | null
+}
+
+export interface ProxyRuntime {
+  current: ProxySnapshot
+  /** Set on shutdown: responses carry Connection: close so clients move on. */
+  draining: boolean
+}
+
+export interface ProxyAppOptions {
+  config: Config
+  runtime: ProxyRuntime
+  metrics: Metrics
+  serverFactory: FastifyServerFactory
+}
+
+const kExchange = Symbol('weir.exchange')
+
+interface WithExchange { [kExchange]?: Exchange }
+
+const PROXIED_METHODS = ['DELETE', 'GET', 'HEAD', 'PATCH', 'POST', 'PUT', 'OPTIONS']
+/** RFC 9110 §9.2.2; only these may be failed over, and only without a body. */
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE'])
+const REQUEST_ID = /^[A-Za-z0-9._:@/+=-]{1,200}$/
+
+function exchangeOf (request: { raw: object }): Exchange | undefined {
+  return (request.raw as WithExchange)[kExchange]
+}
+
+/** Keeps a client's X-Request-Id when it is a sane token, else makes one. */
+export function requestIdOf (raw: IncomingMessage): string {
+  const given = raw.headers['x-request-id']
+  return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID()
+}
+
+export function sendError (reply: FastifyReply, code: ErrorCode): void {
+  reply.code(ERRORS[code].status).header('content-type', 'application/json; charset=utf-8').send(errorBody(code, reply.request.id))
+}
+
+/** Listener on the client's ServerResponse: closing before the response finished aborts upstream. */
+function abortOnClientClose (this: ServerResponse & WithExchange): void {
+  if (!this.writableFinished) this[kExchange]?.abort()
+}
+
+/** Raw HTTP errors (malformed request line, header overflow, header timeout) never reach fastify. */
+function clientErrorHandler (err: Error & { code?: string }, socket: Socket): void {
+  if (err.code === 'ECONNRESET' || !socket.writable) {
+    socket.destroy()
+    return
+  }
+  const code: ErrorCode = err.code === 'HPE_HEADER_OVERFLOW'
+    ? 'WEIR_ERR_HEADERS_TOO_LARGE'
+    : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'WEIR_ERR_BODY_TIMEOUT' : 'WEIR_ERR_BAD_REQUEST'
+  const status = ERRORS[code].status
+  const body = errorBody(code, randomUUID())
+  socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\ncontent-type: application/json; charset=utf-8\r\n` +
+    `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`)
+}
+
+/** Counts request body bytes (for bodies of unknown length) and bounds how long the body may take. */
+class BodyGuard extends Transform {
+  private received = 0
+  private readonly timer: NodeJS.Timeout
+  private readonly exchange: Exchange
+  private readonly limit: number
+
+  constructor (exchange: Exchange, limit: number, timeoutMs: number) {
+    super()
+    this.exchange = exchange
+    this.limit = limit
+    this.timer = setTimeout(() => this.fail('WEIR_ERR_BODY_TIMEOUT'), timeoutMs)
+    this.timer.unref()
+  }
+
+  override _transform (chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.received += chunk.length
+    if (this.received > this.limit) {
+      this.fail('WEIR_ERR_BODY_TOO_LARGE')
+      return
+    }
+    callback(null, chunk)
+  }
+
+  override _flush (callback: TransformCallback): void {
+    clearTimeout(this.timer)
+    callback()
+  }
+
+  override _destroy (err: Error | null, callback: (error?: Error | null) => void): void {
+    clearTimeout(this.timer)
+    callback(err)
+  }
+
+  private fail (code: ErrorCode): void {
+    this.exchange.clientError = code
+    this.destroy(Object.assign(new Error(ERRORS[code].message), { code }))
+  }
+}
+
+type UpstreamRequestOptions = Omit<Dispatcher.RequestOptions, 'signal' | 'headers'> & {
+  headers: Record<string | symbol, unknown>
+  signal?: unknown
+}
+
+/**
+ * What reply-from calls to send a request upstream (it accepts any object with `request`).
+ * Sends on the exchange's pool, with the route's timeouts and the exchange as abort signal,
+ * and fails an idempotent bodyless canary/green request over to stable once.
+ */
+class UpstreamDispatcher {
+  private readonly metrics: Metrics
+
+  constructor (metrics: Metrics) {
+    this.metrics = metrics
+  }
+
+  request (opts: UpstreamRequestOptions, callback: (err: Error | null, res?: Dispatcher.ResponseData) => void): void {
+    const exchange = opts.headers[kExchange] as Exchange
+    const timeouts = exchange.route.config.timeouts
+    opts.signal = exchange
+    opts.headersTimeout = timeouts.headersMs
+    opts.bodyTimeout = timeouts.bodyIdleMs
+    if (exchange.version !== 'stable' && exchange.route.config.failover && IDEMPOTENT.has(opts.method) &&
+        (opts.body === '' || opts.body == null)) {
+      exchange.target.pool.request(opts as Dispatcher.RequestOptions, (err, res) => {
+        if (err === null || exchange.cancelled) {
+          callback(err, res)
+          return
+        }
+        const failure = classifyUpstreamError(err)
+        if (!failure.beforeResponse) {
+          callback(err, res)
+          return
+        }
+        // Counted as the failed version's error; the client is answered by stable.
+        this.metrics.upstreamErrors.labels(exchange.route.name, exchange.version, failure.reason).inc()
+        exchange.failover = { version: exchange.version, failure }
+        exchange.version = 'stable'
+        exchange.target = exchange.route.groups.stable.pick()
+        opts.headers[UPSTREAM_VERSION_HEADER] = 'stable'
+        if (!exchange.route.config.passHost) opts.headers.host = exchange.target.host
+        exchange.target.pool.request(opts as Dispatcher.RequestOptions, callback)
+      })
+      return
+    }
+    exchange.target.pool.request(opts as Dispatcher.RequestOptions, callback)
+  }
+}
+
+export async function createProxyApp (options: ProxyAppOptions): Promise<FastifyInstance> {
+  const { config, runtime, metrics } = options
+  const app = fastify({
+    serverFactory: options.serverFactory,
+    logger: { level: config.logLevel },
+    disableRequestLogging: true,
+    genReqId: requestIdOf,
+    // While draining, requests on open keep-alive connections are still served (with Connection: close).
+    return503OnClosing: false,
+    clientErrorHandler,
+    routerOptions: { maxParamLength: 65535 },
+  })
+
+  app.addHook('onRequest', function routeRequest (request, reply, done) {
+    const raw = request.raw
+    const snapshot = runtime.current
+    const route = snapshot.table.match(raw.headers.host, raw.url as string)
+    if (route === undefined) {
+      sendError(reply, 'WEIR_ERR_ROUTE_NOT_FOUND')
+      return
+    }
+    const length = raw.headers['content-length']
+    if (length !== undefined && Number(length) > route.config.maxBodyBytes) {
+      // The body is not read: the connection cannot be reused.
+      reply.header('connection', 'close')
+      sendError(reply, 'WEIR_ERR_BODY_TOO_LARGE')
+      return
+    }
+    if (runtime.draining) reply.header('connection', 'close')
+    const exchange = new Exchange(route)
+    pickVersion(route, raw.headers, exchange)
+    exchange.target = (route.groups[exchange.version] ?? route.groups.stable).pick()
+    exchange.secure = isTlsRequest(raw, isTrustedPeer(snapshot.trusted, raw))
+    metrics.routingDecisions.labels(route.name, exchange.version, exchange.decidedBy).inc()
+    ;(raw as WithExchange)[kExchange] = exchange
+    const res = reply.raw as ServerResponse & WithExchange
+    res[kExchange] = exchange
+    res.once('close', abortOnClientClose)
+    done()
+  })
+
+  app.addHook('preParsing', function guardBody (request, _reply, payload, done) {
+    const raw = request.raw
+    const exchange = (raw as WithExchange)[kExchange]
+    const length = raw.headers['content-length']
+    if (exchange === undefined || length === '0' || (length === undefined && raw.headers['transfer-encoding'] === undefined)) {
+      done(null, payload)
+      return
+    }
+    const guard = new BodyGuard(exchange, exchange.route.config.maxBodyBytes, exchange.route.config.timeouts.requestBodyMs)
+    payload.on('error', (err) => guard.destroy(err))
+    done(null, payload.pipe(guard))
+  })
+
+  app.setNotFoundHandler((_request, reply) => sendError(reply, 'WEIR_ERR_ROUTE_NOT_FOUND'))
+  app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, request, reply) => {
+    if (reply.sent || reply.raw.headersSent) return
+    if (err.statusCode === 413) return sendError(reply, 'WEIR_ERR_BODY_TOO_LARGE')
+    if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500) return sendError(reply, 'WEIR_ERR_BAD_REQUEST')
+    request.log.error({ err }, 'unexpected proxy error')
+    sendError(reply, 'WEIR_ERR_INTERNAL')
+  })
+
+  // The plugin's types pin reply-from's own undici; our dispatcher is typed above instead.
+  await app.register(httpProxy as never, {
+    upstream: '',
+    websocket: true,
+    httpMethods: PROXIED_METHODS,
+    internalRewriteLocationHeader: false,
+    disableRequestLogging: true,
+    // reply-from takes any object with request(opts, callback) as its undici dispatcher.
+    undici: new UpstreamDispatcher(metrics),
+    replyOptions: {
+      getUpstream: (request: FastifyRequest) => (exchangeOf(request) as Exchange).target.origin,
+      rewriteRequestHeaders: (request: FastifyRequest, headers: Record<string, string | string[] | number | undefined>) => {
+        const exchange = exchangeOf(request) as Exchange
+        const out = rewriteRequestHeaders(headers, request.raw, exchange, isTrustedPeer(runtime.current.trusted, request.raw), request.id)
+        ;(out as Record<symbol, unknown>)[kExchange] = exchange
+        return out
+      },
+      rewriteHeaders: (headers: IncomingHttpHeaders, request: FastifyRequest | undefined) =>
+        rewriteResponseHeaders(headers, request === undefined ? null : exchangeOf(request) ?? null, runtime.current.versionHeader),
+      onError: (reply: FastifyReply, { error }: { error: Error }) => {
+        const exchange = exchangeOf(reply.request)
+        if (exchange === undefined) return sendError(reply, 'WEIR_ERR_INTERNAL')
+        if (exchange.cancelled || reply.raw.destroyed) return
+        if (exchange.clientError !== null) {
+          reply.header('connection', 'close')
+          return sendError(reply, exchange.clientError)
+        }
+        const failure = classifyUpstreamError(error)
+        metrics.upstreamErrors.labels(exchange.route.name, exchange.version, failure.reason).inc()
+        const versionHeader = runtime.current.versionHeader
+        if (versionHeader !== false) reply.header(versionHeader, exchange.version)
+        sendError(reply, failure.code)
+      },
+      // A 503 from the upstream is the answer, not a reason to ask again.
+      retryDelay: () => null,
+    },
+    wsClientOptions: {
+      rewriteRequestHeaders: (headers: Record<string, string>, request: FastifyRequest) => {
+        const exchange = exchangeOf(request) as Exchange
+        const out: Record<string, string | string[] | number | undefined> = { ...headers }
+        if (request.headers.cookie !== undefined) out.cookie = request.headers.cookie
+        rewriteRequestHeaders(out, request.raw, exchange, isTrustedPeer(runtime.current.trusted, request.raw), request.id)
+        out.host = undefined
+        return out
+      },
+    },
+  })
+  return app
+}

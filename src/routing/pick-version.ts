@@ -1,0 +1,78 @@
+// Decides which version serves a request (CONTRACT §3): override, then a bucket from the user
+// id, the signed cookie or chance, then the bucket's range. Synchronous and allocation-free.
+
+import type { IncomingHttpHeaders } from 'node:http'
+import type { Version } from '../config/rules.ts'
+import { readCookie } from './bucket-cookie.ts'
+import { BUCKETS } from './hash.ts'
+import type { CompiledRoute } from './route-table.ts'
+
+export type DecisionReason = 'override' | 'user' | 'cookie' | 'random'
+
+/** What pickVersion writes; the proxy's per-request exchange object implements it. */
+export interface Decision {
+  version: Version
+  decidedBy: DecisionReason
+  /** The request's bucket, or -1 for an override. */
+  bucket: number
+  /** True when the client has no valid bucket cookie and must be sent one. */
+  newCookie: boolean
+}
+
+export function pickVersion (route: CompiledRoute, headers: IncomingHttpHeaders, out: Decision): void {
+  out.newCookie = false
+  const cookies = headers.cookie
+  if (route.overrideHeader !== undefined || route.overrideCookieEq !== undefined) {
+    const forced = overrideOf(route, headers, cookies)
+    if (forced !== undefined) {
+      out.version = forced
+      out.decidedBy = 'override'
+      out.bucket = -1
+      return
+    }
+  }
+  let bucket = -1
+  let userId: string | undefined
+  if (route.userIdHeader !== undefined) {
+    const value = headers[route.userIdHeader]
+    if (typeof value === 'string' && value !== '') userId = value
+  }
+  if (userId === undefined && route.userIdCookieEq !== undefined) userId = readCookie(cookies, route.userIdCookieEq)
+  if (userId !== undefined) {
+    bucket = route.userBucket(userId)
+    out.decidedBy = 'user'
+  } else {
+    bucket = route.bucketCookie.read(cookies)
+    if (bucket !== -1) {
+      out.decidedBy = 'cookie'
+    } else {
+      bucket = Math.floor(Math.random() * BUCKETS)
+      out.decidedBy = 'random'
+      out.newCookie = true
+    }
+  }
+  out.bucket = bucket
+  out.version = versionOfBucket(route, bucket)
+}
+
+export function versionOfBucket (route: CompiledRoute, bucket: number): Version {
+  if (bucket < route.canaryEnd) return 'canary'
+  if (bucket >= route.greenStart) return 'green'
+  return 'stable'
+}
+
+/** The version an override names, when it has an upstream. Unknown names and "shadow" are ignored. */
+function overrideOf (route: CompiledRoute, headers: IncomingHttpHeaders, cookies: string | undefined): Version | undefined {
+  let named: string | undefined
+  if (route.overrideHeader !== undefined) {
+    const value = headers[route.overrideHeader]
+    if (typeof value === 'string') named = value
+  }
+  if (named === undefined && route.overrideCookieEq !== undefined) named = readCookie(cookies, route.overrideCookieEq)
+  switch (named) {
+    case 'stable': return 'stable'
+    case 'canary': return route.groups.canary !== null ? 'canary' : undefined
+    case 'green': return route.groups.green !== null ? 'green' : undefined
+    default: return undefined
+  }
+}

@@ -1,0 +1,76 @@
+// Real upstream HTTP servers on 127.0.0.1 for tests: each answers with its own name, records
+// what it received, and can be told to misbehave per request.
+
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { AddressInfo, Socket } from 'node:net'
+
+export interface ReceivedRequest {
+  method: string
+  url: string
+  headers: IncomingMessage['headers']
+  rawHeaders: string[]
+  bodyBytes: number
+}
+
+export type Handler = (req: IncomingMessage, res: ServerResponse, body: Buffer) => void
+
+export interface Upstream {
+  readonly name: string
+  readonly url: string
+  readonly port: number
+  readonly received: ReceivedRequest[]
+  /** Replace how the server answers (default: 200 JSON `{ version: name, url }`). */
+  handle (handler: Handler | null): void
+  close (): Promise<void>
+}
+
+/** Starts a server answering as `name`. Pass `port` to reuse a port (e.g. restart a killed upstream). */
+export async function startUpstream (name: string, port = 0): Promise<Upstream> {
+  const received: ReceivedRequest[] = []
+  const sockets = new Set<Socket>()
+  let custom: Handler | null = null
+  const server: Server = createServer((req, res) => {
+    const chunks: Buffer[] = []
+    let bytes = 0
+    req.on('data', (chunk: Buffer) => {
+      bytes += chunk.length
+      if (bytes <= 1 << 20) chunks.push(chunk)
+    })
+    req.on('end', () => {
+      received.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, rawHeaders: req.rawHeaders, bodyBytes: bytes })
+      const body = Buffer.concat(chunks)
+      if (custom !== null) {
+        custom(req, res, body)
+        return
+      }
+      res.setHeader('content-type', 'application/json')
+      res.end(JSON.stringify({ version: name, url: req.url, bytes }))
+    })
+  })
+  server.on('connection', (s: Socket) => {
+    sockets.add(s)
+    s.on('close', () => sockets.delete(s))
+  })
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve))
+  const actual = (server.address() as AddressInfo).port
+  return {
+    name,
+    url: `http://127.0.0.1:${actual}`,
+    port: actual,
+    received,
+    handle (handler) { custom = handler },
+    async close () {
+      for (const s of sockets) s.destroy()
+      await new Promise<void>((resolve) => server.close(() => resolve()))
+    },
+  }
+}
+
+/** A port that nothing listens on (bound, then released). */
+export async function closedPort (): Promise<number> {
+  const server = createServer()
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as AddressInfo
+  await new Promise<void>((resolve) => server.close(() => resolve()))
+  return port
+}
