@@ -74,7 +74,7 @@ const UPSTREAM_FAILURES: Readonly<Record<string, UpstreamFailure>> = {
   ERR_SSL_WRONG_VERSION_NUMBER: tls,
 }
 
-interface ErrorLike { code?: unknown; cause?: unknown }
+interface ErrorLike { code?: unknown; name?: unknown; cause?: unknown }
 
 /**
  * Classifies a failed upstream request. Wrappers (reply-from, undici) keep the original
@@ -88,6 +88,9 @@ export function classifyUpstreamError (err: unknown): UpstreamFailure {
     if (typeof code === 'string') {
       const known = UPSTREAM_FAILURES[code] ?? (code.startsWith('HPE_') ? badResponse : undefined)
       if (known !== undefined) found = known
+    } else if (e.name === 'HTTPParserError') {
+      // undici's parser errors carry a code only for some llhttp failures.
+      found = badResponse
     }
     e = e.cause as ErrorLike | undefined
   }

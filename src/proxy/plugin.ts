@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto'
 import { STATUS_CODES, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import { Transform, type TransformCallback } from 'node:stream'
-import fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerFactory } from 'fastify'
+import fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerFactory } from 'fastify'
 import httpProxy from '@fastify/http-proxy'
 import type { Dispatcher } from 'undici'
 import type { Config } from '../config/load.ts'
@@ -176,7 +176,8 @@ export async function createProxyApp (options: ProxyAppOptions): Promise<Fastify
   const app = fastify({
     serverFactory: options.serverFactory,
     logger: { level: config.logLevel },
-    disableRequestLogging: true,
+    // No per-request log lines: an access log is opt-in work, not a hot-path default.
+    logController: new LogController({ disableRequestLogging: true }),
     genReqId: requestIdOf,
     // While draining, requests on open keep-alive connections are still served (with Connection: close).
     return503OnClosing: false,
@@ -233,6 +234,10 @@ export async function createProxyApp (options: ProxyAppOptions): Promise<Fastify
     request.log.error({ err }, 'unexpected proxy error')
     sendError(reply, 'WEIR_ERR_INTERNAL')
   })
+
+  // fastify's built-in text/plain parser would buffer the whole body (and cap it at its own
+  // 1 MiB bodyLimit); the proxy's catch-all parser below streams every content type instead.
+  app.removeAllContentTypeParsers()
 
   // The plugin's types pin reply-from's own undici; our dispatcher is typed above instead.
   await app.register(httpProxy as never, {

@@ -41,6 +41,8 @@ async function versionsFor (url: string, userIds: string[], parallel = 32): Prom
 
 const randomIds = (n: number, salt: string): string[] => Array.from({ length: n }, (_, i) => `${salt}-${i}-${Math.random().toString(36).slice(2)}`)
 
+const sorted = (m: Map<string, string>): [string, string][] => [...m.entries()].sort((a, b) => (a[0] < b[0] ? -1 : 1))
+
 function shares (versions: Map<string, string>): Record<string, number> {
   const counts: Record<string, number> = {}
   for (const v of versions.values()) counts[v] = (counts[v] ?? 0) + 1
@@ -64,4 +66,144 @@ t.test('33.33/33.33/33.34 spreads 20 000 users evenly (±1.5) across three versi
   for (const [v, expected] of [['stable', 33.34], ['canary', 33.33], ['green', 33.33]] as const) {
     t.ok(Math.abs((s[v] ?? 0) - expected) <= 1.5, `${v} share ${s[v]}`)
   }
+})
+
+t.test('the same user id always reaches the same version', async (t) => {
+  const { proxy } = await threeVersions(t, { stable: 50, canary: 25, green: 25 })
+  const ids = randomIds(200, 'c')
+  const first = await versionsFor(proxy.url + '/', ids)
+  for (let round = 0; round < 3; round++) {
+    const again = await versionsFor(proxy.url + '/', ids)
+    t.same(sorted(again), sorted(first), `round ${round}: every user on the same version`)
+  }
+})
+
+t.test('raising canary from 10 to 20 only moves users from stable to canary; lowering it moves them back', async (t) => {
+  const { proxy } = await threeVersions(t, { stable: 90, canary: 10 })
+  const ids = randomIds(3000, 'd')
+  const at10 = await versionsFor(proxy.url + '/', ids)
+  const reweigh = async (canary: number): Promise<void> => {
+    const doc = configDoc([{
+      ...proxy.config.routes[0] && { name: 'shop' },
+      upstreams: Object.fromEntries(Object.entries(proxy.config.routes[0]?.upstreams ?? {}).map(([k, v]) => [k, v?.[0]])),
+      weights: { stable: 100 - canary, canary },
+      stickiness: { userId: { header: 'x-user-id' } },
+    }])
+    await proxy.apps.reload(mustBuild(doc))
+  }
+  await reweigh(20)
+  const at20 = await versionsFor(proxy.url + '/', ids)
+  const moves: Record<string, number> = {}
+  for (const [id, before] of at10) {
+    const after = at20.get(id)
+    if (before !== after) moves[`${before}->${after}`] = (moves[`${before}->${after}`] ?? 0) + 1
+  }
+  t.same(Object.keys(moves), ['stable->canary'], 'the only movement is stable → canary')
+  t.ok((moves['stable->canary'] ?? 0) > 150, `about 10 % of users moved (${moves['stable->canary']} of ${ids.length})`)
+  await reweigh(10)
+  const back = await versionsFor(proxy.url + '/', ids)
+  t.same(sorted(back), sorted(at10), 'at 10 % again, every user is where they were')
+})
+
+t.test('a client without user id keeps its version across 50 requests through the bucket cookie', async (t) => {
+  const { proxy } = await threeVersions(t, { stable: 50, canary: 50 })
+  for (let client = 0; client < 6; client++) {
+    const first = await send(proxy.url + '/')
+    const setCookie = first.headers['set-cookie']?.find((c) => c.startsWith('weir_b='))
+    t.ok(setCookie, 'the first response sets the bucket cookie')
+    t.match(setCookie, /; Max-Age=86400; Path=\/; HttpOnly; SameSite=Lax$/, 'with the documented attributes')
+    const cookie = (setCookie as string).split(';')[0] as string
+    const version = first.headers['x-weir-version']
+    for (let i = 0; i < 50; i++) {
+      const reply = await send(proxy.url + '/', { headers: { cookie: `other=1; ${cookie}; more=2` }, agent: keepAlive })
+      if (reply.headers['x-weir-version'] !== version) t.fail(`request ${i} switched version`)
+      if (reply.headers['set-cookie'] !== undefined) t.fail(`request ${i} was sent a new cookie`)
+    }
+  }
+})
+
+t.test('a tampered, malformed or 10 KB bucket cookie is ignored and replaced, never an error', async (t) => {
+  const { proxy } = await threeVersions(t, { stable: 50, canary: 50 })
+  const first = await send(proxy.url + '/')
+  const valid = ((first.headers['set-cookie'] ?? [])[0] ?? '').split(';')[0] as string
+  const value = valid.slice('weir_b='.length)
+  const flipAt = value.length - 3
+  const flipped = value.slice(0, flipAt) + (value[flipAt] === 'A' ? 'B' : 'A') + value.slice(flipAt + 1)
+  const bad = {
+    'one flipped character': `weir_b=${flipped}`,
+    'a changed bucket': `weir_b=${(Number(value.split('.')[0]) + 1) % 10000}.${value.split('.')[1]}`,
+    malformed: 'weir_b=not-a-bucket',
+    empty: 'weir_b=',
+    'bucket out of range': 'weir_b=99999.AAAAAAAAAAAAAAAAAAAAAA',
+    '10 KB long': 'weir_b=' + '7'.repeat(10 * 1024),
+  }
+  for (const [what, cookie] of Object.entries(bad)) {
+    const reply = await send(proxy.url + '/', { headers: { cookie } })
+    t.equal(reply.status, 200, `${what}: answered 200`)
+    const replaced = (reply.headers['set-cookie'] ?? []).find((c) => c.startsWith('weir_b='))
+    t.ok(replaced, `${what}: a new cookie is set`)
+    t.not(replaced?.split(';')[0], cookie, `${what}: the new cookie differs`)
+  }
+  const good = await send(proxy.url + '/', { headers: { cookie: valid } })
+  t.equal(good.headers['set-cookie'], undefined, 'the untouched cookie is accepted as is')
+})
+
+t.test('the bucket cookie is Secure when the client came over https through a trusted hop', async (t) => {
+  const { proxy } = await threeVersions(t, { stable: 100 })
+  const direct = await send(proxy.url + '/', { headers: { 'x-forwarded-proto': 'https' } })
+  t.notMatch(String(direct.headers['set-cookie']), /Secure/, 'an untrusted X-Forwarded-Proto is ignored')
+  const trustedDoc = configDoc([{ name: 'shop', upstreams: { stable: proxy.config.routes[0]?.upstreams.stable?.[0] } }], { trustedProxies: ['127.0.0.1'] })
+  await proxy.apps.reload(mustBuild(trustedDoc))
+  const viaTls = await send(proxy.url + '/', { headers: { 'x-forwarded-proto': 'https' } })
+  t.match(String(viaTls.headers['set-cookie']), /; Secure/, 'a trusted hop saying https gets a Secure cookie')
+})
+
+t.test('the override header reaches a version at weight 0; an unknown or shadow version is ignored', async (t) => {
+  const { proxy, ups } = await threeVersions(t, { stable: 100 })
+  for (const v of ['canary', 'green', 'stable']) {
+    const reply = await send(proxy.url + '/x', { headers: { 'x-weir-version': v } })
+    t.equal(reply.json().version, v, `override ${v} is served by ${v}`)
+    t.equal(reply.headers['x-weir-version'], v, 'and says so')
+    t.equal(reply.headers['set-cookie'], undefined, 'an override sets no bucket cookie')
+  }
+  t.equal(ups.green.received.length, 1, 'green received exactly the one overridden request')
+  t.equal(ups.green.received[0]?.headers['x-weir-version'], 'green', 'and was told it serves as green')
+  for (const v of ['shadow', 'blue', 'CANARY', '']) {
+    const reply = await send(proxy.url + '/x', { headers: { 'x-weir-version': v } })
+    t.equal(reply.status, 200, `override "${v}": answered`)
+    t.equal(reply.json().version, 'stable', `override "${v}" is ignored (weights decide)`)
+  }
+})
+
+t.test('an override naming a version without an upstream is ignored', async (t) => {
+  const stable = await startUpstream('stable')
+  const proxy = await startProxy(configDoc([{ name: 'only', upstreams: { stable: stable.url } }]))
+  t.teardown(async () => { await proxy.close(); await stable.close() })
+  const reply = await send(proxy.url + '/', { headers: { 'x-weir-version': 'canary' } })
+  t.equal(reply.json().version, 'stable')
+})
+
+t.test('routes match by host and path prefix, first match wins; no match is a JSON 404 from the proxy', async (t) => {
+  const a = await startUpstream('a')
+  const b = await startUpstream('b')
+  const c = await startUpstream('c')
+  const proxy = await startProxy(configDoc([
+    { name: 'api', match: { host: 'shop.example.com', pathPrefix: '/api' }, upstreams: { stable: a.url } },
+    { name: 'wild', match: { host: '*.example.com' }, upstreams: { stable: b.url } },
+    { name: 'other', match: { host: ['other.test', 'Alias.Test'] }, upstreams: { stable: c.url } },
+  ]))
+  t.teardown(async () => { await proxy.close(); await a.close(); await b.close(); await c.close() })
+  const version = async (host: string, path: string): Promise<string | number> => {
+    const reply = await send(proxy.url + path, { headers: { host } })
+    return reply.status === 200 ? reply.json().version as string : reply.status
+  }
+  t.equal(await version('shop.example.com', '/api/items'), 'a')
+  t.equal(await version('SHOP.example.com:8080', '/api'), 'a', 'host is case-insensitive and ignores the port')
+  t.equal(await version('shop.example.com', '/web'), 'b', 'a later route catches what the first does not')
+  t.equal(await version('x.example.com', '/api'), 'b', 'wildcard host')
+  t.equal(await version('alias.test', '/'), 'c', 'any of several hosts')
+  const miss = await send(proxy.url + '/', { headers: { host: 'nowhere.test' } })
+  t.equal(miss.status, 404)
+  t.same(Object.keys(miss.json()).sort(), ['error', 'message', 'requestId'])
+  t.equal(miss.json().error, 'WEIR_ERR_ROUTE_NOT_FOUND')
 })
