@@ -6,7 +6,7 @@ import { dirname, extname, resolve } from 'node:path'
 import type { BlockList } from 'node:net'
 import { Value } from '@sinclair/typebox/value'
 import { parseDocument } from 'yaml'
-import { ConfigSchema, DefaultTimeoutsSchema, RouteSchema, type ConfigInput, type RolloutPolicy, type RouteInput } from './schema.ts'
+import { ConfigSchema, UpstreamsSchema, WeightsSchema, type ConfigInput, type RolloutPolicy, type RouteInput, type Weights } from './schema.ts'
 import { byteSize, durationMs } from './units.ts'
 import {
   buildTrustedProxies, checkUpstreamUrl, checkWeights, isLoopbackHost,
@@ -106,7 +106,7 @@ export function buildConfig (input: unknown, options: LoadOptions & { file?: str
   }
   const baseDir = options.file !== undefined ? dirname(options.file) : process.cwd()
   if (problems.length > 0) {
-    reportRouteRules(withDefaults, baseDir, problems)
+    reportRouteRules(withDefaults, problems)
     return { ok: false, problems }
   }
 
@@ -117,13 +117,18 @@ export function buildConfig (input: unknown, options: LoadOptions & { file?: str
   return { ok: true, config }
 }
 
-/** When the schema failed somewhere, still report the cross-field problems of every route that passed it. */
-function reportRouteRules (doc: unknown, baseDir: string, problems: Problem[]): void {
-  const { routes, timeouts } = (doc ?? {}) as { routes?: unknown; timeouts?: unknown }
+/**
+ * When the schema failed somewhere, still report the cross-field problems of the parts that
+ * passed it, so one `weir validate` run lists every mistake.
+ */
+function reportRouteRules (doc: unknown, problems: Problem[]): void {
+  const { routes } = (doc ?? {}) as { routes?: unknown }
   if (!Array.isArray(routes)) return
-  const top = Value.Check(DefaultTimeoutsSchema, timeouts) ? timeouts : Value.Default(DefaultTimeoutsSchema, {}) as ConfigInput['timeouts']
-  routes.forEach((route, i) => {
-    if (Value.Check(RouteSchema, route)) normalizeRoute(route, `routes[${i}]`, top, 0, baseDir, problems)
+  routes.forEach((route: { upstreams?: unknown; weights?: unknown } | null, i) => {
+    if (route === null || typeof route !== 'object' || !Value.Check(UpstreamsSchema, route.upstreams)) return
+    const path = `routes[${i}]`
+    const upstreams = normalizeUpstreams(route.upstreams, path, problems)
+    if (route.weights === undefined || Value.Check(WeightsSchema, route.weights)) normalizeWeights(route.weights, upstreams, path, problems)
   })
 }
 
@@ -169,12 +174,10 @@ function normalize (doc: ConfigInput, baseDir: string, envToken: string | undefi
   }
 }
 
-function normalizeRoute (
-  route: RouteInput, path: string, top: ConfigInput['timeouts'], topMaxBody: string | number,
-  baseDir: string, problems: Problem[],
-): RouteConfig {
+/** Origins per version, reporting bad and repeated URLs. */
+function normalizeUpstreams (input: RouteInput['upstreams'], path: string, problems: Problem[]): Partial<Record<UpstreamName, string[]>> {
   const upstreams: Partial<Record<UpstreamName, string[]>> = {}
-  for (const [name, value] of Object.entries(route.upstreams) as [UpstreamName, string | string[] | undefined][]) {
+  for (const [name, value] of Object.entries(input) as [UpstreamName, string | string[] | undefined][]) {
     if (value === undefined) continue
     const list = Array.isArray(value) ? value : [value]
     const origins: string[] = []
@@ -187,9 +190,21 @@ function normalizeRoute (
     })
     upstreams[name] = origins
   }
-  const weightsInput = route.weights ?? { stable: 100 }
-  const { bp, problems: weightProblems } = checkWeights(weightsInput, (v: Version) => upstreams[v] !== undefined, `${path}.weights`)
+  return upstreams
+}
+
+function normalizeWeights (input: Weights | undefined, upstreams: Partial<Record<UpstreamName, string[]>>, path: string, problems: Problem[]): WeightsBp {
+  const { bp, problems: weightProblems } = checkWeights(input ?? { stable: 100 }, (v: Version) => upstreams[v] !== undefined, `${path}.weights`)
   problems.push(...weightProblems)
+  return bp
+}
+
+function normalizeRoute (
+  route: RouteInput, path: string, top: ConfigInput['timeouts'], topMaxBody: string | number,
+  baseDir: string, problems: Problem[],
+): RouteConfig {
+  const upstreams = normalizeUpstreams(route.upstreams, path, problems)
+  const bp = normalizeWeights(route.weights, upstreams, path, problems)
 
   const hosts = route.match?.host === undefined ? [] : (Array.isArray(route.match.host) ? route.match.host : [route.match.host])
   hosts.forEach((host, j) => {

@@ -31,6 +31,13 @@ export const UpstreamSchema = described(Type.Union([
 ], { description: 'One upstream URL, or a list balanced round-robin within the version.' }),
 'must be an http(s):// URL or a non-empty list of them')
 
+export const UpstreamsSchema = Type.Object({
+  stable: UpstreamSchema,
+  canary: Type.Optional(UpstreamSchema),
+  green: Type.Optional(UpstreamSchema),
+  shadow: Type.Optional(UpstreamSchema),
+}, { additionalProperties: false })
+
 export const WeightSchema = Type.Number({ minimum: 0, maximum: 100, description: 'Percent, at most two decimals.' })
 
 export const WeightsSchema = Type.Object({
@@ -105,12 +112,7 @@ export const RouteSchema = Type.Object({
       { description: 'Host names (case-insensitive, port ignored); "*.example.com" matches any subdomain.' })),
     pathPrefix: Type.String({ pattern: '^/', default: '/' }),
   }, { additionalProperties: false, default: {} })),
-  upstreams: Type.Object({
-    stable: UpstreamSchema,
-    canary: Type.Optional(UpstreamSchema),
-    green: Type.Optional(UpstreamSchema),
-    shadow: Type.Optional(UpstreamSchema),
-  }, { additionalProperties: false }),
+  upstreams: UpstreamsSchema,
   weights: Type.Optional(WeightsSchema),
   stickiness: StickinessSchema,
   override: Type.Union([OverrideSchema, Type.Literal(false)], { default: { header: 'x-weir-version' } }),

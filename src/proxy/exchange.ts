@@ -33,7 +33,9 @@ export class Exchange implements Decision {
 
   constructor (route: CompiledRoute) {
     this.route = route
-    this.target = route.groups.stable.pick()
+    // A placeholder: the proxy picks the real target once the version is known (picking here
+    // would advance the round-robin cursor twice per request).
+    this.target = route.groups.stable.targets[0] as UpstreamTarget
   }
 
   on (_event: 'abort', listener: Listener): this {

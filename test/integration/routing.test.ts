@@ -9,7 +9,7 @@ import { send } from '../helpers/http.ts'
 const keepAlive = new Agent({ keepAlive: true, maxSockets: 32 })
 t.teardown(() => keepAlive.destroy())
 
-async function threeVersions (t: Test, weights: Record<string, number>, extra: Record<string, unknown> = {}): Promise<{ proxy: TestProxy; ups: Record<string, Upstream> }> {
+async function threeVersions (t: Test, weights: Record<string, number>, extra: Record<string, unknown> = {}): Promise<{ proxy: TestProxy; ups: { stable: Upstream; canary: Upstream; green: Upstream } }> {
   const ups = { stable: await startUpstream('stable'), canary: await startUpstream('canary'), green: await startUpstream('green') }
   const proxy = await startProxy(configDoc([{
     name: 'shop',

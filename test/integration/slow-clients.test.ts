@@ -3,62 +3,10 @@
 // upstream after the route's timeouts.requestBody.
 
 import t, { type Test } from 'tap'
-import { createServer, type IncomingMessage, type Server } from 'node:http'
-import { connect, type AddressInfo, type Socket } from 'node:net'
+import type { Socket } from 'node:net'
 import { configDoc, startProxy, type TestProxy } from '../helpers/proxy.ts'
 import { send } from '../helpers/http.ts'
-
-/** What a counting upstream saw of one request. */
-interface Seen {
-  method: string
-  bytes: number
-  complete: boolean
-  /** When its request closed before the whole body had arrived (performance.now()), else null. */
-  abortedAt: number | null
-}
-
-interface CountingUpstream {
-  url: string
-  seen: Seen[]
-  close (): Promise<void>
-}
-
-/**
- * An upstream that answers GETs at once and other requests when their body ends, and records
- * every request as it starts, with the bytes that reached it and whether it was cut short.
- */
-async function startCountingUpstream (): Promise<CountingUpstream> {
-  const seen: Seen[] = []
-  const sockets = new Set<Socket>()
-  const server: Server = createServer((req: IncomingMessage, res) => {
-    const entry: Seen = { method: req.method ?? '', bytes: 0, complete: false, abortedAt: null }
-    seen.push(entry)
-    req.on('data', (chunk: Buffer) => { entry.bytes += chunk.length })
-    req.on('error', () => {})
-    req.on('close', () => {
-      entry.complete = req.complete
-      if (!req.complete) entry.abortedAt = performance.now()
-    })
-    if (req.method === 'GET') {
-      res.end('ok')
-      return
-    }
-    req.on('end', () => res.end(JSON.stringify({ bytes: entry.bytes })))
-  })
-  server.on('connection', (s: Socket) => {
-    sockets.add(s)
-    s.on('close', () => sockets.delete(s))
-  })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    seen,
-    async close () {
-      for (const s of sockets) s.destroy()
-      await new Promise<void>((resolve) => server.close(() => resolve()))
-    },
-  }
-}
+import { eventually, openSocket, readUntilClose, sleep, startCountingUpstream, type CountingUpstream } from '../helpers/raw-http.ts'
 
 async function setup (t: Test, route: Record<string, unknown> = {}): Promise<{ proxy: TestProxy; upstream: CountingUpstream }> {
   const upstream = await startCountingUpstream()
@@ -68,25 +16,6 @@ async function setup (t: Test, route: Record<string, unknown> = {}): Promise<{ p
     await upstream.close()
   })
   return { proxy, upstream }
-}
-
-function openSocket (port: number): Promise<Socket> {
-  return new Promise((resolve, reject) => {
-    const socket = connect(port, '127.0.0.1', () => resolve(socket))
-    socket.once('error', reject)
-  })
-}
-
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
-
-/** Polls `check` every 20 ms until it holds or `limitMs` passes. */
-async function eventually (check: () => boolean, limitMs: number): Promise<boolean> {
-  const deadline = performance.now() + limitMs
-  while (performance.now() < deadline) {
-    if (check()) return true
-    await sleep(20)
-  }
-  return check()
 }
 
 t.test('100 clients trickling request bodies at one byte a second do not delay a normal GET past 100 ms', async (t) => {
@@ -136,35 +65,6 @@ t.test('100 clients trickling request bodies at one byte a second do not delay a
   t.equal(answeredSlow, 0, 'no trickling client was answered or cut off early')
   t.ok(sockets.every((s) => !s.destroyed), 'every trickling connection is still open')
 })
-
-interface RawResponse { status: number; headers: Record<string, string>; body: string }
-
-/** Reads one HTTP/1.1 response off a raw socket until the server closes it (at most `limitMs`). */
-function readUntilClose (socket: Socket, limitMs: number): Promise<RawResponse | null> {
-  return new Promise((resolve) => {
-    const chunks: Buffer[] = []
-    const timer = setTimeout(() => finish(), limitMs)
-    function finish (): void {
-      clearTimeout(timer)
-      const text = Buffer.concat(chunks).toString('utf8')
-      const split = text.indexOf('\r\n\r\n')
-      if (split === -1) {
-        resolve(null)
-        return
-      }
-      const [statusLine = '', ...lines] = text.slice(0, split).split('\r\n')
-      const headers: Record<string, string> = {}
-      for (const line of lines) {
-        const colon = line.indexOf(':')
-        headers[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim()
-      }
-      resolve({ status: Number(statusLine.split(' ')[1]), headers, body: text.slice(split + 4) })
-    }
-    socket.on('data', (chunk: Buffer) => chunks.push(chunk))
-    socket.on('error', () => {})
-    socket.once('close', finish)
-  })
-}
 
 t.test('a request body that stops arriving is answered 408 after timeouts.requestBody and its upstream request is aborted', async (t) => {
   const { proxy, upstream } = await setup(t, { timeouts: { requestBody: '500ms' } })

@@ -1,13 +1,13 @@
 // What clients see when an upstream fails, and when failover to stable applies.
 
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { createServer, type Server } from 'node:net'
 import type { AddressInfo } from 'node:net'
 import { closedPort, startUpstream } from '../helpers/upstream.ts'
 import { configDoc, startProxy } from '../helpers/proxy.ts'
 import { send, type Reply } from '../helpers/http.ts'
 
-function assertProxyError (t: Tap, reply: Reply, status: number, code: string): void {
+function assertProxyError (t: Test, reply: Reply, status: number, code: string): void {
   t.equal(reply.status, status, `status ${status}`)
   t.match(String(reply.headers['content-type']), /^application\/json/)
   const body = reply.json()
@@ -16,7 +16,6 @@ function assertProxyError (t: Tap, reply: Reply, status: number, code: string): 
   t.type(body.requestId, 'string')
   t.notMatch(reply.body, /127\.0\.0\.1|localhost|:\d{2,5}\b|ECONN|stack|at /, 'no address, errno or stack trace')
 }
-type Tap = Parameters<Parameters<typeof t.test>[1]>[0]
 
 /** A TCP server that answers every connection with `respond(socket)`. */
 async function rawServer (respond: (socket: import('node:net').Socket) => void): Promise<{ url: string; close: () => Promise<void> }> {

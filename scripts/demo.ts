@@ -1,0 +1,107 @@
+// `npm run demo`: starts three tiny upstreams (stable, canary, green, on the ports of
+// config/weir.yaml) and weir itself in this one process, then prints curl lines to try.
+// Ctrl-C drains weir and exits 0 (serve() handles SIGINT); the upstreams never keep the
+// process alive on their own.
+
+import { createServer, type Server } from 'node:http'
+import { fileURLToPath } from 'node:url'
+import { formatProblems } from '../src/cli/format.ts'
+import { loadConfigFile, type RouteConfig } from '../src/config/load.ts'
+import { VERSIONS, type Version } from '../src/config/rules.ts'
+import { serve } from '../src/server.ts'
+
+const CONFIG_FILE = fileURLToPath(new URL('../config/weir.yaml', import.meta.url))
+
+function fail (message: string): never {
+  process.stderr.write(`weir demo: ${message}\n`)
+  process.exit(1)
+}
+
+function listenError (err: NodeJS.ErrnoException, what: string, host: string, port: number | string): string {
+  if (err.code === 'EADDRINUSE') {
+    return `${what} cannot listen on ${host}:${port}: the port is already in use ` +
+      `(another demo or weir still running? find it with: lsof -i :${port})`
+  }
+  if (err.code === 'EACCES') return `${what} cannot listen on ${host}:${port}: permission denied`
+  if (err.code === 'EADDRNOTAVAIL') return `${what} cannot listen on ${host}:${port}: no such local address`
+  return `${what} cannot listen on ${host}:${port}: ${err.message}`
+}
+
+/** One demo upstream: answers every request with `{ version, path, userId }`. */
+async function startUpstream (version: Version, origin: string, userIdHeader: string | undefined): Promise<Server> {
+  const { hostname, port } = new URL(origin)
+  const host = hostname.replace(/^\[(.*)\]$/, '$1')
+  const server = createServer((req, res) => {
+    req.resume() // a body is read and dropped
+    req.on('end', () => {
+      const userId = userIdHeader === undefined ? undefined : req.headers[userIdHeader]
+      res.setHeader('content-type', 'application/json')
+      res.end(JSON.stringify({ version, path: req.url, userId: typeof userId === 'string' ? userId : null }) + '\n')
+    })
+  })
+  // Short keep-alive, and no hold on the event loop: weir's own server and its signal handlers
+  // decide when the process ends.
+  server.keepAliveTimeout = 1000
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(Number(port === '' ? 80 : port), host, () => {
+      server.off('error', reject)
+      resolve()
+    })
+  }).catch((err: NodeJS.ErrnoException) => fail(listenError(err, `the ${version} upstream`, hostname, port)))
+  server.unref()
+  return server
+}
+
+function banner (url: string, route: RouteConfig): string {
+  const weights = VERSIONS.map((v) => `${v} ${route.weights[v] / 100}%`).join(', ')
+  const lines = [
+    '',
+    `weir demo: proxy on ${url}  (route "${route.name}": ${weights})`,
+    '',
+    '  # a plain request: see the x-weir-version response header and the set-cookie bucket',
+    `  curl -i ${url}/`,
+    '  # with a cookie jar: run it a few times, it stays on the same version',
+    `  curl -c /tmp/weir.jar -b /tmp/weir.jar -i ${url}/`,
+  ]
+  if (route.userIdHeader !== undefined) {
+    lines.push('  # a user id always lands on the same version',
+      `  curl -s -H '${route.userIdHeader}: alice' ${url}/`)
+  }
+  if (route.override !== false && route.override.header !== undefined) {
+    lines.push('  # the override header reaches green even at weight 0',
+      `  curl -s -H '${route.override.header}: green' ${url}/`)
+  }
+  const user = route.userIdHeader ?? 'x-user-id'
+  lines.push('  # 100 users: count who got which version',
+    `  for i in $(seq 100); do curl -s -H "${user}: u$i" ${url}/ | grep -o '"version":"[a-z]*"'; done | sort | uniq -c`,
+    '',
+    'Ctrl-C stops everything.',
+    '')
+  return lines.join('\n') + '\n'
+}
+
+async function main (): Promise<void> {
+  const loaded = loadConfigFile(CONFIG_FILE)
+  if (!loaded.ok) fail(`${CONFIG_FILE} is not valid:\n${formatProblems(loaded.problems)}`)
+  const route = loaded.config.routes[0] as RouteConfig
+
+  for (const version of VERSIONS) {
+    for (const origin of route.upstreams[version] ?? []) await startUpstream(version, origin, route.userIdHeader)
+  }
+
+  let running
+  try {
+    running = await serve(CONFIG_FILE)
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException
+    const { host, port } = loaded.config.listen
+    fail(e.code !== undefined && e.syscall === 'listen' ? listenError(e, 'weir', host, port) : `weir failed to start: ${e.message}`)
+  }
+  // pino writes asynchronously (and its flush() does not wait without a minLength): give its
+  // "listening" lines a moment so the banner comes after them.
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  process.stdout.write(banner(running.url, route))
+}
+
+main().catch((err: unknown) => fail((err as Error).message))

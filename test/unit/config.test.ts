@@ -1,0 +1,125 @@
+import t from 'tap'
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { buildConfig, loadConfigFile } from '../../src/config/load.ts'
+import { checkWeights } from '../../src/config/rules.ts'
+import { durationMs, byteSize } from '../../src/config/units.ts'
+
+const dir = mkdtempSync(join(tmpdir(), 'weir-config-'))
+function file (name: string, text: string): string {
+  const path = join(dir, name)
+  writeFileSync(path, text)
+  return path
+}
+const route = { name: 'shop', upstreams: { stable: 'http://127.0.0.1:3001', canary: 'http://127.0.0.1:3002' } }
+const problemsOf = (doc: unknown): string[] => {
+  const r = buildConfig(doc)
+  return r.ok ? [] : r.problems.map((p) => `${p.path}: ${p.reason}`)
+}
+
+t.test('the example config and every file in config/examples are valid', async (t) => {
+  const { readdirSync } = await import('node:fs')
+  const files = ['config/weir.yaml', ...readdirSync('config/examples').map((f) => `config/examples/${f}`)]
+  for (const f of files) {
+    const r = loadConfigFile(f, { env: {} })
+    t.ok(r.ok, `${f} is valid${r.ok ? '' : ': ' + JSON.stringify(r.problems)}`)
+  }
+})
+
+t.test('defaults come from the schema', async (t) => {
+  const r = buildConfig({ routes: [route] })
+  if (!r.ok) throw new Error('expected valid')
+  const c = r.config
+  t.same(c.listen, { host: '0.0.0.0', port: 8080, tls: undefined })
+  t.same([c.admin.host, c.admin.port], ['127.0.0.1', 9901])
+  t.same(c.routes[0]?.weights, { stable: 10000, canary: 0, green: 0 }, 'no weights means stable 100 %')
+  t.same(c.routes[0]?.timeouts, { connectMs: 2000, headersMs: 30000, bodyIdleMs: 60000, requestBodyMs: 30000 })
+  t.same(c.routes[0]?.override, { header: 'x-weir-version', cookie: undefined })
+  t.same(c.routes[0]?.bucketCookie, { name: 'weir_b', maxAgeSeconds: 86400 })
+  t.equal(c.routes[0]?.maxBodyBytes, 10 * 1024 * 1024)
+  t.equal(c.drainTimeoutMs, 30000)
+})
+
+t.test('route timeouts fall back to the top-level ones', async (t) => {
+  const r = buildConfig({ timeouts: { connect: '1s', headers: 500 }, routes: [{ ...route, timeouts: { headers: '2m' } }] })
+  if (!r.ok) throw new Error('expected valid')
+  t.same(r.config.routes[0]?.timeouts, { connectMs: 1000, headersMs: 120000, bodyIdleMs: 60000, requestBodyMs: 30000 })
+})
+
+t.test('three different mistakes give three problems, each with its path', async (t) => {
+  const problems = problemsOf({ routes: [{ ...route, weights: { stable: 90, canary: 9 }, wieghts: {}, timeouts: { connect: 'soon' } }] })
+  t.same(problems.map((p) => p.slice(0, p.indexOf(':'))).sort(), ['routes[0].timeouts.connect', 'routes[0].weights', 'routes[0].wieghts'], problems.join('\n'))
+})
+
+t.test('weights are checked like the admin API will check them', async (t) => {
+  const has = (): boolean => true
+  const bad: [unknown, RegExp][] = [
+    [{ stable: 99 }, /must sum to 100/],
+    [{ stable: 100, canary: 1 }, /must sum to 100/],
+    [{ stable: -1, canary: 101 }, /between 0 and 100/],
+    [{ stable: 99.995, canary: 0.005 }, /two decimals/],
+    [{ stable: '100' }, /must be a number/],
+    [{ stable: null }, /must be a number/],
+    [{ stable: Number.NaN }, /must be a number/],
+  ]
+  for (const [weights, reason] of bad) {
+    const { problems } = checkWeights(weights as Record<string, unknown>, has, 'weights')
+    t.match(problems.map((p) => p.reason).join('; '), reason, JSON.stringify(weights))
+  }
+  t.same(checkWeights({ stable: 33.34, canary: 33.33, green: 33.33 }, has, 'w').bp, { stable: 3334, canary: 3333, green: 3333 })
+  t.match(problemsOf({ routes: [{ ...route, weights: { stable: 90, green: 10 } }] }), ['routes[0].weights.green: must be 0: version green has no upstream'])
+})
+
+t.test('upstream URLs must be http(s) origins, listed once', async (t) => {
+  const problems = problemsOf({ routes: [{ name: 'a', upstreams: { stable: ['http://h:1/path', 'http://u:p@h', 'http://h:2', 'http://h:2'] } }] })
+  t.equal(problems.length, 3, problems.join('\n'))
+  t.match(problems.join('\n'), /stable\[0\]: must be an origin/)
+  t.match(problems.join('\n'), /stable\[1\]: must not carry credentials/)
+  t.match(problems.join('\n'), /stable\[3\]: is listed twice/)
+  t.same(problemsOf({ routes: [{ name: 'a', upstreams: { stable: 'ftp://h' } }] }), ['routes[0].upstreams.stable: must be an http(s):// URL or a non-empty list of them'])
+})
+
+t.test('route names are unique and well-formed; unknown keys are errors', async (t) => {
+  t.match(problemsOf({ routes: [route, route] }), ['routes[1].name: duplicates route name "shop"'])
+  t.match(problemsOf({ routes: [{ ...route, name: 'Shop_1' }] })[0], /^routes\[0\]\.name:/)
+  t.match(problemsOf({ listen: { prot: 1 }, routes: [route] })[0], /^listen\.prot: unexpected property/)
+  t.match(problemsOf({}), ['routes: expected required property'])
+})
+
+t.test('a non-loopback admin without a token is refused', async (t) => {
+  t.match(problemsOf({ admin: { host: '0.0.0.0' }, routes: [route] }), ['admin.token: is required when admin.host is not a loopback address'])
+  t.same(problemsOf({ admin: { host: '0.0.0.0', token: 'x' }, routes: [route] }), [])
+})
+
+t.test('${ENV} interpolation works inside YAML flow maps, with defaults, and names a missing variable', async (t) => {
+  const f = file('env.yaml', 'admin: { host: 127.0.0.1, token: ${TOKEN} }\ncookieSecret: ${SECRET:-fallback-secret-123}\nlisten: { port: ${PORT} }\nroutes:\n  - name: a\n    upstreams: { stable: "http://127.0.0.1:${UP}" }\n')
+  const ok = loadConfigFile(f, { env: { TOKEN: 'p@ss: {word}', PORT: '9000', UP: '3001' } })
+  t.ok(ok.ok)
+  if (ok.ok) {
+    t.equal(ok.config.admin.token, 'p@ss: {word}', 'a secret with YAML-special characters stays a string')
+    t.equal(ok.config.cookieSecret, 'fallback-secret-123')
+    t.equal(ok.config.listen.port, 9000, 'a whole-number value becomes a number')
+    t.same(ok.config.routes[0]?.upstreams.stable, ['http://127.0.0.1:3001'])
+  }
+  const missing = loadConfigFile(f, { env: { PORT: '1', UP: '2' } })
+  t.match(missing.ok ? [] : missing.problems, [{ path: 'admin.token', reason: /environment variable TOKEN is not set/ }])
+})
+
+t.test('WEIR_ADMIN_TOKEN is the admin token when the file has none', async (t) => {
+  const f = file('tok.yaml', 'routes: [{ name: a, upstreams: { stable: "http://127.0.0.1:1" } }]\n')
+  const r = loadConfigFile(f, { env: { WEIR_ADMIN_TOKEN: 'from-env' } })
+  t.equal(r.ok && r.config.admin.token, 'from-env')
+})
+
+t.test('syntax errors and unreadable files are one clear problem', async (t) => {
+  t.match(loadConfigFile(file('bad.yaml', 'routes: [\n'), { env: {} }), { ok: false, problems: [{ path: '(file)', reason: /invalid YAML/ }] })
+  t.match(loadConfigFile(file('bad.json', '{"routes": '), { env: {} }), { ok: false, problems: [{ path: '(file)', reason: /invalid JSON/ }] })
+  t.match(loadConfigFile(join(dir, 'missing.yaml'), { env: {} }), { ok: false, problems: [{ path: '(file)', reason: /cannot read .*ENOENT/ }] })
+  t.match(loadConfigFile(file('dup.yaml', 'routes: []\nroutes: []\n'), { env: {} }), { ok: false, problems: [{ path: '(file)', reason: /invalid YAML/ }] })
+})
+
+t.test('durations and sizes parse with their units', async (t) => {
+  t.same([durationMs('250ms'), durationMs('30s'), durationMs('5m'), durationMs('1h'), durationMs('1.5s'), durationMs(42)], [250, 30000, 300000, 3600000, 1500, 42])
+  t.same([byteSize('512kb'), byteSize('10mb'), byteSize('1gb'), byteSize('7b'), byteSize(9)], [524288, 10485760, 1073741824, 7, 9])
+})
