@@ -135,3 +135,13 @@ t.test('the client request id is kept and echoed in errors; a malformed one is r
   const reply = await send(proxy.url + '/', { headers: { 'x-request-id': 'trace-42' } })
   t.equal(reply.json().requestId, 'trace-42', 'the error carries the request id')
 })
+
+t.test('dot segments are resolved before forwarding, so a path cannot climb above the root', async (t) => {
+  const up = await startUpstream('u')
+  const proxy = await startProxy(configDoc([{ name: 'p', upstreams: { stable: up.url } }]))
+  t.teardown(async () => { await proxy.close(); await up.close() })
+  for (const path of ['/a/../../etc/passwd', '/%2e%2e/secret', '/x/./y']) {
+    t.equal((await send(proxy.url + path)).status, 200, path)
+  }
+  t.same(up.received.map((r) => r.url), ['/etc/passwd', '/secret', '/x/y'])
+})
