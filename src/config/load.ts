@@ -1,7 +1,7 @@
 // Reads a config file (YAML or JSON), interpolates ${ENV}, applies schema defaults and checks
 // every rule, returning either a normalized Config or the complete list of problems.
 
-import { readFileSync } from 'node:fs'
+import { accessSync, constants, readFileSync } from 'node:fs'
 import { dirname, extname, resolve } from 'node:path'
 import type { BlockList } from 'node:net'
 import { Value } from '@sinclair/typebox/value'
@@ -144,6 +144,10 @@ function normalize (doc: ConfigInput, baseDir: string, envToken: string | undefi
   if (doc.admin.host === doc.listen.host && doc.admin.port === doc.listen.port && doc.listen.port !== 0) {
     problems.push({ path: 'admin.port', reason: 'must differ from listen.port' })
   }
+  if (doc.listen.tls !== undefined) {
+    checkReadable(resolve(baseDir, doc.listen.tls.cert), 'listen.tls.cert', problems)
+    checkReadable(resolve(baseDir, doc.listen.tls.key), 'listen.tls.key', problems)
+  }
   const top = doc.timeouts
   const seen = new Set<string>()
   const routes = doc.routes.map((route, i) => {
@@ -215,6 +219,7 @@ function normalizeRoute (
   if (route.shadow.percent !== 0) {
     problems.push({ path: `${path}.shadow.percent`, reason: 'must be 0: shadow traffic is not available in this release' })
   }
+  if (route.tls?.ca !== undefined) checkReadable(resolve(baseDir, route.tls.ca), `${path}.tls.ca`, problems)
   const t = route.timeouts ?? {}
   const override = route.override === false
     ? false as const
@@ -250,6 +255,14 @@ function normalizeRoute (
     },
     maxBodyBytes: byteSize(route.maxBodyBytes ?? topMaxBody),
     rollout: route.rollout,
+  }
+}
+
+function checkReadable (file: string, path: string, problems: Problem[]): void {
+  try {
+    accessSync(file, constants.R_OK)
+  } catch (err) {
+    problems.push({ path, reason: `cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})` })
   }
 }
 

@@ -123,3 +123,9 @@ t.test('durations and sizes parse with their units', async (t) => {
   t.same([durationMs('250ms'), durationMs('30s'), durationMs('5m'), durationMs('1h'), durationMs('1.5s'), durationMs(42)], [250, 30000, 300000, 3600000, 1500, 42])
   t.same([byteSize('512kb'), byteSize('10mb'), byteSize('1gb'), byteSize('7b'), byteSize(9)], [524288, 10485760, 1073741824, 7, 9])
 })
+
+t.test('TLS files that cannot be read are problems, not start-up crashes', async (t) => {
+  const problems = problemsOf({ listen: { tls: { cert: '/nonexistent/cert.pem', key: '/nonexistent/key.pem' } }, routes: [{ ...route, tls: { ca: '/nonexistent/ca.pem' } }] })
+  t.same(problems.map((p) => p.slice(0, p.indexOf(':'))), ['listen.tls.cert', 'listen.tls.key', 'routes[0].tls.ca'])
+  t.match(problems[0], /cannot read \/nonexistent\/cert\.pem \(ENOENT\)/)
+})
