@@ -281,7 +281,9 @@ export async function createProxyApp (options: ProxyAppOptions): Promise<Fastify
         const out: Record<string, string | string[] | number | undefined> = { ...headers }
         if (request.headers.cookie !== undefined) out.cookie = request.headers.cookie
         rewriteRequestHeaders(out, request.raw, exchange, isTrustedPeer(runtime.current.trusted, request.raw), request.id)
-        out.host = undefined
+        // ws sets Host from the upstream URL; node:http throws on a header whose value is undefined.
+        delete out.host
+        for (const name of Object.keys(out)) if (out[name] === undefined) delete out[name]
         return out
       },
     },

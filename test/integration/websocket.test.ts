@@ -127,7 +127,7 @@ t.test('a WebSocket with the override header x-weir-version: canary reaches cana
   client.ws.send('ping 1')
   t.equal(await client.next(), 'canary: ping 1', 'the client\'s message reaches the upstream and its answer comes back')
   client.ws.send('ping 2')
-  t.equal(await client.next(), 'canary: ping 2')
+  t.equal(await client.next(), 'canary: ping 2', 'and again, in order')
   t.same(canary.connections[0]?.received, ['ping 1', 'ping 2'], 'the upstream received exactly what the client sent')
   t.equal(stable.connections.length, 0, 'stable never saw the connection')
   t.equal(canary.connections[0]?.headers['x-weir-version'], 'canary', 'the upstream is told which version it serves as')
@@ -157,8 +157,8 @@ t.test('a WebSocket with a user id reaches the same version as plain HTTP reques
 t.test('closing the client\'s WebSocket closes the upstream\'s socket', async (t) => {
   const { proxy, canary } = await setup(t)
   const client = await open(t, wsUrl(proxy, '/chat'), { 'x-weir-version': 'canary' })
-  t.equal(await client.next(), 'hello from canary')
-  t.equal(canary.connections.length, 1)
+  t.equal(await client.next(), 'hello from canary', 'the connection is up end to end')
+  t.equal(canary.connections.length, 1, 'canary has one upstream connection')
   t.equal(canary.connections[0]?.closed, false, 'the upstream socket is open while the client is connected')
   client.ws.close(1000, 'bye')
   t.ok(await eventually(() => canary.connections[0]?.closed === true, 2000), 'the upstream socket closed within 2 s')
@@ -167,7 +167,7 @@ t.test('closing the client\'s WebSocket closes the upstream\'s socket', async (t
 t.test('a client that drops its connection without a close frame also closes the upstream\'s socket', async (t) => {
   const { proxy, canary } = await setup(t)
   const client = await open(t, wsUrl(proxy, '/chat'), { 'x-weir-version': 'canary' })
-  t.equal(await client.next(), 'hello from canary')
+  t.equal(await client.next(), 'hello from canary', 'the connection is up end to end')
   client.ws.terminate()
   t.ok(await eventually(() => canary.connections[0]?.closed === true, 2000), 'the upstream socket closed within 2 s')
 })
