@@ -8,6 +8,7 @@ import { createServer as createHttpsServer } from 'node:https'
 import { dirname, join } from 'node:path'
 import type { FastifyInstance, FastifyServerFactory } from 'fastify'
 import type { Config } from './config/load.ts'
+import { bindRouteMetrics } from './metrics/recorder.ts'
 import { createMetrics, type Metrics } from './metrics/registry.ts'
 import { createProxyApp, type ProxyRuntime, type ProxySnapshot } from './proxy/plugin.ts'
 import { UpstreamPools } from './proxy/upstreams.ts'
@@ -35,7 +36,7 @@ export async function buildApps (initial: Config, options: BuildOptions = {}): P
   const signature = createBucketSigner(config.cookieSecret ?? cookieSecretFor(config.stateFile))
   const metrics = createMetrics({ processDefaults: options.processMetrics ?? true })
   const snapshotOf = (c: Config): ProxySnapshot => ({
-    table: buildRouteTable(c, { pools, signature }),
+    table: buildRouteTable(c, { pools, signature, bindMetrics: (route) => bindRouteMetrics(metrics, route) }),
     versionHeader: c.versionHeader,
     trusted: c.trustedProxyList.length > 0 ? c.trustedProxies : null,
   })

@@ -205,7 +205,7 @@ export async function createProxyApp (options: ProxyAppOptions): Promise<Fastify
     pickVersion(route, raw.headers, exchange)
     exchange.target = (route.groups[exchange.version] ?? route.groups.stable).pick()
     exchange.secure = isTlsRequest(raw, isTrustedPeer(snapshot.trusted, raw))
-    metrics.routingDecisions.labels(route.name, exchange.version, exchange.decidedBy).inc()
+    route.metrics.decisions[exchange.version][exchange.decidedBy].inc()
     ;(raw as WithExchange)[kExchange] = exchange
     const res = reply.raw as ServerResponse & WithExchange
     res[kExchange] = exchange

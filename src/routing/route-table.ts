@@ -3,6 +3,7 @@
 
 import type { Config, RouteConfig } from '../config/load.ts'
 import type { UpstreamName, Version, WeightsBp } from '../config/rules.ts'
+import type { RouteMetrics } from '../metrics/recorder.ts'
 import type { UpstreamGroup, UpstreamPools } from '../proxy/upstreams.ts'
 import { createBucketCookie, type BucketCookie } from './bucket-cookie.ts'
 import { BUCKETS, createUserBucketer } from './hash.ts'
@@ -27,6 +28,7 @@ export interface CompiledRoute {
   /** ".example.com" for a "*.example.com" entry. */
   readonly hostSuffixes: readonly string[]
   readonly pathPrefix: string
+  readonly metrics: RouteMetrics
 }
 
 export class RouteTable {
@@ -73,6 +75,8 @@ function hostName (header: string | undefined): string {
 export interface BuildTableOptions {
   pools: UpstreamPools
   signature: (bucket: number) => string
+  /** Pre-bound metric children of a route. */
+  bindMetrics: (route: string) => RouteMetrics
   /** Live weights that replace the config's (from the state store), by route name. */
   weights?: ReadonlyMap<string, WeightsBp>
 }
@@ -108,5 +112,6 @@ function compileRoute (route: RouteConfig, options: BuildTableOptions): Compiled
     exactHosts: new Set(exact),
     hostSuffixes: route.hosts.filter((h) => h.startsWith('*.')).map((h) => h.slice(1)),
     pathPrefix: route.pathPrefix,
+    metrics: options.bindMetrics(route.name),
   }
 }

@@ -207,3 +207,21 @@ t.test('routes match by host and path prefix, first match wins; no match is a JS
   t.same(Object.keys(miss.json()).sort(), ['error', 'message', 'requestId'])
   t.equal(miss.json().error, 'WEIR_ERR_ROUTE_NOT_FOUND')
 })
+
+t.test('every routing decision is counted by route, version and reason', async (t) => {
+  const { proxy } = await threeVersions(t, { stable: 100 })
+  await send(proxy.url + '/', { headers: { 'x-weir-version': 'green' } })
+  await send(proxy.url + '/', { headers: { 'x-user-id': 'u1' } })
+  await send(proxy.url + '/', { headers: { 'x-user-id': 'u2' } })
+  const first = await send(proxy.url + '/')
+  const cookie = String(first.headers['set-cookie']?.[0]).split(';')[0] as string
+  await send(proxy.url + '/', { headers: { cookie } })
+  const text = await proxy.apps.metrics.registry.getSingleMetricAsString('weir_routing_decisions_total')
+  const value = (version: string, reason: string): number =>
+    Number(new RegExp(`\\{route="shop",version="${version}",reason="${reason}"\\} (\\d+)`).exec(text)?.[1] ?? -1)
+  t.equal(value('green', 'override'), 1)
+  t.equal(value('stable', 'user'), 2)
+  t.equal(value('stable', 'random'), 1)
+  t.equal(value('stable', 'cookie'), 1)
+  t.equal(value('canary', 'user'), 0, 'pre-bound children start at zero')
+})
