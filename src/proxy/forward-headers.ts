@@ -62,25 +62,30 @@ export function rewriteRequestHeaders (
   return headers
 }
 
-/** Rewrites the upstream response headers in place before they are copied to the client. */
+const HOP_BY_HOP_RESPONSE_SET: ReadonlySet<string> = new Set(HOP_BY_HOP_RESPONSE)
+
+/**
+ * The response headers the client gets: the upstream's minus hop-by-hop ones (and any it lists
+ * in Connection), plus the version header and bucket cookie. Copies into a fresh object
+ * instead of deleting: `delete` turns the object into a slow dictionary for every later reader.
+ */
 export function rewriteResponseHeaders (headers: IncomingHttpHeaders, exchange: Exchange | null, versionHeader: string | false): IncomingHttpHeaders {
   const connection = headers.connection
-  if (typeof connection === 'string') {
-    for (const name of connection.split(',')) {
-      const trimmed = name.trim().toLowerCase()
-      if (trimmed !== '') delete headers[trimmed]
-    }
+  // "keep-alive" and "close" are the usual values and list no other header.
+  const listed = typeof connection === 'string' && connection !== 'keep-alive' && connection !== 'close'
+    ? connection.toLowerCase().split(',').map((name) => name.trim())
+    : null
+  const out: IncomingHttpHeaders = {}
+  for (const name in headers) {
+    if (HOP_BY_HOP_RESPONSE_SET.has(name) || (listed !== null && listed.includes(name))) continue
+    out[name] = headers[name]
   }
-  for (let i = 0; i < HOP_BY_HOP_RESPONSE.length; i++) {
-    const name = HOP_BY_HOP_RESPONSE[i] as string
-    if (headers[name] !== undefined) delete headers[name]
-  }
-  if (exchange === null) return headers
-  if (versionHeader !== false) headers[versionHeader] = exchange.version
+  if (exchange === null) return out
+  if (versionHeader !== false) out[versionHeader] = exchange.version
   if (exchange.newCookie) {
     const cookie = exchange.route.bucketCookie.setCookie(exchange.bucket, exchange.secure)
-    const existing = headers['set-cookie']
-    headers['set-cookie'] = existing === undefined ? [cookie] : [...existing, cookie]
+    const existing = out['set-cookie']
+    out['set-cookie'] = existing === undefined ? [cookie] : [...existing, cookie]
   }
-  return headers
+  return out
 }

@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto'
 import { STATUS_CODES, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
-import { Transform, type TransformCallback } from 'node:stream'
+import { Transform, type Readable, type TransformCallback } from 'node:stream'
 import fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerFactory } from 'fastify'
 import httpProxy from '@fastify/http-proxy'
 import type { Dispatcher } from 'undici'
@@ -16,6 +16,7 @@ import type { Metrics } from '../metrics/registry.ts'
 import { pickVersion } from '../routing/pick-version.ts'
 import type { RouteTable } from '../routing/route-table.ts'
 import { Exchange } from './exchange.ts'
+import { lazyChildLogger } from './lazy-logger.ts'
 import { isTlsRequest, isTrustedPeer, rewriteRequestHeaders, rewriteResponseHeaders, UPSTREAM_VERSION_HEADER } from './forward-headers.ts'
 
 /** What the data path reads per request; replaced as a whole on reload or weight change. */
@@ -126,6 +127,16 @@ type UpstreamRequestOptions = Omit<Dispatcher.RequestOptions, 'signal' | 'header
   signal?: unknown
 }
 
+/** Wraps a request body that has content in a BodyGuard (size limit for unknown lengths, and the body deadline). */
+function guardBody (raw: IncomingMessage, body: Readable, exchange: Exchange): Readable {
+  const length = raw.headers['content-length']
+  if (length === '0' || (length === undefined && raw.headers['transfer-encoding'] === undefined)) return body
+  const config = exchange.route.config
+  const guard = new BodyGuard(exchange, config.maxBodyBytes, config.timeouts.requestBodyMs)
+  body.on('error', (err) => guard.destroy(err))
+  return body.pipe(guard)
+}
+
 /**
  * What reply-from calls to send a request upstream (it accepts any object with `request`).
  * Sends on the exchange's pool, with the route's timeouts and the exchange as abort signal,
@@ -178,6 +189,7 @@ export async function createProxyApp (options: ProxyAppOptions): Promise<Fastify
     logger: { level: config.logLevel },
     // No per-request log lines: an access log is opt-in work, not a hot-path default.
     logController: new LogController({ disableRequestLogging: true }),
+    childLoggerFactory: lazyChildLogger,
     genReqId: requestIdOf,
     // While draining, requests on open keep-alive connections are still served (with Connection: close).
     return503OnClosing: false,
@@ -209,21 +221,9 @@ export async function createProxyApp (options: ProxyAppOptions): Promise<Fastify
     ;(raw as WithExchange)[kExchange] = exchange
     const res = reply.raw as ServerResponse & WithExchange
     res[kExchange] = exchange
-    res.once('close', abortOnClientClose)
+    // `on`, not `once`: once() allocates a wrapper per call and this response closes only once.
+    res.on('close', abortOnClientClose)
     done()
-  })
-
-  app.addHook('preParsing', function guardBody (request, _reply, payload, done) {
-    const raw = request.raw
-    const exchange = (raw as WithExchange)[kExchange]
-    const length = raw.headers['content-length']
-    if (exchange === undefined || length === '0' || (length === undefined && raw.headers['transfer-encoding'] === undefined)) {
-      done(null, payload)
-      return
-    }
-    const guard = new BodyGuard(exchange, exchange.route.config.maxBodyBytes, exchange.route.config.timeouts.requestBodyMs)
-    payload.on('error', (err) => guard.destroy(err))
-    done(null, payload.pipe(guard))
   })
 
   app.setNotFoundHandler((_request, reply) => sendError(reply, 'WEIR_ERR_ROUTE_NOT_FOUND'))
@@ -249,7 +249,13 @@ export async function createProxyApp (options: ProxyAppOptions): Promise<Fastify
     // reply-from takes any object with request(opts, callback) as its undici dispatcher.
     undici: new UpstreamDispatcher(metrics),
     replyOptions: {
-      getUpstream: (request: FastifyRequest) => (exchangeOf(request) as Exchange).target.origin,
+      // Runs in the route handler, right before reply-from takes `request.body`: the one place a
+      // body stream can be guarded without a preParsing hook taxing every bodiless request.
+      getUpstream: (request: FastifyRequest) => {
+        const exchange = exchangeOf(request) as Exchange
+        if (request.body !== undefined) request.body = guardBody(request.raw, request.body as Readable, exchange)
+        return exchange.target.origin
+      },
       rewriteRequestHeaders: (request: FastifyRequest, headers: Record<string, string | string[] | number | undefined>) => {
         const exchange = exchangeOf(request) as Exchange
         const out = rewriteRequestHeaders(headers, request.raw, exchange, isTrustedPeer(runtime.current.trusted, request.raw), request.id)
