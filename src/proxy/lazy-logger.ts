@@ -27,7 +27,11 @@ export class LazyRequestLogger {
 
   fatal (...args: unknown[]): void { this.write('fatal', args) }
   error (...args: unknown[]): void { this.write('error', args) }
-  warn (...args: unknown[]): void { this.write('warn', args) }
+  warn (...args: unknown[]): void {
+    // A client hanging up is routine for a proxy, yet reply-from logs each one as a warning
+    // with a stack; keep those at debug so a flaky client network cannot flood the log.
+    this.write(isClientAbort(args[0]) ? 'debug' : 'warn', args)
+  }
   info (...args: unknown[]): void { this.write('info', args) }
   debug (...args: unknown[]): void { this.write('debug', args) }
   trace (...args: unknown[]): void { this.write('trace', args) }
@@ -50,6 +54,10 @@ export class LazyRequestLogger {
     if (this.real === null) this.real = this.parent.child(this.bindings)
     return this.real
   }
+}
+
+function isClientAbort (value: unknown): boolean {
+  return value instanceof Error && (value as Error & { code?: unknown }).code === 'UND_ERR_ABORTED'
 }
 
 export function lazyChildLogger (logger: FastifyBaseLogger, bindings: Record<string, unknown>): FastifyBaseLogger {

@@ -8,7 +8,7 @@ import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { startUpstream, type Upstream } from '../helpers/upstream.ts'
+import { closedPort, startUpstream, type Upstream } from '../helpers/upstream.ts'
 import { send, type Reply } from '../helpers/http.ts'
 import { eventually, sleep } from '../helpers/raw-http.ts'
 
@@ -267,4 +267,32 @@ routes:
   const short = runWeir(t, ['validate', '--config', file], { ...env, SECRET_FOR_TEST: 'short', TOKEN: 't' })
   t.equal((await exitWithin(short, 15_000))?.code, 1, 'an interpolated value is validated like a written one')
   t.match(short.output(), /^cookieSecret: /m)
+})
+
+t.test('an upstream failure is logged once with its request id; a client hanging up is not a warning', async (t) => {
+  const dir = tempDir()
+  const slow = await startUpstream('slow')
+  slow.handle(() => { /* never answers */ })
+  t.teardown(() => slow.close())
+  const closed = await closedPort()
+  const file = join(dir, 'weir.yaml')
+  writeFileSync(file, yamlConfig(dir, `
+upstreams: { stable: "${slow.url}", canary: "http://127.0.0.1:${closed}" }
+weights: { stable: 100 }
+failover: false`))
+  const { weir, url } = await serveWeir(t, file)
+
+  const failed = await send(url + '/', { headers: { 'x-weir-version': 'canary', 'x-request-id': 'log-test-1' } })
+  t.equal(failed.status, 502)
+  const line = await waitForOutput(weir, /\{[^\n]*"reqId":"log-test-1"[^\n]*\}/, 3000)
+  t.match(JSON.parse(line[0]), { level: 40, reqId: 'log-test-1' }, 'a warn line carries the request id')
+
+  await new Promise<void>((resolve) => {
+    const socket = connect(Number(new URL(url).port), '127.0.0.1', () => {
+      socket.write('GET /hang HTTP/1.1\r\nHost: x\r\nx-request-id: log-test-2\r\n\r\n')
+      setTimeout(() => { socket.destroy(); resolve() }, 200)
+    })
+  })
+  await sleep(300)
+  t.notMatch(weir.output(), /log-test-2/, 'the client abort wrote no warning')
 })
