@@ -16,7 +16,7 @@ export const ERRORS = {
   WEIR_ERR_UPSTREAM_DNS: { status: 502, message: 'the upstream host name could not be resolved' },
   WEIR_ERR_UPSTREAM_UNREACHABLE: { status: 502, message: 'the upstream network is unreachable' },
   WEIR_ERR_UPSTREAM_FAILED: { status: 502, message: 'the upstream request failed' },
-  WEIR_ERR_NO_UPSTREAM: { status: 503, message: 'no healthy upstream for this route' },
+  WEIR_ERR_NO_UPSTREAM: { status: 503, message: 'no upstream is available for this request' },
   WEIR_ERR_UPSTREAM_TIMEOUT: { status: 504, message: 'the upstream did not answer in time' },
   WEIR_ERR_UPSTREAM_CONNECT_TIMEOUT: { status: 504, message: 'connecting to the upstream timed out' },
 } as const satisfies Record<string, { status: number; message: string }>
@@ -26,7 +26,7 @@ export type ErrorCode = keyof typeof ERRORS
 /** Label values of `weir_upstream_errors_total{reason}`. */
 export type UpstreamFailureReason =
   | 'refused' | 'reset' | 'timeout' | 'connect_timeout' | 'bad_response'
-  | 'tls' | 'dns' | 'unreachable' | 'client_abort' | 'other'
+  | 'tls' | 'dns' | 'unreachable' | 'unavailable' | 'client_abort' | 'other'
 
 export interface UpstreamFailure {
   readonly code: ErrorCode
@@ -43,6 +43,7 @@ const badResponse: UpstreamFailure = { code: 'WEIR_ERR_UPSTREAM_BAD_RESPONSE', r
 const tls: UpstreamFailure = { code: 'WEIR_ERR_UPSTREAM_TLS', reason: 'tls', beforeResponse: true }
 const dns: UpstreamFailure = { code: 'WEIR_ERR_UPSTREAM_DNS', reason: 'dns', beforeResponse: true }
 const unreachable: UpstreamFailure = { code: 'WEIR_ERR_UPSTREAM_UNREACHABLE', reason: 'unreachable', beforeResponse: true }
+const poolClosed: UpstreamFailure = { code: 'WEIR_ERR_NO_UPSTREAM', reason: 'unavailable', beforeResponse: true }
 const clientAbort: UpstreamFailure = { code: 'WEIR_ERR_UPSTREAM_FAILED', reason: 'client_abort', beforeResponse: false }
 const other: UpstreamFailure = { code: 'WEIR_ERR_UPSTREAM_FAILED', reason: 'other', beforeResponse: false }
 
@@ -52,7 +53,9 @@ const UPSTREAM_FAILURES: Readonly<Record<string, UpstreamFailure>> = {
   ECONNRESET: reset,
   EPIPE: reset,
   UND_ERR_SOCKET: reset,
-  UND_ERR_CLOSED: reset,
+  // The pool was closed (a reload retired this upstream) before the request could be sent.
+  UND_ERR_CLOSED: poolClosed,
+  UND_ERR_DESTROYED: poolClosed,
   UND_ERR_CONNECT_TIMEOUT: connectTimeout,
   UND_ERR_HEADERS_TIMEOUT: timeout,
   UND_ERR_BODY_TIMEOUT: timeout,

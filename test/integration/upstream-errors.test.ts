@@ -145,3 +145,21 @@ t.test('dot segments are resolved before forwarding, so a path cannot climb abov
   }
   t.same(up.received.map((r) => r.url), ['/etc/passwd', '/secret', '/x/y'])
 })
+
+t.test('an upstream that stalls mid-body longer than bodyIdle has the response cut and its request aborted', async (t) => {
+  const up = await startUpstream('stall')
+  let upstreamClosedEarly = false
+  up.handle((_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/plain', 'content-length': '100' })
+    res.write('partial')
+    res.on('close', () => { if (!res.writableFinished) upstreamClosedEarly = true })
+  })
+  const proxy = await startProxy(configDoc([{ name: 'b', upstreams: { stable: up.url }, timeouts: { bodyIdle: '300ms' } }]))
+  t.teardown(async () => { await proxy.close(); await up.close() })
+  const started = Date.now()
+  const outcome = await send(proxy.url + '/').then((r) => `complete ${r.status}`, (err: NodeJS.ErrnoException) => `cut ${err.code ?? err.message}`)
+  t.match(outcome, /^cut /, 'the client sees the response cut, not a clean end')
+  t.ok(Date.now() - started < 3000, 'soon after the idle timeout')
+  await new Promise((resolve) => setTimeout(resolve, 200))
+  t.ok(upstreamClosedEarly, 'the upstream request was aborted')
+})

@@ -19,6 +19,7 @@ t.test('upstream failures map through the table, deepest known cause first, neve
   t.match(classifyUpstreamError(Object.assign(new Error(), { code: 'UND_ERR_SOCKET', cause: Object.assign(new Error(), { code: 'ECONNRESET' }) })), { reason: 'reset' })
   t.match(classifyUpstreamError(Object.assign(new Error(), { name: 'HTTPParserError' })), { reason: 'bad_response' })
   t.match(classifyUpstreamError(wrap('DEPTH_ZERO_SELF_SIGNED_CERT')), { code: 'WEIR_ERR_UPSTREAM_TLS' })
+  t.match(classifyUpstreamError(wrap('UND_ERR_CLOSED')), { code: 'WEIR_ERR_NO_UPSTREAM', reason: 'unavailable', beforeResponse: true })
   t.match(classifyUpstreamError(new Error('mystery')), { code: 'WEIR_ERR_UPSTREAM_FAILED', reason: 'other' })
   t.match(classifyUpstreamError('not even an error'), { code: 'WEIR_ERR_UPSTREAM_FAILED' })
 })
