@@ -3,7 +3,7 @@
 
 import t, { type Test } from 'tap'
 import { createHash } from 'node:crypto'
-import { createServer, request as httpRequest, type IncomingMessage, type Server } from 'node:http'
+import { createServer, request as httpRequest, type ClientRequest, type IncomingMessage, type Server } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
 import { configDoc, startProxy, type TestProxy } from '../helpers/proxy.ts'
 import { send } from '../helpers/http.ts'
@@ -74,16 +74,7 @@ t.test('a chunked body that grows past maxBodyBytes is answered 413 and its upst
     })
     req.on('error', () => {})
     // 512-byte chunks, 50 ms apart, at most 16 of them (8 KiB): the limit is passed at the third.
-    let sent = 0
-    const timer = setInterval(() => {
-      if (req.destroyed || sent === 16) {
-        clearInterval(timer)
-        if (!req.destroyed) req.end()
-        return
-      }
-      req.write(bodyOf(512, ++sent))
-    }, 50)
-    t.teardown(() => clearInterval(timer))
+    trickleChunks(t, req)
   })
   t.equal(reply.status, 413)
   t.equal(errorCode(reply.body), 'WEIR_ERR_BODY_TOO_LARGE')
@@ -133,16 +124,7 @@ t.test('a chunked body that grows past maxBodyBytes after the upstream started a
       res.on('error', () => resolve({ status: res.statusCode ?? 0, body, ended: false, aborted: true }))
     })
     req.on('error', () => {})
-    let sent = 0
-    const timer = setInterval(() => {
-      if (req.destroyed || sent === 16) {
-        clearInterval(timer)
-        if (!req.destroyed) req.end()
-        return
-      }
-      req.write(bodyOf(512, ++sent))
-    }, 50)
-    t.teardown(() => clearInterval(timer))
+    trickleChunks(t, req)
   })
   t.equal(outcome.status, 200, 'the client had the upstream\'s status before the limit was passed')
   t.equal(outcome.body, 'started\n', 'the client got what the upstream had sent, and nothing more')
@@ -248,4 +230,18 @@ for (const contentType of ['application/octet-stream', 'text/plain', 'applicatio
     t.same(JSON.parse(reply.body), { bytes: body.length, sha256: sha256(body) }, 'the upstream got every byte, in order')
     t.equal(upstream.seen.length, 1)
   })
+}
+
+/** Writes 512-byte chunks 50 ms apart, at most 16 (8 KiB), stopping when the request is destroyed. */
+function trickleChunks (t: Test, req: ClientRequest): void {
+  let sent = 0
+  const timer = setInterval(() => {
+    if (req.destroyed || sent === 16) {
+      clearInterval(timer)
+      if (!req.destroyed) req.end()
+      return
+    }
+    req.write(bodyOf(512, ++sent))
+  }, 50)
+  t.teardown(() => clearInterval(timer))
 }
