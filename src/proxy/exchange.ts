@@ -21,6 +21,8 @@ export class Exchange implements Decision {
   newCookie = false
   readonly route: CompiledRoute
   target: UpstreamTarget
+  /** The peer is in trustedProxies: its X-Forwarded-* headers are extended, not replaced. */
+  trustedPeer = false
   /** The client reached us over TLS (directly, or per a trusted X-Forwarded-Proto). */
   secure = false
   /** The first attempt's failure when the request was failed over to stable. */

@@ -33,7 +33,7 @@ type OutgoingHeaders = Record<string, string | string[] | number | undefined>
  * `connection` and the names it lists). Mutates and returns `headers`.
  */
 export function rewriteRequestHeaders (
-  headers: OutgoingHeaders, raw: IncomingMessage, exchange: Exchange, trustedPeer: boolean, requestId: string,
+  headers: OutgoingHeaders, raw: IncomingMessage, exchange: Exchange, requestId: string,
 ): OutgoingHeaders {
   for (let i = 0; i < HOP_BY_HOP_REQUEST.length; i++) {
     const name = HOP_BY_HOP_REQUEST[i] as string
@@ -41,7 +41,7 @@ export function rewriteRequestHeaders (
   }
   const client = raw.headers
   const peer = raw.socket.remoteAddress ?? ''
-  if (trustedPeer) {
+  if (exchange.trustedPeer) {
     const xff = client['x-forwarded-for']
     headers['x-forwarded-for'] = typeof xff === 'string' && xff !== '' ? xff + ', ' + peer : peer
     if (client['x-forwarded-proto'] === undefined) headers['x-forwarded-proto'] = exchange.secure ? 'https' : 'http'

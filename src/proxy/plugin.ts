@@ -5,7 +5,7 @@
 
 import { randomUUID } from 'node:crypto'
 import { STATUS_CODES, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http'
-import type { Socket } from 'node:net'
+import type { BlockList, Socket } from 'node:net'
 import { Transform, type Readable, type TransformCallback } from 'node:stream'
 import fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerFactory } from 'fastify'
 import httpProxy from '@fastify/http-proxy'
@@ -23,7 +23,7 @@ import { isTlsRequest, isTrustedPeer, rewriteRequestHeaders, rewriteResponseHead
 export interface ProxySnapshot {
   readonly table: RouteTable
   readonly versionHeader: string | false
-  readonly trusted: import('node:net').BlockList | null
+  readonly trusted: BlockList | null
 }
 
 export interface ProxyRuntime {
@@ -216,7 +216,8 @@ export async function createProxyApp (options: ProxyAppOptions): Promise<Fastify
     const exchange = new Exchange(route)
     pickVersion(route, raw.headers, exchange)
     exchange.target = (route.groups[exchange.version] ?? route.groups.stable).pick()
-    exchange.secure = isTlsRequest(raw, isTrustedPeer(snapshot.trusted, raw))
+    exchange.trustedPeer = isTrustedPeer(snapshot.trusted, raw)
+    exchange.secure = isTlsRequest(raw, exchange.trustedPeer)
     route.metrics.decisions[exchange.version][exchange.decidedBy].inc()
     ;(raw as WithExchange)[kExchange] = exchange
     const res = reply.raw as ServerResponse & WithExchange
@@ -258,7 +259,7 @@ export async function createProxyApp (options: ProxyAppOptions): Promise<Fastify
       },
       rewriteRequestHeaders: (request: FastifyRequest, headers: Record<string, string | string[] | number | undefined>) => {
         const exchange = exchangeOf(request) as Exchange
-        const out = rewriteRequestHeaders(headers, request.raw, exchange, isTrustedPeer(runtime.current.trusted, request.raw), request.id)
+        const out = rewriteRequestHeaders(headers, request.raw, exchange, request.id)
         ;(out as Record<symbol, unknown>)[kExchange] = exchange
         return out
       },
@@ -286,7 +287,7 @@ export async function createProxyApp (options: ProxyAppOptions): Promise<Fastify
         const exchange = exchangeOf(request) as Exchange
         const out: Record<string, string | string[] | number | undefined> = { ...headers }
         if (request.headers.cookie !== undefined) out.cookie = request.headers.cookie
-        rewriteRequestHeaders(out, request.raw, exchange, isTrustedPeer(runtime.current.trusted, request.raw), request.id)
+        rewriteRequestHeaders(out, request.raw, exchange, request.id)
         // ws sets Host from the upstream URL; node:http throws on a header whose value is undefined.
         delete out.host
         for (const name of Object.keys(out)) if (out[name] === undefined) delete out[name]
