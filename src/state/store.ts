@@ -1,0 +1,163 @@
+// The live state of every route (weights, upstream overrides, rollout) behind one small
+// interface: a synchronous in-memory read, a compare-and-set write, and a change feed.
+
+import type { UpstreamName, WeightsBp } from '../config/rules.ts'
+
+/*
+ * Design note: one interface, three back ends.
+ *
+ * - Single process: `FileStateStore` (file-store.ts) holds the state in memory and persists
+ *   every change to one JSON file (atomic rename) before the write resolves.
+ * - node:cluster: the primary owns the FileStateStore; each worker holds a replica that
+ *   implements this same interface. Its `get`/`all` read the worker's snapshot, `compareAndSet`
+ *   and `remove` are IPC requests the primary executes (so writes stay serialized in one place)
+ *   and answers after the file is durable, and `watch` is fed by the primary's broadcast of each
+ *   change, so every worker converges on the same revisions.
+ * - Distributed (etcd): one key per route. `revision` maps to the key's mod_revision,
+ *   `compareAndSet` to a Txn whose Compare is `mod_revision == expected` (`create_revision == 0`
+ *   for "must not exist", no Compare for `null`), `remove` to a guarded delete, and `watch` to an
+ *   etcd watch on the key prefix that also keeps the local snapshot current.
+ *
+ * `get` is synchronous on purpose: the data path picks a version per request and must never
+ * await the control path. It reads an in-memory snapshot; the store pushes changes through
+ * `watch`, where the route table is rebuilt once per change, not once per request.
+ */
+
+/** A route's live state. Objects handed out by a store are frozen; build a new one to change it. */
+export interface RouteState {
+  /** Bumped by every successful write of this route: 1 for a new route. */
+  readonly revision: number
+  readonly weights: Readonly<WeightsBp>
+  /** Per-version upstream origins that replace the config file's (absent: use the config). */
+  readonly upstreams?: Readonly<Partial<Record<UpstreamName, readonly string[]>>>
+  /** The rollout driving this route (owned by the controller); `null` or absent when none. */
+  readonly rollout?: unknown
+  /** ISO time of the last write. */
+  readonly updatedAt: string
+}
+
+/**
+ * What a writer supplies. The fields named here replace the stored ones (omit `upstreams` to
+ * drop overrides); fields of the stored route this version of weir does not know are kept.
+ */
+export type RouteUpdate = Omit<RouteState, 'revision' | 'updatedAt'>
+
+export type CompareAndSetResult =
+  | { readonly ok: true; readonly state: RouteState }
+  | { readonly ok: false; readonly current: RouteState | undefined }
+
+export type RemoveResult =
+  | { readonly ok: true }
+  | { readonly ok: false; readonly current: RouteState | undefined }
+
+/** Called after each successful change; `state` is undefined when the route was removed. */
+export type StateListener = (route: string, state: RouteState | undefined) => void
+
+export interface StateStore {
+  /** The route's current state, from memory. */
+  get (route: string): RouteState | undefined
+  /** Every route; an immutable snapshot (a later write produces a new map). */
+  all (): ReadonlyMap<string, RouteState>
+  /**
+   * Writes `next` when the route's revision is `expectedRevision` (`0`: the route must not
+   * exist; `null`: no check). Resolves once the change is durable; concurrent calls are
+   * serialized, so of N calls expecting the same revision exactly one succeeds.
+   */
+  compareAndSet (route: string, expectedRevision: number | null, next: RouteUpdate): Promise<CompareAndSetResult>
+  /** Deletes the route (same `expectedRevision` rules); removing an absent route with `null` is ok. */
+  remove (route: string, expectedRevision?: number | null): Promise<RemoveResult>
+  /** Subscribes to changes; returns the unsubscribe function. */
+  watch (listener: StateListener): () => void
+  /** Waits for pending writes, then refuses new ones. */
+  close (): Promise<void>
+}
+
+export type StateErrorCode =
+  /** The state file is not valid JSON or not the expected shape. */
+  | 'WEIR_ERR_STATE_CORRUPT'
+  /** The state file exists but cannot be read (permissions, a directory, I/O error). */
+  | 'WEIR_ERR_STATE_UNREADABLE'
+  /** The state file was written in a format version this weir does not read. */
+  | 'WEIR_ERR_STATE_VERSION'
+  /** A write was refused because the new state is not a valid route state. */
+  | 'WEIR_ERR_STATE_INVALID'
+  /** A change could not be made durable. */
+  | 'WEIR_ERR_STATE_WRITE_FAILED'
+  /** The store was closed. */
+  | 'WEIR_ERR_STATE_CLOSED'
+
+/** An operational error of a state store; the message says what is wrong and what to do. */
+export class StateError extends Error {
+  readonly code: StateErrorCode
+  /** The file concerned, when there is one. */
+  readonly file: string | undefined
+
+  constructor (code: StateErrorCode, message: string, file?: string, options?: ErrorOptions) {
+    // Expected operational errors: the message is the whole story, a stack would be noise.
+    const limit = Error.stackTraceLimit
+    Error.stackTraceLimit = 0
+    super(message, options)
+    Error.stackTraceLimit = limit
+    this.name = 'StateError'
+    this.code = code
+    this.file = file
+  }
+}
+
+const VERSION_KEYS = ['stable', 'canary', 'green'] as const
+const UPSTREAM_KEYS: ReadonlySet<string> = new Set<UpstreamName>(['stable', 'canary', 'green', 'shadow'])
+
+/** Fields of a route this version of weir understands; any other field is carried through writes. */
+export const KNOWN_ROUTE_FIELDS: ReadonlySet<string> = new Set(['revision', 'weights', 'upstreams', 'rollout', 'updatedAt'])
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v)
+
+/**
+ * Checks the shape of a stored route (`stored`: with revision and updatedAt), appending one
+ * problem per wrong field to `problems`. Shared by loading and writing, so a store never
+ * writes what it would refuse to read back.
+ */
+export function checkRouteState (value: unknown, path: string, stored: boolean, problems: string[]): void {
+  if (!isObject(value)) {
+    problems.push(`${path} must be an object`)
+    return
+  }
+  if (stored) {
+    const rev = value.revision
+    if (typeof rev !== 'number' || !Number.isSafeInteger(rev) || rev < 1) problems.push(`${path}.revision must be an integer >= 1`)
+    if (typeof value.updatedAt !== 'string' || Number.isNaN(Date.parse(value.updatedAt))) problems.push(`${path}.updatedAt must be an ISO date`)
+  }
+  const weights = value.weights
+  if (!isObject(weights)) {
+    problems.push(`${path}.weights must be an object {stable, canary, green} in basis points`)
+  } else {
+    let sum = 0
+    let valid = true
+    for (const v of VERSION_KEYS) {
+      const w = weights[v]
+      if (typeof w !== 'number' || !Number.isInteger(w) || w < 0 || w > 10_000) {
+        problems.push(`${path}.weights.${v} must be an integer between 0 and 10000 (basis points)`)
+        valid = false
+      } else {
+        sum += w
+      }
+    }
+    for (const key of Object.keys(weights)) {
+      if (!(VERSION_KEYS as readonly string[]).includes(key)) problems.push(`${path}.weights.${key} is not a version`)
+    }
+    if (valid && sum !== 10_000) problems.push(`${path}.weights must sum to 10000 basis points (they sum to ${sum})`)
+  }
+  const upstreams = value.upstreams
+  if (upstreams !== undefined) {
+    if (!isObject(upstreams)) {
+      problems.push(`${path}.upstreams must be an object`)
+    } else {
+      for (const [name, list] of Object.entries(upstreams)) {
+        if (!UPSTREAM_KEYS.has(name)) problems.push(`${path}.upstreams.${name} is not a version (stable, canary, green, shadow)`)
+        else if (!Array.isArray(list) || list.some((u) => typeof u !== 'string' || u === '')) {
+          problems.push(`${path}.upstreams.${name} must be a list of URLs`)
+        }
+      }
+    }
+  }
+}
