@@ -104,3 +104,19 @@ export function classifyUpstreamError (err: unknown): UpstreamFailure {
 export function errorBody (code: ErrorCode, requestId: string): string {
   return '{"error":"' + code + '","message":"' + ERRORS[code].message + '","requestId":' + JSON.stringify(requestId) + '}'
 }
+
+/**
+ * Base of expected operational errors (a corrupt state file, a closed store): the message is
+ * the whole story, so no stack trace is captured.
+ */
+export class OperationalError<Code extends string> extends Error {
+  readonly code: Code
+
+  constructor (code: Code, message: string, options?: ErrorOptions) {
+    const limit = Error.stackTraceLimit
+    Error.stackTraceLimit = 0
+    super(message, options)
+    Error.stackTraceLimit = limit
+    this.code = code
+  }
+}

@@ -6,6 +6,7 @@ import { Buffer } from 'node:buffer'
 import { parseArgs } from 'node:util'
 import murmurhash from 'murmurhash'
 import { BUCKETS, createUserBucketer } from '../../src/routing/hash.ts'
+import { seededRandom } from './random.ts'
 
 const ROUTE = 'shop'
 const { values } = parseArgs({ options: { rounds: { type: 'string' }, ids: { type: 'string' } } })
@@ -14,13 +15,7 @@ const ID_COUNT = Number(values.ids ?? 4096)
 
 // ---- ids --------------------------------------------------------------------------------------
 
-let seed = 0x2545f491
-function random (): number {
-  seed ^= seed << 13
-  seed ^= seed >>> 17
-  seed ^= seed << 5
-  return (seed >>> 0) / 2 ** 32
-}
+const random = seededRandom()
 const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)] as T
 
 const ASCII = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.@'

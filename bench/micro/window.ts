@@ -6,19 +6,14 @@
 
 import { parseArgs } from 'node:util'
 import { BUCKET_COUNT, RollingStats, bucketLowerBound, bucketOf } from '../../src/metrics/window.ts'
+import { seededRandom } from './random.ts'
 
 const { values } = parseArgs({ options: { rounds: { type: 'string' } } })
 const ROUNDS = Number(values.rounds ?? process.env.BENCH_ROUNDS ?? 15)
 const RECORDS = 1_000_000
 const SNAPSHOTS = 200
 
-let seed = 0x2545f491
-function random (): number {
-  seed ^= seed << 13
-  seed ^= seed >>> 17
-  seed ^= seed << 5
-  return (seed >>> 0) / 2 ** 32
-}
+const random = seededRandom()
 function gaussian (): number {
   return Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random())
 }

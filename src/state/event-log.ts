@@ -4,6 +4,7 @@
 import { createReadStream } from 'node:fs'
 import { mkdir, open, type FileHandle } from 'node:fs/promises'
 import { dirname, resolve } from 'node:path'
+import { OperationalError } from '../errors.ts'
 
 export interface WeirEvent {
   /** Increasing over the life of the file (continues after a restart). */
@@ -54,18 +55,8 @@ export interface EventLog {
 
 export type EventLogErrorCode = 'WEIR_ERR_EVENTLOG_UNREADABLE' | 'WEIR_ERR_EVENTLOG_WRITE_FAILED' | 'WEIR_ERR_EVENTLOG_CLOSED'
 
-export class EventLogError extends Error {
-  readonly code: EventLogErrorCode
-
-  constructor (code: EventLogErrorCode, message: string, options?: ErrorOptions) {
-    // Expected operational errors: the message is the whole story.
-    const limit = Error.stackTraceLimit
-    Error.stackTraceLimit = 0
-    super(message, options)
-    Error.stackTraceLimit = limit
-    this.name = 'EventLogError'
-    this.code = code
-  }
+export class EventLogError extends OperationalError<EventLogErrorCode> {
+  override readonly name = 'EventLogError'
 }
 
 const SECRET_KEY = /token|authori[sz]ation|passw(?:or)?d|secret|api[-_]?key|credential|private[-_]?key|cookie-?value/i

@@ -2,6 +2,7 @@
 // interface: a synchronous in-memory read, a compare-and-set write, and a change feed.
 
 import type { UpstreamName, WeightsBp } from '../config/rules.ts'
+import { OperationalError } from '../errors.ts'
 
 /*
  * Design note: one interface, three back ends.
@@ -87,19 +88,13 @@ export type StateErrorCode =
   | 'WEIR_ERR_STATE_CLOSED'
 
 /** An operational error of a state store; the message says what is wrong and what to do. */
-export class StateError extends Error {
-  readonly code: StateErrorCode
+export class StateError extends OperationalError<StateErrorCode> {
+  override readonly name = 'StateError'
   /** The file concerned, when there is one. */
   readonly file: string | undefined
 
   constructor (code: StateErrorCode, message: string, file?: string, options?: ErrorOptions) {
-    // Expected operational errors: the message is the whole story, a stack would be noise.
-    const limit = Error.stackTraceLimit
-    Error.stackTraceLimit = 0
-    super(message, options)
-    Error.stackTraceLimit = limit
-    this.name = 'StateError'
-    this.code = code
+    super(code, message, options)
     this.file = file
   }
 }
