@@ -7,6 +7,7 @@ import { createServer as createHttpServer, type Server } from 'node:http'
 import { createServer as createHttpsServer } from 'node:https'
 import { dirname, join } from 'node:path'
 import type { FastifyInstance, FastifyServerFactory } from 'fastify'
+import { createAdminApp } from './admin/plugin.ts'
 import type { Config } from './config/load.ts'
 import { bindRouteMetrics } from './metrics/recorder.ts'
 import { createMetrics, type Metrics } from './metrics/registry.ts'
@@ -17,6 +18,8 @@ import { buildRouteTable } from './routing/route-table.ts'
 
 export interface Apps {
   readonly proxy: FastifyInstance
+  /** Health, readiness and metrics on the admin address; stays up while the proxy drains. */
+  readonly admin: FastifyInstance
   readonly metrics: Metrics
   readonly runtime: ProxyRuntime & { draining: boolean }
   /** Swaps in a new config's routes; listen addresses and the cookie secret need a restart. */
@@ -42,9 +45,11 @@ export async function buildApps (initial: Config, options: BuildOptions = {}): P
   })
   const runtime = { current: snapshotOf(config), draining: false }
   const proxy = await createProxyApp({ config, runtime, metrics, serverFactory: serverFactoryFor(config) })
+  const admin = await createAdminApp({ logger: proxy.log, metrics, isDraining: () => runtime.draining })
 
   return {
     proxy,
+    admin,
     metrics,
     runtime,
     async reload (next) {
@@ -71,6 +76,7 @@ export async function buildApps (initial: Config, options: BuildOptions = {}): P
       } finally {
         clearTimeout(force)
         await pools.close()
+        await admin.close()
       }
     },
   }

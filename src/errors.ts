@@ -5,6 +5,7 @@
 export const ERRORS = {
   WEIR_ERR_ROUTE_NOT_FOUND: { status: 404, message: 'no route matches this request' },
   WEIR_ERR_BAD_REQUEST: { status: 400, message: 'the request is malformed' },
+  WEIR_ERR_ADMIN_NOT_FOUND: { status: 404, message: 'no such admin endpoint' },
   WEIR_ERR_BODY_TIMEOUT: { status: 408, message: 'the request body did not arrive in time' },
   WEIR_ERR_BODY_TOO_LARGE: { status: 413, message: 'the request body is larger than this route accepts' },
   WEIR_ERR_HEADERS_TOO_LARGE: { status: 431, message: 'the request headers are too large' },

@@ -10,6 +10,8 @@ export interface RunningServer {
   config: Config
   /** Base URL the proxy listens on. */
   url: string
+  /** Base URL of the admin server. */
+  adminUrl: string
 }
 
 export async function serve (configFile: string): Promise<RunningServer> {
@@ -21,7 +23,9 @@ export async function serve (configFile: string): Promise<RunningServer> {
   const config = loaded.config
   const apps = await buildApps(config)
   const log = apps.proxy.log
+  const adminAddress = await apps.admin.listen({ host: config.admin.host, port: config.admin.port })
   const address = await apps.proxy.listen({ host: config.listen.host, port: config.listen.port })
+  log.info(`weir admin (healthz, readyz, metrics) listening on ${adminAddress}`)
   log.info({ routes: config.routes.map((r) => r.name) }, `weir proxy listening on ${address}`)
 
   let stopping = false
@@ -53,5 +57,5 @@ export async function serve (configFile: string): Promise<RunningServer> {
       log.info({ routes: next.config.routes.map((r) => r.name) }, 'SIGHUP: config reloaded')
     }, (err: unknown) => log.error({ err }, 'SIGHUP: reload failed; keeping the running config'))
   })
-  return { apps, config, url: address }
+  return { apps, config, url: address, adminUrl: adminAddress }
 }

@@ -12,6 +12,7 @@ export interface TestProxy {
   config: Config
   url: string
   port: number
+  adminUrl: string
   close (): Promise<void>
 }
 
@@ -40,6 +41,7 @@ export function mustBuild (doc: unknown): Config {
 export async function startProxy (doc: unknown): Promise<TestProxy> {
   const config = mustBuild(doc)
   const apps = await buildApps(config, { processMetrics: false })
+  const adminUrl = await apps.admin.listen({ host: '127.0.0.1', port: 0 })
   const url = await apps.proxy.listen({ host: '127.0.0.1', port: 0 })
-  return { apps, config, url, port: Number(new URL(url).port), close: () => apps.close() }
+  return { apps, config, url, port: Number(new URL(url).port), adminUrl, close: () => apps.close() }
 }

@@ -79,7 +79,7 @@ ${route.trim().split('\n').map((line) => '    ' + line.trim()).join('\n')}
 /** Starts `weir serve` on a config and waits until it listens; returns its base URL. */
 async function serveWeir (t: Test, file: string): Promise<{ weir: Weir; url: string; port: number }> {
   const weir = runWeir(t, ['serve', '--config', file])
-  const match = await waitForOutput(weir, /listening on (http:\/\/127\.0\.0\.1:([0-9]+))/, 15_000)
+  const match = await waitForOutput(weir, /weir proxy listening on (http:\/\/127\.0\.0\.1:([0-9]+))/, 15_000)
   return { weir, url: match[1] as string, port: Number(match[2]) }
 }
 
