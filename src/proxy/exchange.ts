@@ -2,7 +2,7 @@
 // failed, and the abort signal undici listens to. One object per request, nothing else.
 
 import type { Version } from '../config/rules.ts'
-import type { ErrorCode, UpstreamFailure } from '../errors.ts'
+import type { ErrorCode } from '../errors.ts'
 import type { DecisionReason, Decision } from '../routing/pick-version.ts'
 import type { CompiledRoute } from '../routing/route-table.ts'
 import type { UpstreamTarget } from './upstreams.ts'
@@ -25,8 +25,6 @@ export class Exchange implements Decision {
   trustedPeer = false
   /** The client reached us over TLS (directly, or per a trusted X-Forwarded-Proto). */
   secure = false
-  /** The first attempt's failure when the request was failed over to stable. */
-  failover: { version: Version; failure: UpstreamFailure } | null = null
   /** Set when the client, not the upstream, broke the request (body too large or too slow). */
   clientError: ErrorCode | null = null
   /** The client went away and the upstream request was cancelled. */

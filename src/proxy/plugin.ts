@@ -169,7 +169,6 @@ class UpstreamDispatcher {
         }
         // Counted as the failed version's error; the client is answered by stable.
         this.metrics.upstreamErrors.labels(exchange.route.name, exchange.version, failure.reason).inc()
-        exchange.failover = { version: exchange.version, failure }
         exchange.version = 'stable'
         exchange.target = exchange.route.groups.stable.pick()
         opts.headers[UPSTREAM_VERSION_HEADER] = 'stable'

@@ -33,17 +33,11 @@ export interface CompiledRoute {
 
 export class RouteTable {
   readonly routes: readonly CompiledRoute[]
-  private readonly byName: ReadonlyMap<string, CompiledRoute>
   private readonly needsHost: boolean
 
   constructor (routes: readonly CompiledRoute[]) {
     this.routes = routes
-    this.byName = new Map(routes.map((r) => [r.name, r]))
     this.needsHost = routes.some((r) => !r.anyHost)
-  }
-
-  get (name: string): CompiledRoute | undefined {
-    return this.byName.get(name)
   }
 
   /** First route (in config order) whose host and path prefix match. */
@@ -77,8 +71,6 @@ export interface BuildTableOptions {
   signature: (bucket: number) => string
   /** Pre-bound metric children of a route. */
   bindMetrics: (route: string) => RouteMetrics
-  /** Live weights that replace the config's (from the state store), by route name. */
-  weights?: ReadonlyMap<string, WeightsBp>
 }
 
 export function buildRouteTable (config: Config, options: BuildTableOptions): RouteTable {
@@ -91,7 +83,7 @@ function compileRoute (route: RouteConfig, options: BuildTableOptions): Compiled
     const origins = route.upstreams[name]
     return origins === undefined ? null : options.pools.group(origins, settings)
   }
-  const weights = options.weights?.get(route.name) ?? route.weights
+  const weights = route.weights
   const exact = route.hosts.filter((h) => !h.startsWith('*.'))
   const override = route.override
   return {
