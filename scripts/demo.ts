@@ -53,7 +53,7 @@ async function startUpstream (version: Version, origin: string, userIdHeader: st
   return server
 }
 
-function banner (url: string, route: RouteConfig): string {
+function banner (url: string, adminUrl: string, route: RouteConfig, token: boolean): string {
   const weights = VERSIONS.map((v) => `${v} ${route.weights[v] / 100}%`).join(', ')
   const lines = [
     '',
@@ -73,8 +73,14 @@ function banner (url: string, route: RouteConfig): string {
       `  curl -s -H '${route.override.header}: green' ${url}/`)
   }
   const user = route.userIdHeader ?? 'x-user-id'
+  const auth = token ? ` -H "authorization: Bearer $WEIR_ADMIN_TOKEN"` : ''
   lines.push('  # 100 users: count who got which version',
     `  for i in $(seq 100); do curl -s -H "${user}: u$i" ${url}/ | grep -o '"version":"[a-z]*"'; done | sort | uniq -c`,
+    '  # the admin API: move 30 % to canary (in force at once, kept across restarts), see it, roll back',
+    `  curl -s${auth} -H 'content-type: application/json' -X PUT ${adminUrl}/api/v1/routes/${route.name}/weights -d '{"stable":70,"canary":30}'`,
+    `  curl -s${auth} ${adminUrl}/api/v1/routes/${route.name}/stats?window=60`,
+    `  curl -s${auth} -H 'content-type: application/json' -X POST ${adminUrl}/api/v1/routes/${route.name}/rollback`,
+    `  curl -s${auth} ${adminUrl}/api/v1/events`,
     '',
     'Ctrl-C stops everything.',
     '')
@@ -101,7 +107,7 @@ async function main (): Promise<void> {
   // pino writes asynchronously (and its flush() does not wait without a minLength): give its
   // "listening" lines a moment so the banner comes after them.
   await new Promise((resolve) => setTimeout(resolve, 100))
-  process.stdout.write(banner(running.url, route))
+  process.stdout.write(banner(running.url, running.adminUrl, route, running.config.admin.tokens.length > 0))
 }
 
 main().catch((err: unknown) => fail((err as Error).message))

@@ -1,5 +1,6 @@
-// Builds weir's apps from a config (proxy now; admin and controller join later) without
-// listening, so tests and the process entry share one assembly. Owns reload and drain.
+// Builds weir's apps from a config (proxy, admin; the controller joins later) without
+// listening, so tests and the process entry share one assembly. Owns the live state (store and
+// event log), reload and drain.
 
 import { randomBytes } from 'node:crypto'
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
@@ -8,21 +9,38 @@ import { createServer as createHttpsServer } from 'node:https'
 import { dirname, join } from 'node:path'
 import type { FastifyInstance, FastifyServerFactory } from 'fastify'
 import { createAdminApp } from './admin/plugin.ts'
+import { RouteService } from './admin/route-service.ts'
 import type { Config } from './config/load.ts'
 import { bindRouteMetrics } from './metrics/recorder.ts'
 import { createMetrics, type Metrics } from './metrics/registry.ts'
+import { StatsRegistry } from './metrics/window.ts'
 import { createProxyApp, type ProxyRuntime, type ProxySnapshot } from './proxy/plugin.ts'
 import { UpstreamPools } from './proxy/upstreams.ts'
 import { createBucketSigner } from './routing/bucket-cookie.ts'
 import { buildRouteTable } from './routing/route-table.ts'
+import { openEventLog, type EventLog } from './state/event-log.ts'
+import { openFileStore } from './state/file-store.ts'
+import { liveConfig, reconcileWithConfig } from './state/live-routes.ts'
+import type { StateStore } from './state/store.ts'
 
 export interface Apps {
   readonly proxy: FastifyInstance
   /** Health, readiness and metrics on the admin address; stays up while the proxy drains. */
   readonly admin: FastifyInstance
   readonly metrics: Metrics
+  /** Per route × version rolling windows (requests, errors, latency quantiles) for stats and the controller. */
+  readonly stats: StatsRegistry
+  /** Live weights, upstream overrides and rollouts of every route (persisted). */
+  readonly store: StateStore
+  /** The audit log of every change and refusal. */
+  readonly events: EventLog
+  /** The operations the admin API and the controller change routes through. */
+  readonly service: RouteService
   readonly runtime: ProxyRuntime & { draining: boolean }
-  /** Swaps in a new config's routes; listen addresses and the cookie secret need a restart. */
+  /**
+   * Swaps in a new config's routes (live state reconciled, see live-routes.ts); listen
+   * addresses and the cookie secret need a restart.
+   */
   reload (config: Config): Promise<string[]>
   /** Stops accepting, lets in-flight requests finish for up to the drain timeout, then ends the rest. */
   close (): Promise<void>
@@ -31,36 +49,73 @@ export interface Apps {
 export interface BuildOptions {
   /** Metrics without process defaults (tests build many apps in one process). */
   processMetrics?: boolean
+  /**
+   * Internal, not a config key (default true): false stops counting requests_total and
+   * request_duration_seconds and recording the rolling stats, for bench/run.ts to measure their cost.
+   */
+  recordRequests?: boolean
 }
 
 export async function buildApps (initial: Config, options: BuildOptions = {}): Promise<Apps> {
   let config = initial
+  // Opened first: a corrupt or unreadable state file stops the start before anything listens.
+  const store = await openFileStore(config.stateFile)
+  let events: EventLog
+  try {
+    events = await openEventLog(config.eventsFile)
+  } catch (err) {
+    await store.close()
+    throw err
+  }
+  const startWarnings = await reconcileWithConfig(config, store, events)
   const pools = new UpstreamPools()
   const signature = createBucketSigner(config.cookieSecret ?? cookieSecretFor(config.stateFile))
   const metrics = createMetrics({ processDefaults: options.processMetrics ?? true })
+  const stats = new StatsRegistry()
   const snapshotOf = (c: Config): ProxySnapshot => ({
-    table: buildRouteTable(c, { pools, signature, bindMetrics: (route) => bindRouteMetrics(metrics, route) }),
+    table: buildRouteTable(liveConfig(c, store.all()), { pools, signature, bindMetrics: (route, versions) => bindRouteMetrics(metrics, route, versions, stats) }),
     versionHeader: c.versionHeader,
     trusted: c.trustedProxyList.length > 0 ? c.trustedProxies : null,
   })
   const runtime = { current: snapshotOf(config), draining: false }
-  const proxy = await createProxyApp({ config, runtime, metrics, serverFactory: serverFactoryFor(config) })
-  const admin = await createAdminApp({ logger: proxy.log, metrics, isDraining: () => runtime.draining })
+  // The weight and rollout gauges show the routes in force at scrape time.
+  metrics.setRouteSource(() => runtime.current.table.routes)
+  // Runs inside each durable state write, before the write resolves: a change is in force by
+  // the time the admin API answers it.
+  store.watch(() => {
+    runtime.current = snapshotOf(config)
+    void retainPools()
+  })
+  const retainPools = (): Promise<void> => pools.retainOnly(runtime.current.table.routes.flatMap((r) =>
+    [r.groups.stable, r.groups.canary, r.groups.green, r.shadow].filter((g) => g !== null)))
+  const service = new RouteService({ store, events, config: () => config })
+  const proxy = await createProxyApp({ config, runtime, metrics, serverFactory: serverFactoryFor(config), recordRequests: options.recordRequests ?? true })
+  for (const w of startWarnings) proxy.log.warn(w)
+  const admin = await createAdminApp({
+    logger: proxy.log,
+    metrics,
+    isDraining: () => runtime.draining,
+    api: { service, events, stats, tokens: config.admin.tokens },
+  })
 
   return {
     proxy,
     admin,
     metrics,
+    stats,
+    store,
+    events,
+    service,
     runtime,
     async reload (next) {
-      const warnings: string[] = []
+      const warnings = await reconcileWithConfig(next, store, events)
       if (next.listen.host !== config.listen.host || next.listen.port !== config.listen.port) warnings.push('listen changed: takes effect after a restart')
       if (next.cookieSecret !== config.cookieSecret) warnings.push('cookieSecret changed: takes effect after a restart')
+      if (!sameTokens(next.admin.tokens, config.admin.tokens)) warnings.push('admin tokens changed: take effect after a restart')
+      config = next
       runtime.current = snapshotOf(next)
       proxy.log.level = next.logLevel
-      config = next
-      await pools.retainOnly(runtime.current.table.routes.flatMap((r) =>
-        [r.groups.stable, r.groups.canary, r.groups.green, r.shadow].filter((g) => g !== null)))
+      await retainPools()
       return warnings
     },
     async close () {
@@ -77,9 +132,15 @@ export async function buildApps (initial: Config, options: BuildOptions = {}): P
         clearTimeout(force)
         await pools.close()
         await admin.close()
+        await store.close()
+        await events.close()
       }
     },
   }
+}
+
+function sameTokens (a: Config['admin']['tokens'], b: Config['admin']['tokens']): boolean {
+  return a.length === b.length && a.every((t, i) => t.name === b[i]?.name && t.token === b[i]?.token)
 }
 
 function serverFactoryFor (config: Config): FastifyServerFactory {

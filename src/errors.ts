@@ -6,6 +6,16 @@ export const ERRORS = {
   WEIR_ERR_ROUTE_NOT_FOUND: { status: 404, message: 'no route matches this request' },
   WEIR_ERR_BAD_REQUEST: { status: 400, message: 'the request is malformed' },
   WEIR_ERR_ADMIN_NOT_FOUND: { status: 404, message: 'no such admin endpoint' },
+  WEIR_ERR_ADMIN_UNAUTHORIZED: { status: 401, message: 'a valid admin bearer token is required' },
+  WEIR_ERR_ADMIN_CROSS_SITE: { status: 403, message: 'cross-site writes to the admin API are refused' },
+  WEIR_ERR_ADMIN_HOST: { status: 403, message: 'the Host header does not name this admin server' },
+  WEIR_ERR_ADMIN_INVALID: { status: 400, message: 'the request is invalid' },
+  WEIR_ERR_ADMIN_MEDIA_TYPE: { status: 415, message: 'admin writes must be sent as application/json' },
+  WEIR_ERR_ADMIN_BODY_TOO_LARGE: { status: 413, message: 'the admin request body is larger than 64 KiB' },
+  WEIR_ERR_ADMIN_ROUTE_NOT_FOUND: { status: 404, message: 'no route has this name' },
+  WEIR_ERR_ADMIN_STALE_REVISION: { status: 412, message: 'the route changed since the revision given in If-Match' },
+  WEIR_ERR_ADMIN_ROLLOUT_ACTIVE: { status: 409, message: 'a rollout drives this route: abort it, or add ?force=true' },
+  WEIR_ERR_ADMIN_STATE_WRITE_FAILED: { status: 503, message: 'the change could not be persisted' },
   WEIR_ERR_BODY_TIMEOUT: { status: 408, message: 'the request body did not arrive in time' },
   WEIR_ERR_BODY_TOO_LARGE: { status: 413, message: 'the request body is larger than this route accepts' },
   WEIR_ERR_HEADERS_TOO_LARGE: { status: 431, message: 'the request headers are too large' },
@@ -104,6 +114,11 @@ export function classifyUpstreamError (err: unknown): UpstreamFailure {
 /** The JSON body of an error weir answers itself. `requestId` is already safe to embed. */
 export function errorBody (code: ErrorCode, requestId: string): string {
   return '{"error":"' + code + '","message":"' + ERRORS[code].message + '","requestId":' + JSON.stringify(requestId) + '}'
+}
+
+/** An error body with its own message (and any extra fields, such as `problems`). */
+export function errorJson (code: ErrorCode, requestId: string, message: string = ERRORS[code].message, extra: Record<string, unknown> = {}): string {
+  return JSON.stringify({ error: code, message, ...extra, requestId })
 }
 
 /**

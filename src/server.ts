@@ -1,7 +1,7 @@
 // Process entry for `weir serve`: load config, build apps, listen, and handle signals
 // (SIGTERM/SIGINT drain then exit 0; SIGHUP reloads, keeping the running config if invalid).
 
-import { buildApps, type Apps } from './app.ts'
+import { buildApps, type Apps, type BuildOptions } from './app.ts'
 import { loadConfigFile, type Config } from './config/load.ts'
 import { formatProblems } from './cli/format.ts'
 
@@ -14,18 +14,19 @@ export interface RunningServer {
   adminUrl: string
 }
 
-export async function serve (configFile: string): Promise<RunningServer> {
+/** `options` are internal build options (bench/servers/weir-norecord.ts), never set by the CLI. */
+export async function serve (configFile: string, options: BuildOptions = {}): Promise<RunningServer> {
   const loaded = loadConfigFile(configFile)
   if (!loaded.ok) {
     process.stderr.write(`weir: ${configFile} is not valid:\n${formatProblems(loaded.problems)}\n`)
     process.exit(1)
   }
   const config = loaded.config
-  const apps = await buildApps(config)
+  const apps = await buildApps(config, options)
   const log = apps.proxy.log
   const adminAddress = await apps.admin.listen({ host: config.admin.host, port: config.admin.port })
   const address = await apps.proxy.listen({ host: config.listen.host, port: config.listen.port })
-  log.info(`weir admin (healthz, readyz, metrics) listening on ${adminAddress}`)
+  log.info(`weir admin (healthz, readyz, metrics, /api/v1) listening on ${adminAddress}`)
   log.info({ routes: config.routes.map((r) => r.name) }, `weir proxy listening on ${address}`)
 
   let stopping = false

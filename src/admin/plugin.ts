@@ -1,9 +1,11 @@
-// The admin server on its own port (default 127.0.0.1:9901): liveness, readiness and
-// Prometheus metrics. The /api/v1 control API joins it with the admin issue (#3).
+// The admin server on its own port (default 127.0.0.1:9901): liveness, readiness, Prometheus
+// metrics and the /api/v1 control API (api.ts).
 
 import fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify'
-import { errorBody } from '../errors.ts'
+import { ERRORS, errorBody } from '../errors.ts'
 import type { Metrics } from '../metrics/registry.ts'
+import { requestIdOf } from '../proxy/plugin.ts'
+import { ADMIN_BODY_LIMIT, adminApi, type AdminApiOptions } from './api.ts'
 
 export interface AdminAppOptions {
   /** The proxy's logger: one log stream, one level (SIGHUP changes both). */
@@ -11,10 +13,17 @@ export interface AdminAppOptions {
   metrics: Metrics
   /** Read per call: readiness turns 503 as soon as draining starts. */
   isDraining: () => boolean
+  api: AdminApiOptions
 }
 
-export async function createAdminApp ({ logger, metrics, isDraining }: AdminAppOptions): Promise<FastifyInstance> {
-  const app = fastify({ loggerInstance: logger, logController: new LogController({ disableRequestLogging: true }) })
+export async function createAdminApp ({ logger, metrics, isDraining, api }: AdminAppOptions): Promise<FastifyInstance> {
+  const app = fastify({
+    loggerInstance: logger,
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: ADMIN_BODY_LIMIT,
+    // A caller's sane X-Request-Id is kept, so a CLI's or controller's id shows in the event log.
+    genReqId: requestIdOf,
+  })
   app.get('/healthz', async () => ({ status: 'ok' }))
   app.get('/readyz', async (_request, reply) => {
     // A load balancer polling readiness stops sending new connections while we drain.
@@ -25,6 +34,19 @@ export async function createAdminApp ({ logger, metrics, isDraining }: AdminAppO
     reply.header('content-type', metrics.registry.contentType)
     return metrics.registry.metrics()
   })
+  // Outside /api/v1 no endpoint reads a body: drain and ignore any, whatever its type.
+  app.removeAllContentTypeParsers()
+  app.addContentTypeParser('*', (_request, payload, done) => {
+    payload.resume()
+    payload.once('end', () => done(null, undefined))
+    payload.once('error', (err) => done(err, undefined))
+  })
+  app.setErrorHandler((err: Error & { statusCode?: number }, request, reply) => {
+    const code = err.statusCode === 413 ? 'WEIR_ERR_ADMIN_BODY_TOO_LARGE' : 'WEIR_ERR_INTERNAL'
+    if (code === 'WEIR_ERR_INTERNAL') request.log.error({ err }, 'admin server error')
+    reply.code(ERRORS[code].status).header('content-type', 'application/json; charset=utf-8').send(errorBody(code, request.id))
+  })
+  await app.register(adminApi, { ...api, prefix: '/api/v1' })
   app.setNotFoundHandler((request, reply) => {
     reply.code(404).header('content-type', 'application/json; charset=utf-8').send(errorBody('WEIR_ERR_ADMIN_NOT_FOUND', request.id))
   })

@@ -2,8 +2,9 @@
 // every rule, returning either a normalized Config or the complete list of problems.
 
 import { accessSync, constants, readFileSync } from 'node:fs'
-import { dirname, extname, resolve } from 'node:path'
+import { dirname, extname, join, resolve } from 'node:path'
 import type { BlockList } from 'node:net'
+import type { TSchema } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 import { parseDocument } from 'yaml'
 import { ConfigSchema, UpstreamsSchema, WeightsSchema, type ConfigInput, type RolloutPolicy, type RouteInput, type Weights } from './schema.ts'
@@ -40,8 +41,9 @@ export interface Config {
   /** The file this config came from (absolute), for reloads and relative paths. */
   file: string | undefined
   listen: { host: string; port: number; tls: { cert: string; key: string } | undefined }
-  admin: { host: string; port: number; token: string | undefined }
+  admin: { host: string; port: number; token: string | undefined; tokens: AdminToken[] }
   stateFile: string
+  eventsFile: string
   cookieSecret: string | undefined
   trustedProxies: BlockList
   trustedProxyList: string[]
@@ -53,6 +55,9 @@ export interface Config {
   logLevel: ConfigInput['logLevel']
   routes: RouteConfig[]
 }
+
+/** A bearer token of the admin API and the name it acts under in the event log. */
+export interface AdminToken { name: string; token: string }
 
 export type LoadResult = { ok: true; config: Config } | { ok: false; problems: Problem[] }
 
@@ -95,15 +100,8 @@ function parseText (text: string, ext: string): { ok: true; value: unknown } | {
 
 /** Validates an already-parsed, interpolated config document. */
 export function buildConfig (input: unknown, options: LoadOptions & { file?: string } = {}): LoadResult {
-  const problems: Problem[] = []
   const withDefaults = Value.Default(ConfigSchema, Value.Clone(input))
-  for (const error of Value.Errors(ConfigSchema, withDefaults)) {
-    // A union reports each branch's failure too; keep one line per path.
-    const path = pointerToPath(error.path)
-    if (problems.some((p) => p.path === path)) continue
-    const custom = (error.schema as { errorMessage?: string }).errorMessage
-    problems.push({ path, reason: custom ?? lowerFirst(error.message) })
-  }
+  const problems = schemaProblems(ConfigSchema, withDefaults)
   const baseDir = options.file !== undefined ? dirname(options.file) : process.cwd()
   if (problems.length > 0) {
     reportRouteRules(withDefaults, problems)
@@ -115,6 +113,23 @@ export function buildConfig (input: unknown, options: LoadOptions & { file?: str
   if (problems.length > 0) return { ok: false, problems }
   config.file = options.file
   return { ok: true, config }
+}
+
+/**
+ * Every schema violation of `value`, one per path (a union reports each branch's failure too),
+ * with paths like `routes[0].weights.canary` under `prefix`. Shared with the admin API so a
+ * value is judged the same way in a file and in a request.
+ */
+export function schemaProblems (schema: TSchema, value: unknown, prefix = ''): Problem[] {
+  const problems: Problem[] = []
+  for (const error of Value.Errors(schema, value)) {
+    const rel = pointerToPath(error.path)
+    const path = prefix === '' ? rel : rel === '(root)' ? prefix : rel.startsWith('[') ? prefix + rel : `${prefix}.${rel}`
+    if (problems.some((p) => p.path === path)) continue
+    const custom = (error.schema as { errorMessage?: string }).errorMessage
+    problems.push({ path, reason: custom ?? lowerFirst(error.message) })
+  }
+  return problems
 }
 
 /**
@@ -138,7 +153,13 @@ function normalize (doc: ConfigInput, baseDir: string, envToken: string | undefi
   // The file's token wins; WEIR_ADMIN_TOKEN is the fallback so secrets can stay out of files.
   const given = doc.admin.token ?? envToken
   const token = given !== undefined && given !== '' ? given : undefined
-  if (token === undefined && !isLoopbackHost(doc.admin.host)) {
+  const tokens: AdminToken[] = token === undefined ? [] : [{ name: 'admin', token }]
+  for (const [name, value] of Object.entries(doc.admin.tokens ?? {})) {
+    if (name === 'admin' && token !== undefined) problems.push({ path: 'admin.tokens.admin', reason: 'is the name of admin.token; choose another name' })
+    else if (tokens.some((t) => t.token === value)) problems.push({ path: `admin.tokens.${name}`, reason: 'repeats another token: every token must be different' })
+    else tokens.push({ name, token: value })
+  }
+  if (tokens.length === 0 && !isLoopbackHost(doc.admin.host)) {
     problems.push({ path: 'admin.token', reason: 'is required when admin.host is not a loopback address' })
   }
   if (doc.admin.host === doc.listen.host && doc.admin.port === doc.listen.port && doc.listen.port !== 0) {
@@ -163,8 +184,11 @@ function normalize (doc: ConfigInput, baseDir: string, envToken: string | undefi
       port: doc.listen.port,
       tls: doc.listen.tls && { cert: resolve(baseDir, doc.listen.tls.cert), key: resolve(baseDir, doc.listen.tls.key) },
     },
-    admin: { host: doc.admin.host, port: doc.admin.port, token },
+    admin: { host: doc.admin.host, port: doc.admin.port, token, tokens },
     stateFile: resolve(baseDir, doc.state.file),
+    eventsFile: doc.state.events === undefined
+      ? join(dirname(resolve(baseDir, doc.state.file)), 'events.jsonl')
+      : resolve(baseDir, doc.state.events),
     cookieSecret: doc.cookieSecret,
     trustedProxies: trusted.list,
     trustedProxyList: doc.trustedProxies,
@@ -179,7 +203,7 @@ function normalize (doc: ConfigInput, baseDir: string, envToken: string | undefi
 }
 
 /** Origins per version, reporting bad and repeated URLs. */
-function normalizeUpstreams (input: RouteInput['upstreams'], path: string, problems: Problem[]): Partial<Record<UpstreamName, string[]>> {
+export function normalizeUpstreams (input: Partial<RouteInput['upstreams']>, path: string, problems: Problem[]): Partial<Record<UpstreamName, string[]>> {
   const upstreams: Partial<Record<UpstreamName, string[]>> = {}
   for (const [name, value] of Object.entries(input) as [UpstreamName, string | string[] | undefined][]) {
     if (value === undefined) continue

@@ -87,5 +87,6 @@ export function buildTrustedProxies (entries: readonly string[], path: string): 
 
 /** True for addresses only this machine can reach (the admin API may run without a token there). */
 export function isLoopbackHost (host: string): boolean {
-  return host === 'localhost' || host === '::1' || host.startsWith('127.') || host === '::ffff:127.0.0.1'
+  // isIP, so that a name like 127.example.com (which DNS may point anywhere) is not taken for one.
+  return host === 'localhost' || host === '::1' || host === '::ffff:127.0.0.1' || (isIP(host) === 4 && host.startsWith('127.'))
 }

@@ -140,10 +140,15 @@ export const ConfigSchema = Type.Object({
   admin: Type.Object({
     host: Type.String({ default: '127.0.0.1' }),
     port: Type.Integer({ minimum: 0, maximum: 65535, default: 9901 }),
-    token: Type.Optional(Type.String()),
+    token: Type.Optional(Type.String({ description: 'Bearer token of /api/v1 (actor "admin" in the event log); falls back to $WEIR_ADMIN_TOKEN.' })),
+    tokens: Type.Optional(Type.Record(Type.String({ pattern: '^[a-z0-9][a-z0-9-]{0,62}$' }), Type.String({ minLength: 1 }), {
+      additionalProperties: false,
+      description: 'More bearer tokens by name (e.g. { ci: ${CI_TOKEN} }); the name is the actor in the event log.',
+    })),
   }, { additionalProperties: false, default: {} }),
   state: Type.Object({
     file: Type.String({ default: './data/state.json' }),
+    events: Type.Optional(Type.String({ description: 'The JSON-lines event log; default: events.jsonl next to the state file.' })),
   }, { additionalProperties: false, default: {} }),
   cookieSecret: Type.Optional(Type.String({ minLength: 16, description: 'HMAC key of the bucket cookie; when unset, one is generated and kept next to the state file.' })),
   trustedProxies: Type.Array(Type.String(), { default: [], description: 'Addresses or CIDRs of hops whose X-Forwarded-* headers are trusted.' }),

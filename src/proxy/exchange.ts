@@ -1,6 +1,7 @@
 // Per-request state of one proxied exchange: the routing decision, the chosen upstream, what
 // failed, and the abort signal undici listens to. One object per request, nothing else.
 
+import type { Readable } from 'node:stream'
 import type { Version } from '../config/rules.ts'
 import type { ErrorCode } from '../errors.ts'
 import type { DecisionReason, Decision } from '../routing/pick-version.ts'
@@ -29,6 +30,10 @@ export class Exchange implements Decision {
   clientError: ErrorCode | null = null
   /** The client went away and the upstream request was cancelled. */
   cancelled = false
+  /** performance.now() in the onRequest hook; 0 when per-request recording is off. */
+  startedAt = 0
+  /** The upstream response body being relayed (recording only): its `errored` tells an upstream cut from a client leaving. */
+  upstreamBody: Readable | null = null
   private abortListener: Listener | null = null
 
   constructor (route: CompiledRoute) {

@@ -12,6 +12,7 @@ import httpProxy from '@fastify/http-proxy'
 import type { Dispatcher } from 'undici'
 import type { Config } from '../config/load.ts'
 import { ERRORS, classifyUpstreamError, errorBody, type ErrorCode } from '../errors.ts'
+import { CLIENT_CLOSED_REQUEST, countResponse } from '../metrics/recorder.ts'
 import type { Metrics } from '../metrics/registry.ts'
 import { pickVersion } from '../routing/pick-version.ts'
 import type { RouteTable } from '../routing/route-table.ts'
@@ -37,6 +38,11 @@ export interface ProxyAppOptions {
   runtime: ProxyRuntime
   metrics: Metrics
   serverFactory: FastifyServerFactory
+  /**
+   * Count every response in weir_requests_total and weir_request_duration_seconds and record
+   * it in the version's rolling stats (default true). Off only to measure what that costs.
+   */
+  recordRequests?: boolean
 }
 
 const kExchange = Symbol('weir.exchange')
@@ -65,6 +71,49 @@ export function sendError (reply: FastifyReply, code: ErrorCode): void {
 /** Listener on the client's ServerResponse: closing before the response finished aborts upstream. */
 function abortOnClientClose (this: ServerResponse & WithExchange): void {
   if (!this.writableFinished) this[kExchange]?.abort()
+}
+
+/**
+ * The 'close' listener of the client's ServerResponse when requests are recorded: counts the
+ * response under the version that answered, with the status sent, and records it in that
+ * version's rolling stats (isError: status >= 500). Made once per app (it needs the app's
+ * metrics) and shared by every response: nothing is allocated per request.
+ *  - Refused for the client's own fault (413 body too large, 408 body too slow): counted, not
+ *    recorded in the stats, as the version did not (fully) see the request.
+ *  - The response did not finish and the upstream body failed: the upstream cut it after its
+ *    head went out. Counted with the status sent, as an upstream error and a stats error.
+ *  - Otherwise an unfinished response means the client went away: the upstream request is
+ *    aborted and the response counted as 499 (nginx's "client closed request"), not recorded in
+ *    the stats, which would learn nothing about the version from it.
+ */
+function recordOnClose (metrics: Metrics): (this: ServerResponse & WithExchange) => void {
+  return function countOnClose (this: ServerResponse & WithExchange): void {
+    const exchange = this[kExchange] as Exchange
+    const latencyMs = performance.now() - exchange.startedAt
+    const cells = exchange.route.metrics.versions[exchange.version]
+    if (this.writableFinished) {
+      const status = this.statusCode
+      countResponse(cells, status, latencyMs)
+      if (exchange.clientError === null) cells.window?.record(latencyMs, status >= 500)
+      return
+    }
+    const cut = exchange.upstreamBody?.errored
+    if (cut == null) {
+      exchange.abort()
+      countResponse(cells, CLIENT_CLOSED_REQUEST, latencyMs)
+      return
+    }
+    metrics.upstreamErrors.labels(exchange.route.name, exchange.version, classifyUpstreamError(cut).reason).inc()
+    countResponse(cells, this.statusCode, latencyMs)
+    cells.window?.record(latencyMs, true)
+  }
+}
+
+/** reply-from's onResponse (recording only): keeps the upstream body so a cut can be told from a client leaving. */
+function relayUpstreamBody (request: FastifyRequest, reply: FastifyReply, res: { stream: Readable }): void {
+  const exchange = exchangeOf(request)
+  if (exchange !== undefined) exchange.upstreamBody = res.stream
+  reply.send(res.stream)
 }
 
 /** Raw HTTP errors (malformed request line, header overflow, header timeout) never reach fastify. */
@@ -144,9 +193,11 @@ function guardBody (raw: IncomingMessage, body: Readable, exchange: Exchange): R
  */
 class UpstreamDispatcher {
   private readonly metrics: Metrics
+  private readonly record: boolean
 
-  constructor (metrics: Metrics) {
+  constructor (metrics: Metrics, record: boolean) {
     this.metrics = metrics
+    this.record = record
   }
 
   request (opts: UpstreamRequestOptions, callback: (err: Error | null, res?: Dispatcher.ResponseData) => void): void {
@@ -167,8 +218,10 @@ class UpstreamDispatcher {
           callback(err, res)
           return
         }
-        // Counted as the failed version's error; the client is answered by stable.
+        // Counted as the failed version's error, in its stats too (so a dying canary shows even
+        // though its clients see no errors); the client is answered, and counted, by stable.
         this.metrics.upstreamErrors.labels(exchange.route.name, exchange.version, failure.reason).inc()
+        if (this.record) exchange.route.metrics.versions[exchange.version].window?.record(performance.now() - exchange.startedAt, true)
         exchange.version = 'stable'
         exchange.target = exchange.route.groups.stable.pick()
         opts.headers[UPSTREAM_VERSION_HEADER] = 'stable'
@@ -183,6 +236,8 @@ class UpstreamDispatcher {
 
 export async function createProxyApp (options: ProxyAppOptions): Promise<FastifyInstance> {
   const { config, runtime, metrics } = options
+  const record = options.recordRequests ?? true
+  const onResponseClose = record ? recordOnClose(metrics) : abortOnClientClose
   const app = fastify({
     serverFactory: options.serverFactory,
     logger: { level: config.logLevel },
@@ -204,25 +259,29 @@ export async function createProxyApp (options: ProxyAppOptions): Promise<Fastify
       sendError(reply, 'WEIR_ERR_ROUTE_NOT_FOUND')
       return
     }
+    const exchange = new Exchange(route)
+    if (record) exchange.startedAt = performance.now()
+    pickVersion(route, raw.headers, exchange)
+    route.metrics.versions[exchange.version].decisions[exchange.decidedBy].inc()
+    ;(raw as WithExchange)[kExchange] = exchange
+    const res = reply.raw as ServerResponse & WithExchange
+    res[kExchange] = exchange
+    // `on`, not `once`: once() allocates a wrapper per call and this response closes only once.
+    // A WebSocket upgrade's response closes with the session: a session is not counted or timed.
+    res.on('close', (raw as IncomingMessage & { upgrade?: boolean }).upgrade === true ? abortOnClientClose : onResponseClose)
     const length = raw.headers['content-length']
     if (length !== undefined && Number(length) > route.config.maxBodyBytes) {
+      // Counted under the version picked, never sent to it (see recordOnClose).
+      exchange.clientError = 'WEIR_ERR_BODY_TOO_LARGE'
       // The body is not read: the connection cannot be reused.
       reply.header('connection', 'close')
       sendError(reply, 'WEIR_ERR_BODY_TOO_LARGE')
       return
     }
     if (runtime.draining) reply.header('connection', 'close')
-    const exchange = new Exchange(route)
-    pickVersion(route, raw.headers, exchange)
     exchange.target = (route.groups[exchange.version] ?? route.groups.stable).pick()
     exchange.trustedPeer = isTrustedPeer(snapshot.trusted, raw)
     exchange.secure = isTlsRequest(raw, exchange.trustedPeer)
-    route.metrics.decisions[exchange.version][exchange.decidedBy].inc()
-    ;(raw as WithExchange)[kExchange] = exchange
-    const res = reply.raw as ServerResponse & WithExchange
-    res[kExchange] = exchange
-    // `on`, not `once`: once() allocates a wrapper per call and this response closes only once.
-    res.on('close', abortOnClientClose)
     done()
   })
 
@@ -247,8 +306,9 @@ export async function createProxyApp (options: ProxyAppOptions): Promise<Fastify
     internalRewriteLocationHeader: false,
     disableRequestLogging: true,
     // reply-from takes any object with request(opts, callback) as its undici dispatcher.
-    undici: new UpstreamDispatcher(metrics),
+    undici: new UpstreamDispatcher(metrics, record),
     replyOptions: {
+      ...(record ? { onResponse: relayUpstreamBody } : {}),
       // Runs in the route handler, right before reply-from takes `request.body`: the one place a
       // body stream can be guarded without a preParsing hook taxing every bodiless request.
       getUpstream: (request: FastifyRequest) => {

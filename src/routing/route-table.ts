@@ -2,7 +2,7 @@
 // a request needs precomputed: bucket bounds, upstream groups, header names, cookie codecs.
 
 import type { Config, RouteConfig } from '../config/load.ts'
-import type { UpstreamName, Version, WeightsBp } from '../config/rules.ts'
+import { VERSIONS, type UpstreamName, type Version, type WeightsBp } from '../config/rules.ts'
 import type { RouteMetrics } from '../metrics/recorder.ts'
 import type { UpstreamGroup, UpstreamPools } from '../proxy/upstreams.ts'
 import { createBucketCookie, type BucketCookie } from './bucket-cookie.ts'
@@ -69,8 +69,8 @@ function hostName (header: string | undefined): string {
 export interface BuildTableOptions {
   pools: UpstreamPools
   signature: (bucket: number) => string
-  /** Pre-bound metric children of a route. */
-  bindMetrics: (route: string) => RouteMetrics
+  /** The route's metric cells and rolling stats, for the versions that have an upstream. */
+  bindMetrics: (route: string, versions: readonly Version[]) => RouteMetrics
 }
 
 export function buildRouteTable (config: Config, options: BuildTableOptions): RouteTable {
@@ -86,13 +86,14 @@ function compileRoute (route: RouteConfig, options: BuildTableOptions): Compiled
   const weights = route.weights
   const exact = route.hosts.filter((h) => !h.startsWith('*.'))
   const override = route.override
+  const groups = { stable: group('stable') as UpstreamGroup, canary: group('canary'), green: group('green') }
   return {
     name: route.name,
     config: route,
     weights,
     canaryEnd: weights.canary,
     greenStart: BUCKETS - weights.green,
-    groups: { stable: group('stable') as UpstreamGroup, canary: group('canary'), green: group('green') },
+    groups,
     shadow: group('shadow'),
     userBucket: createUserBucketer(route.name),
     userIdHeader: route.userIdHeader,
@@ -104,6 +105,6 @@ function compileRoute (route: RouteConfig, options: BuildTableOptions): Compiled
     exactHosts: new Set(exact),
     hostSuffixes: route.hosts.filter((h) => h.startsWith('*.')).map((h) => h.slice(1)),
     pathPrefix: route.pathPrefix,
-    metrics: options.bindMetrics(route.name),
+    metrics: options.bindMetrics(route.name, VERSIONS.filter((v) => groups[v] !== null)),
   }
 }

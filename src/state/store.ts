@@ -33,8 +33,19 @@ export interface RouteState {
   readonly upstreams?: Readonly<Partial<Record<UpstreamName, readonly string[]>>>
   /** The rollout driving this route (owned by the controller); `null` or absent when none. */
   readonly rollout?: unknown
+  /**
+   * The config file's weights and upstreams when this state was written. When the file's
+   * values differ from these, the file was edited since, and its values win (see live-routes.ts).
+   */
+  readonly configured?: Readonly<ConfiguredValues>
   /** ISO time of the last write. */
   readonly updatedAt: string
+}
+
+/** A route's weights and upstreams as the config file sets them. */
+export interface ConfiguredValues {
+  readonly weights: Readonly<WeightsBp>
+  readonly upstreams: Readonly<Partial<Record<UpstreamName, readonly string[]>>>
 }
 
 /**
@@ -103,7 +114,7 @@ const VERSION_KEYS = ['stable', 'canary', 'green'] as const
 const UPSTREAM_KEYS: ReadonlySet<string> = new Set<UpstreamName>(['stable', 'canary', 'green', 'shadow'])
 
 /** Fields of a route this version of weir understands; any other field is carried through writes. */
-export const KNOWN_ROUTE_FIELDS: ReadonlySet<string> = new Set(['revision', 'weights', 'upstreams', 'rollout', 'updatedAt'])
+export const KNOWN_ROUTE_FIELDS: ReadonlySet<string> = new Set(['revision', 'weights', 'upstreams', 'rollout', 'configured', 'updatedAt'])
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v)
 
@@ -141,6 +152,10 @@ export function checkRouteState (value: unknown, path: string, stored: boolean, 
       if (!(VERSION_KEYS as readonly string[]).includes(key)) problems.push(`${path}.weights.${key} is not a version`)
     }
     if (valid && sum !== 10_000) problems.push(`${path}.weights must sum to 10000 basis points (they sum to ${sum})`)
+  }
+  const configured = value.configured
+  if (configured !== undefined && (!isObject(configured) || !isObject(configured.weights) || !isObject(configured.upstreams))) {
+    problems.push(`${path}.configured must be an object {weights, upstreams}`)
   }
   const upstreams = value.upstreams
   if (upstreams !== undefined) {

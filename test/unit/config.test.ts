@@ -90,6 +90,18 @@ t.test('route names are unique and well-formed; unknown keys are errors', async 
 t.test('a non-loopback admin without a token is refused', async (t) => {
   t.match(problemsOf({ admin: { host: '0.0.0.0' }, routes: [route] }), ['admin.token: is required when admin.host is not a loopback address'])
   t.same(problemsOf({ admin: { host: '0.0.0.0', token: 'x' }, routes: [route] }), [])
+  t.same(problemsOf({ admin: { host: '0.0.0.0', tokens: { ci: 'y' } }, routes: [route] }), [], 'a named token is a token too')
+  t.match(problemsOf({ admin: { host: '127.example.com' }, routes: [route] }), ['admin.token: is required when admin.host is not a loopback address'],
+    'a host name starting with 127. is not a loopback address')
+  t.same(problemsOf({ admin: { host: '127.0.0.2' }, routes: [route] }), [])
+})
+
+t.test('named admin tokens: names are actors, tokens must differ and not take the name "admin"', async (t) => {
+  const r = buildConfig({ admin: { token: 'main-token', tokens: { ci: 'ci-token', dash: 'dash-token' } }, routes: [route] })
+  t.same(r.ok && r.config.admin.tokens, [{ name: 'admin', token: 'main-token' }, { name: 'ci', token: 'ci-token' }, { name: 'dash', token: 'dash-token' }])
+  t.match(problemsOf({ admin: { token: 'same', tokens: { ci: 'same' } }, routes: [route] }), ['admin.tokens.ci: repeats another token: every token must be different'])
+  t.match(problemsOf({ admin: { token: 'a', tokens: { admin: 'b' } }, routes: [route] }), ['admin.tokens.admin: is the name of admin.token; choose another name'])
+  t.match(problemsOf({ admin: { tokens: { 'Bad Name': 'b' } }, routes: [route] })[0], /^admin\.tokens/)
 })
 
 t.test('${ENV} interpolation works inside YAML flow maps, with defaults, and names a missing variable', async (t) => {

@@ -1,0 +1,201 @@
+// The /api/v1 control API (CONTRACT §7): routes, weights, upstreams, switch, rollback, stats and
+// events. Every write is authenticated, refused when a browser on another site could have sent
+// it, validated by the route service, persisted before the reply and logged as an event; any
+// refusal answers `{error, message, problems?, requestId}` and changes nothing.
+
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { ERRORS, errorJson, type ErrorCode } from '../errors.ts'
+import type { EventLog } from '../state/event-log.ts'
+import { AdminError, type RouteService, type WriteOptions } from './route-service.ts'
+import { createAuthenticator, isCrossSiteWrite, isJsonContentType, isLoopbackHostHeader } from './guard.ts'
+import type { AdminToken } from '../config/load.ts'
+
+/** Admin request bodies are small JSON objects; anything bigger is refused unread. */
+export const ADMIN_BODY_LIMIT = 64 * 1024
+/** Deeper JSON is refused before any validation walks it. */
+const MAX_JSON_DEPTH = 32
+const MAX_WINDOW_SECONDS = 600
+const MAX_EVENTS_PER_PAGE = 1000
+
+export interface StatsSource {
+  forRoute (route: string, windowSeconds: number): unknown
+}
+
+export interface AdminApiOptions {
+  service: RouteService
+  events: EventLog
+  stats: StatsSource
+  /** Bearer tokens; none: only loopback callers (by address and Host header) are served. */
+  tokens: readonly AdminToken[]
+}
+
+const kActor = Symbol('weir.actor')
+interface WithActor { [kActor]?: string }
+
+const WRITE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])
+
+export async function adminApi (app: FastifyInstance, options: AdminApiOptions): Promise<void> {
+  const { service, events, stats } = options
+  const authenticate = createAuthenticator(options.tokens)
+  const open = options.tokens.length === 0
+
+  app.removeAllContentTypeParsers()
+  app.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit: ADMIN_BODY_LIMIT }, (_request, text, done) => {
+    const source = text as string
+    if (source.trim() === '') return done(null, undefined)
+    let value: unknown
+    try {
+      value = JSON.parse(source)
+    } catch (err) {
+      return done(new AdminError('WEIR_ERR_ADMIN_INVALID', `body: not valid JSON (${(err as Error).message})`, [{ path: 'body', reason: 'is not valid JSON' }]))
+    }
+    if (depthExceeds(value, MAX_JSON_DEPTH)) {
+      return done(new AdminError('WEIR_ERR_ADMIN_INVALID', `body: nests deeper than ${MAX_JSON_DEPTH} levels`, [{ path: 'body', reason: `nests deeper than ${MAX_JSON_DEPTH} levels` }]))
+    }
+    done(null, value)
+  })
+
+  app.addHook('onRequest', async (request, reply) => {
+    const headers = request.headers
+    const write = WRITE_METHODS.has(request.method)
+    if (open && !isLoopbackHostHeader(headers.host)) return refuse(reply, 'WEIR_ERR_ADMIN_HOST')
+    if (write && isCrossSiteWrite(headers)) return refuse(reply, 'WEIR_ERR_ADMIN_CROSS_SITE')
+    const actor = open ? 'local' : authenticate(headers.authorization)
+    if (actor === null) {
+      reply.header('www-authenticate', 'Bearer realm="weir-admin"')
+      return refuse(reply, 'WEIR_ERR_ADMIN_UNAUTHORIZED')
+    }
+    ;(request as WithActor)[kActor] = actor
+    // Checked before the body is read: a form post or text/plain never reaches a parser.
+    if (write && !isJsonContentType(headers['content-type'])) return refuse(reply, 'WEIR_ERR_ADMIN_MEDIA_TYPE')
+    const length = headers['content-length']
+    if (length !== undefined && Number(length) > ADMIN_BODY_LIMIT) {
+      reply.header('connection', 'close')
+      return refuse(reply, 'WEIR_ERR_ADMIN_BODY_TOO_LARGE')
+    }
+  })
+
+  // Every refused write is an audit event, appended (durably) before the refusal is sent.
+  app.addHook('onSend', async (request, reply, payload) => {
+    if (!WRITE_METHODS.has(request.method) || reply.statusCode < 400) return payload
+    let reason: unknown = null
+    try {
+      reason = JSON.parse(String(payload))
+    } catch {}
+    const { requestId: _id, ...detail } = (reason ?? {}) as Record<string, unknown>
+    await events.append({
+      actor: (request as WithActor)[kActor] ?? 'unauthenticated',
+      ...routeOf(request),
+      action: 'rejected',
+      new: { method: request.method, path: request.url.split('?', 1)[0] },
+      reason: { status: reply.statusCode, ...detail },
+      requestId: request.id,
+    }).catch((err: unknown) => request.log.error({ err }, 'could not append the rejection to the event log'))
+    return payload
+  })
+
+  app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, request, reply) => {
+    if (err instanceof AdminError) return refuse(reply, err.code, err.message, err.problems.length > 0 ? { problems: err.problems } : {})
+    if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return refuse(reply, 'WEIR_ERR_ADMIN_BODY_TOO_LARGE')
+    if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return refuse(reply, 'WEIR_ERR_ADMIN_MEDIA_TYPE')
+    if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500) {
+      return refuse(reply, 'WEIR_ERR_ADMIN_INVALID', `request: ${err.message}`)
+    }
+    request.log.error({ err }, 'admin API error')
+    return refuse(reply, 'WEIR_ERR_INTERNAL')
+  })
+
+  const caller = (request: FastifyRequest): { actor: string; requestId: string } =>
+    ({ actor: (request as WithActor)[kActor] ?? 'unauthenticated', requestId: request.id })
+
+  app.get('/routes', async () => service.list())
+
+  app.get<{ Params: { route: string } }>('/routes/:route', async (request, reply) => {
+    const view = service.get(request.params.route)
+    reply.header('etag', `"${view.revision}"`)
+    return view
+  })
+
+  app.put<{ Params: { route: string } }>('/routes/:route/weights', async (request, reply) => {
+    const view = await service.setWeights(request.params.route, request.body, writeOptions(request), caller(request))
+    return reply.header('etag', `"${view.revision}"`).send(view)
+  })
+
+  app.put<{ Params: { route: string } }>('/routes/:route/upstreams', async (request, reply) => {
+    const view = await service.setUpstreams(request.params.route, request.body, writeOptions(request), caller(request))
+    return reply.header('etag', `"${view.revision}"`).send(view)
+  })
+
+  app.post<{ Params: { route: string } }>('/routes/:route/switch', async (request, reply) => {
+    const view = await service.switchTo(request.params.route, request.body, writeOptions(request), caller(request))
+    return reply.header('etag', `"${view.revision}"`).send(view)
+  })
+
+  app.post<{ Params: { route: string } }>('/routes/:route/rollback', async (request, reply) => {
+    const view = await service.rollback(request.params.route, writeOptions(request), caller(request))
+    return reply.header('etag', `"${view.revision}"`).send(view)
+  })
+
+  app.get<{ Params: { route: string }; Querystring: Record<string, string | string[]> }>('/routes/:route/stats', async (request) => {
+    service.get(request.params.route)
+    const window = integerParam(request.query.window, 'window', 60, 1, MAX_WINDOW_SECONDS)
+    return stats.forRoute(request.params.route, window)
+  })
+
+  app.get<{ Querystring: Record<string, string | string[]> }>('/events', async (request) => {
+    const since = request.query.since === undefined ? undefined : integerParam(request.query.since, 'since', 0, 0, Number.MAX_SAFE_INTEGER)
+    const limit = integerParam(request.query.limit, 'limit', MAX_EVENTS_PER_PAGE, 1, MAX_EVENTS_PER_PAGE)
+    return { events: events.since(since, limit), lastId: events.lastId }
+  })
+}
+
+function refuse (reply: FastifyReply, code: ErrorCode, message?: string, extra?: Record<string, unknown>): FastifyReply {
+  return reply.code(ERRORS[code].status).header('content-type', 'application/json; charset=utf-8')
+    .send(errorJson(code, reply.request.id, message, extra))
+}
+
+function routeOf (request: FastifyRequest): { route?: string } {
+  const route = (request.params as { route?: unknown } | undefined)?.route
+  return typeof route === 'string' ? { route } : {}
+}
+
+/** `If-Match: 7`, `"7"` or `W/"7"` → 7; `?force=true`. */
+function writeOptions (request: FastifyRequest): WriteOptions {
+  const query = request.query as Record<string, unknown>
+  const force = query.force
+  if (force !== undefined && force !== 'true' && force !== 'false') {
+    throw new AdminError('WEIR_ERR_ADMIN_INVALID', 'force: must be true or false', [{ path: 'force', reason: 'must be true or false' }])
+  }
+  const header = request.headers['if-match']
+  let ifMatch: number | null = null
+  if (header !== undefined) {
+    const match = /^\s*(?:W\/)?"?([0-9]{1,15})"?\s*$/.exec(header)
+    if (match === null) {
+      throw new AdminError('WEIR_ERR_ADMIN_INVALID', 'If-Match: must be a route revision (a non-negative integer, optionally quoted)',
+        [{ path: 'If-Match', reason: 'must be a route revision' }])
+    }
+    ifMatch = Number(match[1])
+  }
+  return { ifMatch, force: force === 'true' }
+}
+
+function integerParam (raw: unknown, name: string, fallback: number, min: number, max: number): number {
+  if (raw === undefined) return fallback
+  const value = typeof raw === 'string' && /^[0-9]{1,16}$/.test(raw) ? Number(raw) : NaN
+  if (!Number.isSafeInteger(value) || value < min || value > max) {
+    throw new AdminError('WEIR_ERR_ADMIN_INVALID', `${name}: must be an integer from ${min} to ${max}`, [{ path: name, reason: `must be an integer from ${min} to ${max}` }])
+  }
+  return value
+}
+
+/** True when `value` nests deeper than `limit` arrays/objects (iterative: no stack to overflow). */
+function depthExceeds (value: unknown, limit: number): boolean {
+  const stack: [unknown, number][] = [[value, 1]]
+  while (stack.length > 0) {
+    const [item, depth] = stack.pop() as [unknown, number]
+    if (typeof item !== 'object' || item === null) continue
+    if (depth > limit) return true
+    for (const child of Object.values(item)) stack.push([child, depth + 1])
+  }
+  return false
+}

@@ -1,0 +1,270 @@
+// The operations that change a route's live state: validate against the same schema pieces and
+// rules as the config file, write with compare-and-set on the revision, log the event. The admin
+// API and the built-in controller both go through here, so they are judged the same way.
+
+import { Type } from '@sinclair/typebox'
+import type { Config, RouteConfig } from '../config/load.ts'
+import { normalizeUpstreams, schemaProblems } from '../config/load.ts'
+import { VERSIONS, checkWeights, type Problem, type UpstreamName, type Version, type WeightsBp } from '../config/rules.ts'
+import { UpstreamSchema, WeightsSchema } from '../config/schema.ts'
+import { OperationalError, type ErrorCode } from '../errors.ts'
+import type { EventLog } from '../state/event-log.ts'
+import { configuredValues, effectiveUpstreams, isRolloutActive, weightsFit } from '../state/live-routes.ts'
+import { StateError, type RouteState, type RouteUpdate, type StateStore } from '../state/store.ts'
+
+/** A refused operation: the code picks the status, `problems` name the fields. */
+export class AdminError extends OperationalError<ErrorCode> {
+  override readonly name = 'AdminError'
+  readonly problems: readonly Problem[]
+
+  constructor (code: ErrorCode, message: string, problems: readonly Problem[] = []) {
+    super(code, message)
+    this.problems = problems
+  }
+}
+
+/** Who asks and under which request id; written into every event. */
+export interface Caller {
+  readonly actor: string
+  readonly requestId?: string
+}
+
+export interface WriteOptions {
+  /** The revision the caller last saw (If-Match); a different current revision → 412. */
+  readonly ifMatch?: number | null
+  /** Allows a manual change while a rollout drives the route. */
+  readonly force?: boolean
+}
+
+/** A route as the admin API shows it (CONTRACT §7). */
+export interface RouteView {
+  name: string
+  upstreams: Partial<Record<UpstreamName, string[]>>
+  /** Percent. */
+  weights: Record<Version, number>
+  /** 0 while the route runs on the config file's values alone. */
+  revision: number
+  rollout: unknown
+  /** `config` until the first change through the API or controller, then `live`. */
+  source: 'config' | 'live'
+  updatedAt: string | null
+}
+
+const UpstreamsBodySchema = Type.Object({
+  stable: Type.Optional(UpstreamSchema),
+  canary: Type.Optional(Type.Union([UpstreamSchema, Type.Null()])),
+  green: Type.Optional(Type.Union([UpstreamSchema, Type.Null()])),
+  shadow: Type.Optional(Type.Union([UpstreamSchema, Type.Null()])),
+}, { additionalProperties: false, minProperties: 1 })
+
+const SwitchBodySchema = Type.Object({
+  to: Type.Union([Type.Literal('stable'), Type.Literal('green')], { errorMessage: 'must be "green" or "stable"' }),
+}, { additionalProperties: false })
+
+/** Attempts of a write without If-Match that lost a race to another write (each retry re-validates). */
+const MAX_ATTEMPTS = 5
+
+export interface RouteServiceOptions {
+  store: StateStore
+  events: EventLog
+  /** The config in force (replaced on reload). */
+  config: () => Config
+  /** Told when a change was made but its event could not be logged (the change stands). */
+  onEventLogError?: (err: unknown, route: string) => void
+}
+
+export class RouteService {
+  readonly #store: StateStore
+  readonly #events: EventLog
+  readonly #config: () => Config
+  readonly #onEventLogError: (err: unknown, route: string) => void
+  /** Per route, the tail of its queue of writes: each validates and writes after the previous one. */
+  readonly #queues = new Map<string, Promise<unknown>>()
+
+  constructor (options: RouteServiceOptions) {
+    this.#store = options.store
+    this.#events = options.events
+    this.#config = options.config
+    this.#onEventLogError = options.onEventLogError ?? ((err) => { throw err })
+  }
+
+  list (): RouteView[] {
+    return this.#config().routes.map((route) => this.#view(route, this.#store.get(route.name)))
+  }
+
+  get (name: string): RouteView {
+    return this.#view(this.#route(name), this.#store.get(name))
+  }
+
+  /** PUT weights: body `{stable, canary, green}` in percent (an omitted version is 0). */
+  setWeights (name: string, body: unknown, options: WriteOptions, caller: Caller): Promise<RouteView> {
+    return this.#change(name, 'weights.set', options, caller, (route, state) => {
+      requireBody(body, 'weights')
+      problemsOrThrow(schemaProblems(WeightsSchema, body, 'weights'))
+      const upstreams = effectiveUpstreams(route, state)
+      const { bp, problems } = checkWeights(body as Partial<Record<Version, unknown>>, (v) => upstreams[v] !== undefined, 'weights')
+      problemsOrThrow(problems)
+      return { weights: bp }
+    })
+  }
+
+  /**
+   * PUT upstreams: body `{version: URL | [URL] | null}` for the versions to change; null takes a
+   * version's upstream away (its weight must be 0; stable always keeps one).
+   */
+  setUpstreams (name: string, body: unknown, options: WriteOptions, caller: Caller): Promise<RouteView> {
+    return this.#change(name, 'upstreams.set', options, caller, (route, state) => {
+      requireBody(body, 'upstreams')
+      problemsOrThrow(schemaProblems(UpstreamsBodySchema, body, 'upstreams'))
+      const given = body as Partial<Record<UpstreamName, string | string[] | null>>
+      const problems: Problem[] = []
+      const replaced = normalizeUpstreams(
+        Object.fromEntries(Object.entries(given).filter(([, v]) => v !== null)) as Partial<Record<UpstreamName, string | string[]>>,
+        '', problems)
+      problemsOrThrow(problems.map((p) => ({ ...p, path: 'upstreams' + p.path.replace(/^\.upstreams/, '') })))
+      const overrides: Partial<Record<UpstreamName, readonly string[]>> = { ...state?.upstreams }
+      for (const [version, value] of Object.entries(given) as [UpstreamName, unknown][]) {
+        overrides[version] = value === null ? [] : (replaced[version] as string[])
+      }
+      const weights = state?.weights ?? route.weights
+      const after = effectiveUpstreams(route, { upstreams: overrides })
+      problemsOrThrow(VERSIONS.filter((v) => weights[v] > 0 && after[v] === undefined)
+        .map((v) => ({ path: `upstreams.${v}`, reason: `cannot be removed while ${v} has weight ${weights[v] / 100}; set its weight to 0 first` })))
+      return { weights, upstreams: overrides }
+    })
+  }
+
+  /** POST switch: `{to: "green" | "stable"}` takes 100 % at once (blue/green). */
+  switchTo (name: string, body: unknown, options: WriteOptions, caller: Caller): Promise<RouteView> {
+    return this.#change(name, 'switch', options, caller, (route, state) => {
+      requireBody(body, 'body')
+      problemsOrThrow(schemaProblems(SwitchBodySchema, body, 'body'))
+      const to = (body as { to: 'stable' | 'green' }).to
+      if (effectiveUpstreams(route, state)[to] === undefined) {
+        throw new AdminError('WEIR_ERR_ADMIN_INVALID', `body.to: version ${to} has no upstream`, [{ path: 'body.to', reason: `version ${to} has no upstream` }])
+      }
+      return { weights: { stable: 0, canary: 0, green: 0, [to]: 10_000 } }
+    })
+  }
+
+  /** POST rollback: stable 100 % at once, and any rollout marked failed. Allowed during a rollout. */
+  rollback (name: string, options: WriteOptions, caller: Caller): Promise<RouteView> {
+    return this.#change(name, 'rollback', { ...options, force: true }, caller, (_route, state) => {
+      const rollout = isRolloutActive(state?.rollout)
+        ? { ...(state?.rollout as object), phase: 'failed', reason: `rolled back by ${caller.actor}` }
+        : state?.rollout ?? null
+      return { weights: { stable: 10_000, canary: 0, green: 0 }, rollout }
+    })
+  }
+
+  #route (name: string): RouteConfig {
+    const route = this.#config().routes.find((r) => r.name === name)
+    if (route === undefined) throw new AdminError('WEIR_ERR_ADMIN_ROUTE_NOT_FOUND', `no route is named ${JSON.stringify(name)}`)
+    return route
+  }
+
+  /**
+   * Validates `compute`'s change against the current state and writes it with compare-and-set.
+   * Writes to one route run one at a time, so each is validated against the state the previous
+   * one left. A write that still lost a race (to a writer outside this service) is validated
+   * again on the newer state and retried, unless the caller pinned a revision with If-Match.
+   */
+  #change (
+    name: string, action: string, options: WriteOptions, caller: Caller,
+    compute: (route: RouteConfig, state: RouteState | undefined) => Pick<RouteUpdate, 'weights'> & Partial<RouteUpdate>,
+  ): Promise<RouteView> {
+    const previous = this.#queues.get(name) ?? Promise.resolve()
+    const run = previous.then(() => this.#changeNow(name, action, options, caller, compute))
+    const tail = run.catch(() => undefined)
+    this.#queues.set(name, tail)
+    void tail.then(() => { if (this.#queues.get(name) === tail) this.#queues.delete(name) })
+    return run
+  }
+
+  async #changeNow (
+    name: string, action: string, options: WriteOptions, caller: Caller,
+    compute: (route: RouteConfig, state: RouteState | undefined) => Pick<RouteUpdate, 'weights'> & Partial<RouteUpdate>,
+  ): Promise<RouteView> {
+    for (let attempt = 1; ; attempt++) {
+      const route = this.#route(name)
+      const state = this.#store.get(name)
+      const revision = state?.revision ?? 0
+      if (options.ifMatch != null && options.ifMatch !== revision) {
+        throw new AdminError('WEIR_ERR_ADMIN_STALE_REVISION', `If-Match: the route is at revision ${revision}, not ${options.ifMatch}`)
+      }
+      if (options.force !== true && isRolloutActive(state?.rollout)) {
+        throw new AdminError('WEIR_ERR_ADMIN_ROLLOUT_ACTIVE', 'a rollout drives this route: abort it or roll back, or add ?force=true to change it anyway')
+      }
+      const change = compute(route, state)
+      const upstreams = change.upstreams ?? state?.upstreams
+      const next: RouteUpdate = {
+        weights: change.weights,
+        configured: configuredValues(route),
+        ...(upstreams === undefined ? {} : { upstreams }),
+        ...('rollout' in change ? { rollout: change.rollout } : state?.rollout === undefined ? {} : { rollout: state.rollout }),
+      }
+      if (!weightsFit(next.weights, effectiveUpstreams(route, next))) {
+        throw new AdminError('WEIR_ERR_ADMIN_INVALID', 'weights: a version with weight has no upstream', [{ path: 'weights', reason: 'a version with weight has no upstream' }])
+      }
+      let result
+      try {
+        result = await this.#store.compareAndSet(name, revision, next)
+      } catch (err) {
+        if (err instanceof StateError) throw new AdminError('WEIR_ERR_ADMIN_STATE_WRITE_FAILED', `nothing changed: ${err.message}`)
+        throw err
+      }
+      if (!result.ok) {
+        if (options.ifMatch != null || attempt >= MAX_ATTEMPTS) {
+          throw new AdminError('WEIR_ERR_ADMIN_STALE_REVISION', `the route changed concurrently (now revision ${result.current?.revision ?? 0})`)
+        }
+        continue
+      }
+      try {
+        await this.#events.append({
+          actor: caller.actor,
+          route: name,
+          action,
+          old: summary(state, route),
+          new: summary(result.state, route),
+          ...(caller.requestId === undefined ? {} : { requestId: caller.requestId }),
+        })
+      } catch (err) {
+        // The change is durable and in force: answering with an error would misreport it.
+        this.#onEventLogError(err, name)
+      }
+      return this.#view(route, result.state)
+    }
+  }
+
+  #view (route: RouteConfig, state: RouteState | undefined): RouteView {
+    const weights = state?.weights ?? route.weights
+    return {
+      name: route.name,
+      upstreams: effectiveUpstreams(route, state),
+      weights: percent(weights),
+      revision: state?.revision ?? 0,
+      rollout: state?.rollout ?? null,
+      source: state === undefined ? 'config' : 'live',
+      updatedAt: state?.updatedAt ?? null,
+    }
+  }
+}
+
+function percent (bp: Readonly<WeightsBp>): Record<Version, number> {
+  return { stable: bp.stable / 100, canary: bp.canary / 100, green: bp.green / 100 }
+}
+
+/** What an event records of a route before and after a change. */
+function summary (state: RouteState | undefined, route: RouteConfig): Record<string, unknown> {
+  return { revision: state?.revision ?? 0, weights: percent(state?.weights ?? route.weights), upstreams: effectiveUpstreams(route, state) }
+}
+
+function problemsOrThrow (problems: readonly Problem[]): void {
+  if (problems.length === 0) return
+  const message = problems.map((p) => `${p.path}: ${p.reason}`).join('; ')
+  throw new AdminError('WEIR_ERR_ADMIN_INVALID', message, problems)
+}
+
+function requireBody (body: unknown, path: string): void {
+  if (body === undefined) problemsOrThrow([{ path, reason: 'is required: send a JSON object' }])
+}

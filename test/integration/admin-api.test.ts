@@ -1,0 +1,377 @@
+// The /api/v1 control API over real sockets: every endpoint's success path and refusals, and
+// that a refusal changes nothing (state, revision, state file, weight gauge, traffic).
+
+import t, { type Test } from 'tap'
+import { readFileSync, writeFileSync } from 'node:fs'
+import { startUpstream, type Upstream } from '../helpers/upstream.ts'
+import { configDoc, startProxy, type RouteDoc, type TestProxy } from '../helpers/proxy.ts'
+import { send } from '../helpers/http.ts'
+import { adminClient, type AdminClient } from '../helpers/admin.ts'
+
+interface Setup { proxy: TestProxy; api: AdminClient; stable: Upstream; canary: Upstream; green: Upstream }
+
+async function setup (t: Test, route: Partial<RouteDoc> = {}, extra: Record<string, unknown> = {}, token?: string): Promise<Setup> {
+  const stable = await startUpstream('stable')
+  const canary = await startUpstream('canary')
+  const green = await startUpstream('green')
+  const proxy = await startProxy(configDoc([{
+    name: 'shop',
+    upstreams: { stable: stable.url, canary: canary.url, green: green.url },
+    weights: { stable: 90, canary: 10 },
+    ...route,
+  }], extra))
+  t.teardown(async () => {
+    await proxy.close()
+    for (const u of [stable, canary, green]) await u.close()
+  })
+  return { proxy, api: adminClient(proxy.adminUrl, token), stable, canary, green }
+}
+
+/** Which version answers a request of a user with no id and no cookie, 200 times: the share per version. */
+async function versionsServed (proxy: TestProxy, n = 200): Promise<Record<string, number>> {
+  const seen: Record<string, number> = {}
+  for (let i = 0; i < n; i++) {
+    const reply = await send(proxy.url + '/', { headers: { 'x-user-id': `u${i}` } })
+    const version = String(reply.headers['x-weir-version'])
+    seen[version] = (seen[version] ?? 0) + 1
+  }
+  return seen
+}
+
+t.test('GET routes and one route: upstreams, weights in percent, revision 0 from the config, rollout null', async (t) => {
+  const { api, stable, canary, green } = await setup(t)
+  const list = await api.get('/api/v1/routes')
+  t.equal(list.status, 200)
+  const expected = {
+    name: 'shop',
+    upstreams: { stable: [stable.url], canary: [canary.url], green: [green.url] },
+    weights: { stable: 90, canary: 10, green: 0 },
+    revision: 0,
+    rollout: null,
+    source: 'config',
+  }
+  t.match(list.json<unknown[]>(), [expected])
+  const one = await api.get('/api/v1/routes/shop')
+  t.match(one.json(), expected)
+  t.equal(one.headers.etag, '"0"')
+  const missing = await api.get('/api/v1/routes/nope')
+  t.equal(missing.status, 404)
+  t.equal(missing.json().error, 'WEIR_ERR_ADMIN_ROUTE_NOT_FOUND')
+})
+
+t.test('PUT weights: persisted, in force before the reply, revision bumped, event logged, gauge updated', async (t) => {
+  const { proxy, api } = await setup(t)
+  const reply = await api.call('PUT', '/api/v1/routes/shop/weights', { stable: 0, canary: 100, green: 0 })
+  t.equal(reply.status, 200, reply.body)
+  t.match(reply.json(), { weights: { stable: 0, canary: 100, green: 0 }, revision: 1, source: 'live' })
+  t.equal(reply.headers.etag, '"1"')
+  // The very next request after the reply already follows the new weights.
+  t.same(await versionsServed(proxy, 50), { canary: 50 })
+  const file = JSON.parse(readFileSync(proxy.config.stateFile, 'utf8'))
+  t.match(file.routes.shop, { revision: 1, weights: { stable: 0, canary: 10_000, green: 0 } })
+  const events = (await api.get('/api/v1/events')).json<{ events: Record<string, unknown>[] }>().events
+  t.match(events.at(-1), { actor: 'local', route: 'shop', action: 'weights.set', old: { revision: 0, weights: { canary: 10 } }, new: { revision: 1, weights: { canary: 100 } } })
+  t.type(events.at(-1)?.requestId, 'string')
+  const metrics = (await send(proxy.adminUrl + '/metrics')).body
+  t.match(metrics, /weir_route_weight_percent\{route="shop",version="canary"\} 100\n/)
+  t.match(metrics, /weir_route_weight_percent\{route="shop",version="stable"\} 0\n/)
+})
+
+t.test('an omitted version weighs 0, and two decimals are kept exactly', async (t) => {
+  const { api } = await setup(t)
+  const reply = await api.call('PUT', '/api/v1/routes/shop/weights', { stable: 66.67, canary: 33.33 })
+  t.equal(reply.status, 200, reply.body)
+  t.same(reply.json().weights, { stable: 66.67, canary: 33.33, green: 0 })
+})
+
+t.test('invalid weights: a 4xx naming the field, and nothing changes (state, revision, file, gauge, traffic)', async (t) => {
+  const { proxy, api } = await setup(t)
+  const reply0 = await api.call('PUT', '/api/v1/routes/shop/weights', { stable: 80, canary: 20 })
+  t.equal(reply0.status, 200, 'a first valid change, so the state file exists')
+  const before = {
+    route: (await api.get('/api/v1/routes/shop')).body,
+    file: readFileSync(proxy.config.stateFile, 'utf8'),
+    gauge: (await send(proxy.adminUrl + '/metrics')).body.split('\n').filter((l) => l.startsWith('weir_route_weight_percent')).join('\n'),
+  }
+  const deep = '['.repeat(10_000) + ']'.repeat(10_000)
+  const cases: [string, unknown, number, RegExp][] = [
+    ['sum 99', { stable: 89, canary: 10 }, 400, /weights: must sum to 100 \(they sum to 99\)/],
+    ['sum 101', { stable: 91, canary: 10 }, 400, /weights: must sum to 100 \(they sum to 101\)/],
+    ['negative', { stable: 110, canary: -10 }, 400, /weights\.canary: /],
+    ['three decimals', { stable: 89.995, canary: 10.005 }, 400, /weights\.stable: must have at most two decimals/],
+    ['a string', { stable: '90', canary: 10 }, 400, /weights\.stable: expected number/i],
+    ['null', { stable: null, canary: 100 }, 400, /weights\.stable: expected number/i],
+    ['NaN (not JSON)', '{"stable": NaN, "canary": 10}', 400, /body: not valid JSON/],
+    ['an unknown version', { stable: 90, blue: 10 }, 400, /weights(\.blue)?: .*(unexpected|additional)/i],
+    ['an array', [90, 10], 400, /weights: expected object/i],
+    ['no body', undefined, 400, /weights: is required/],
+    ['1 MiB body', JSON.stringify({ stable: 100, pad: 'x'.repeat(1 << 20) }), 413, /64 KiB/],
+    ['10 000-deep nesting', deep, 400, /body: nests deeper than 32 levels/],
+  ]
+  for (const [name, body, status, message] of cases) {
+    const reply = await api.call('PUT', '/api/v1/routes/shop/weights', body)
+    t.equal(reply.status, status, `${name}: status`)
+    const error = reply.json<{ error: string; message: string; requestId: string }>()
+    t.match(error.message, message, `${name}: message names the field`)
+    t.match(error.error, /^WEIR_ERR_ADMIN_/, `${name}: error code`)
+    t.type(error.requestId, 'string')
+  }
+  t.equal((await api.get('/api/v1/routes/shop')).body, before.route, 'route (weights, revision) unchanged')
+  t.equal(readFileSync(proxy.config.stateFile, 'utf8'), before.file, 'state file unchanged')
+  const gauge = (await send(proxy.adminUrl + '/metrics')).body.split('\n').filter((l) => l.startsWith('weir_route_weight_percent')).join('\n')
+  t.equal(gauge, before.gauge, 'weight gauge unchanged')
+  const rejected = (await api.get('/api/v1/events')).json<{ events: { action: string; reason: { status: number } }[] }>().events
+    .filter((e) => e.action === 'rejected')
+  t.equal(rejected.length, cases.length, 'every refusal is in the event log')
+})
+
+t.test('a weight on a version with no upstream is refused, naming the version', async (t) => {
+  const stable = await startUpstream('s')
+  const proxy = await startProxy(configDoc([{ name: 'solo', upstreams: { stable: stable.url } }]))
+  t.teardown(async () => { await proxy.close(); await stable.close() })
+  const api = adminClient(proxy.adminUrl)
+  const reply = await api.call('PUT', '/api/v1/routes/solo/weights', { stable: 90, canary: 10 })
+  t.equal(reply.status, 400)
+  t.match(reply.json(), { error: 'WEIR_ERR_ADMIN_INVALID', message: /weights\.canary: must be 0: version canary has no upstream/, problems: [{ path: 'weights.canary' }] })
+  t.equal((await api.get('/api/v1/routes/solo')).json().revision, 0)
+})
+
+t.test('If-Match: a stale revision is 412; of 20 concurrent writes with the same revision exactly one wins', async (t) => {
+  const { api } = await setup(t)
+  t.equal((await api.call('PUT', '/api/v1/routes/shop/weights', { stable: 100 }, { 'if-match': '"3"' })).status, 412)
+  const bad = await api.call('PUT', '/api/v1/routes/shop/weights', { stable: 100 }, { 'if-match': 'abc' })
+  t.equal(bad.status, 400)
+  t.match(bad.json().message, /If-Match/)
+  const replies = await Promise.all(Array.from({ length: 20 }, (_, i) =>
+    api.call('PUT', '/api/v1/routes/shop/weights', { stable: 100 - i, canary: i }, { 'if-match': '0' })))
+  const statuses = replies.map((r) => r.status).sort()
+  t.same(statuses, [200, ...Array<number>(19).fill(412)])
+  const winner = replies.find((r) => r.status === 200)?.json<{ weights: unknown; revision: number }>()
+  const now = (await api.get('/api/v1/routes/shop')).json()
+  t.equal(now.revision, 1)
+  t.same(now.weights, winner?.weights, 'the state is the winner\'s')
+  t.equal((await api.call('PUT', '/api/v1/routes/shop/weights', { stable: 100 }, { 'if-match': 'W/"1"' })).status, 200, 'the current revision (weak ETag form) passes')
+})
+
+t.test('writes without If-Match from many callers all apply, one after another', async (t) => {
+  const { api } = await setup(t)
+  const replies = await Promise.all(Array.from({ length: 10 }, (_, i) => api.call('PUT', '/api/v1/routes/shop/weights', { stable: 100 - i, canary: i })))
+  t.same(replies.map((r) => r.status), Array<number>(10).fill(200))
+  t.same(replies.map((r) => r.json().revision).sort((a, b) => Number(a) - Number(b)), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10])
+})
+
+t.test('PUT upstreams points a version at a new deployment; null takes one away only at weight 0', async (t) => {
+  const { proxy, api } = await setup(t)
+  const next = await startUpstream('canary-v2')
+  t.teardown(() => next.close())
+  const reply = await api.call('PUT', '/api/v1/routes/shop/upstreams', { canary: [next.url] })
+  t.equal(reply.status, 200, reply.body)
+  t.same(reply.json<{ upstreams: Record<string, unknown> }>().upstreams.canary, [next.url])
+  const served = await send(proxy.url + '/', { headers: { 'x-weir-version': 'canary' } })
+  t.equal(served.json().version, 'canary-v2', 'the override reaches the new deployment at once')
+
+  const refused = await api.call('PUT', '/api/v1/routes/shop/upstreams', { canary: null })
+  t.equal(refused.status, 400)
+  t.match(refused.json().message, /upstreams\.canary: cannot be removed while canary has weight 10/)
+  const cases: [unknown, RegExp][] = [
+    [{ canary: 'ftp://x' }, /upstreams\.canary/],
+    [{ canary: ['http://127.0.0.1:1/path'] }, /upstreams\.canary\[0\]: must be an origin/],
+    [{ stable: null }, /upstreams\.stable/],
+    [{ blue: 'http://127.0.0.1:1' }, /upstreams/],
+    [{}, /upstreams/],
+  ]
+  for (const [body, message] of cases) {
+    const r = await api.call('PUT', '/api/v1/routes/shop/upstreams', body)
+    t.equal(r.status, 400, JSON.stringify(body))
+    t.match(r.json().message, message)
+  }
+  t.equal((await api.get('/api/v1/routes/shop')).json().revision, 1, 'no refused write changed the revision')
+  t.equal((await api.call('PUT', '/api/v1/routes/shop/weights', { stable: 100 })).status, 200)
+  const removed = await api.call('PUT', '/api/v1/routes/shop/upstreams', { canary: null })
+  t.equal(removed.status, 200, removed.body)
+  t.equal(removed.json<{ upstreams: Record<string, unknown> }>().upstreams.canary, undefined)
+  const override = await send(proxy.url + '/', { headers: { 'x-weir-version': 'canary' } })
+  t.equal(override.json().version, 'stable', 'an override of a version without upstream falls back to stable')
+})
+
+t.test('switch moves 100 % at once; rollback returns to stable; both refuse bad input', async (t) => {
+  const { proxy, api } = await setup(t)
+  const toGreen = await api.call('POST', '/api/v1/routes/shop/switch', { to: 'green' })
+  t.equal(toGreen.status, 200, toGreen.body)
+  t.same(toGreen.json().weights, { stable: 0, canary: 0, green: 100 })
+  t.same(await versionsServed(proxy, 30), { green: 30 })
+  const bad = await api.call('POST', '/api/v1/routes/shop/switch', { to: 'blue' })
+  t.equal(bad.status, 400)
+  t.match(bad.json().message, /body\.to: must be "green" or "stable"/)
+  const back = await api.call('POST', '/api/v1/routes/shop/rollback')
+  t.equal(back.status, 200, back.body)
+  t.same(back.json().weights, { stable: 100, canary: 0, green: 0 })
+  t.same(await versionsServed(proxy, 30), { stable: 30 })
+})
+
+t.test('switch to a version without upstream is refused', async (t) => {
+  const stable = await startUpstream('s')
+  const proxy = await startProxy(configDoc([{ name: 'bg', upstreams: { stable: stable.url } }]))
+  t.teardown(async () => { await proxy.close(); await stable.close() })
+  const reply = await adminClient(proxy.adminUrl).call('POST', '/api/v1/routes/bg/switch', { to: 'green' })
+  t.equal(reply.status, 400)
+  t.match(reply.json().message, /body\.to: version green has no upstream/)
+})
+
+t.test('while a rollout drives the route: manual writes are 409 unless forced; rollback always works', async (t) => {
+  const stable = await startUpstream('s')
+  const canary = await startUpstream('c')
+  const doc = configDoc([{ name: 'r', upstreams: { stable: stable.url, canary: canary.url }, weights: { stable: 90, canary: 10 } }])
+  const stateFile = (doc.state as { file: string }).file
+  writeFileSync(stateFile, JSON.stringify({
+    version: 1,
+    routes: { r: { revision: 4, weights: { stable: 9000, canary: 1000, green: 0 }, rollout: { phase: 'progressing', step: 1 }, updatedAt: new Date().toISOString() } },
+  }))
+  const proxy = await startProxy(doc)
+  t.teardown(async () => { await proxy.close(); await stable.close(); await canary.close() })
+  const api = adminClient(proxy.adminUrl)
+  const refused = await api.call('PUT', '/api/v1/routes/r/weights', { stable: 50, canary: 50 })
+  t.equal(refused.status, 409)
+  t.equal(refused.json().error, 'WEIR_ERR_ADMIN_ROLLOUT_ACTIVE')
+  t.equal((await api.call('POST', '/api/v1/routes/r/switch', { to: 'stable' })).status, 409)
+  const forced = await api.call('PUT', '/api/v1/routes/r/weights?force=true', { stable: 50, canary: 50 })
+  t.equal(forced.status, 200, forced.body)
+  t.equal(forced.json().revision, 5)
+  const rolledBack = await api.call('POST', '/api/v1/routes/r/rollback')
+  t.equal(rolledBack.status, 200)
+  t.match(rolledBack.json(), { weights: { stable: 100, canary: 0 }, rollout: { phase: 'failed', step: 1 } })
+  t.equal((await api.call('PUT', '/api/v1/routes/r/weights', { stable: 100 })).status, 200, 'a failed rollout no longer blocks writes')
+})
+
+t.test('bearer tokens: none or wrong → 401 and nothing changes; the token name is the actor; no token is ever logged', async (t) => {
+  const token = 'tok-' + 'x'.repeat(40)
+  const ciToken = 'ci-secret-' + 'y'.repeat(30)
+  const { proxy, api } = await setup(t, {}, { admin: { host: '127.0.0.1', port: 0, token, tokens: { ci: ciToken } } }, token)
+  const anonymous = adminClient(proxy.adminUrl)
+  const wrong = adminClient(proxy.adminUrl, token + 'z')
+  for (const client of [anonymous, wrong]) {
+    const r = await client.call('PUT', '/api/v1/routes/shop/weights', { stable: 100 })
+    t.equal(r.status, 401)
+    t.equal(r.json().error, 'WEIR_ERR_ADMIN_UNAUTHORIZED')
+    t.match(String(r.headers['www-authenticate']), /^Bearer/)
+    t.equal((await client.get('/api/v1/routes')).status, 401, 'reads need the token too')
+  }
+  t.equal((await send(proxy.adminUrl + '/api/v1/routes', { headers: { authorization: `Basic ${token}` } })).status, 401)
+  t.equal((await api.get('/api/v1/routes/shop')).json().revision, 0)
+  t.equal((await api.call('PUT', '/api/v1/routes/shop/weights', { stable: 100 })).status, 200)
+  const ci = adminClient(proxy.adminUrl, ciToken)
+  t.equal((await ci.call('PUT', '/api/v1/routes/shop/weights', { stable: 50, canary: 50 })).status, 200)
+  t.equal((await send(proxy.adminUrl + '/metrics')).status, 200, '/metrics needs no token')
+  const events = (await api.get('/api/v1/events')).json<{ events: { actor: string; action: string }[] }>().events
+  t.same(events.map((e) => [e.actor, e.action]), [
+    ['unauthenticated', 'rejected'], ['unauthenticated', 'rejected'], ['admin', 'weights.set'], ['ci', 'weights.set'],
+  ])
+  const log = readFileSync(proxy.config.eventsFile, 'utf8')
+  t.notMatch(log, token.slice(0, 12), 'the admin token is not in the event log')
+  t.notMatch(log, ciToken.slice(0, 12), 'the ci token is not in the event log')
+})
+
+t.test('cross-site writes and DNS-rebinding hosts are refused with 403; non-JSON writes with 415', async (t) => {
+  const { api } = await setup(t)
+  const attempts: [Record<string, string>, number, string][] = [
+    [{ origin: 'http://evil.example' }, 403, 'WEIR_ERR_ADMIN_CROSS_SITE'],
+    [{ origin: 'null' }, 403, 'WEIR_ERR_ADMIN_CROSS_SITE'],
+    [{ 'sec-fetch-site': 'cross-site' }, 403, 'WEIR_ERR_ADMIN_CROSS_SITE'],
+    [{ 'sec-fetch-site': 'same-site' }, 403, 'WEIR_ERR_ADMIN_CROSS_SITE'],
+    [{ host: 'rebind.evil.example:9901' }, 403, 'WEIR_ERR_ADMIN_HOST'],
+    [{ host: '127.evil.example' }, 403, 'WEIR_ERR_ADMIN_HOST'],
+    [{ 'content-type': 'text/plain' }, 415, 'WEIR_ERR_ADMIN_MEDIA_TYPE'],
+    [{ 'content-type': 'application/x-www-form-urlencoded' }, 415, 'WEIR_ERR_ADMIN_MEDIA_TYPE'],
+    [{ 'content-type': 'multipart/form-data; boundary=x' }, 415, 'WEIR_ERR_ADMIN_MEDIA_TYPE'],
+  ]
+  for (const [headers, status, code] of attempts) {
+    const r = await api.call('PUT', '/api/v1/routes/shop/weights', { stable: 100 }, headers)
+    t.equal(r.status, status, JSON.stringify(headers))
+    t.equal(r.json().error, code)
+  }
+  t.equal((await api.get('/api/v1/routes/shop')).json().revision, 0, 'nothing changed')
+  const sameOrigin = await api.call('PUT', '/api/v1/routes/shop/weights', { stable: 100 }, { 'sec-fetch-site': 'same-origin' })
+  t.equal(sameOrigin.status, 200, 'a same-origin write (e.g. a dashboard served by weir) passes')
+})
+
+t.test('stats: per-version window over real traffic; window validated', async (t) => {
+  const { proxy, api } = await setup(t, { weights: { stable: 100 } })
+  for (let i = 0; i < 20; i++) await send(proxy.url + '/')
+  const reply = await api.get('/api/v1/routes/shop/stats?window=30')
+  t.equal(reply.status, 200, reply.body)
+  const stats = reply.json<{ window: number; versions: Record<string, { requests: number; errors: number; errorRate: number; p50: number; p99: number }> }>()
+  t.equal(stats.window, 30)
+  t.match(stats.versions.stable, { requests: 20, errors: 0, errorRate: 0 })
+  t.type(stats.versions.stable?.p50, 'number')
+  t.equal((await api.get('/api/v1/routes/shop/stats')).json().window, 60, 'the default window is 60 s')
+  for (const bad of ['0', '601', 'abc', '1.5', '']) {
+    const r = await api.get(`/api/v1/routes/shop/stats?window=${bad}`)
+    t.equal(r.status, 400, `window=${bad}`)
+    t.match(r.json().message, /^window: must be an integer from 1 to 600/)
+  }
+  t.equal((await api.get('/api/v1/routes/nope/stats')).status, 404)
+})
+
+t.test('events: ?since pages forward, limit bounds a page, bad values are refused', async (t) => {
+  const { api } = await setup(t)
+  for (let i = 0; i < 5; i++) await api.call('PUT', '/api/v1/routes/shop/weights', { stable: 100 - i, canary: i })
+  const all = (await api.get('/api/v1/events')).json<{ events: { id: number }[]; lastId: number }>()
+  t.equal(all.events.length, 5)
+  t.equal(all.lastId, all.events.at(-1)?.id)
+  const after = (await api.get(`/api/v1/events?since=${all.events[2]?.id ?? 0}`)).json<{ events: { id: number }[] }>()
+  t.same(after.events.map((e) => e.id), all.events.slice(3).map((e) => e.id))
+  t.equal((await api.get('/api/v1/events?limit=2&since=0')).json<{ events: unknown[] }>().events.length, 2)
+  t.equal((await api.get('/api/v1/events?since=-1')).status, 400)
+  t.equal((await api.get('/api/v1/events?limit=0')).status, 400)
+})
+
+t.test('state survives a rebuild on the same state file; an edited config file wins again for the edited field', async (t) => {
+  const stable = await startUpstream('s')
+  const canary = await startUpstream('c')
+  const newCanary = await startUpstream('c2')
+  t.teardown(async () => { await stable.close(); await canary.close(); await newCanary.close() })
+  const doc = configDoc([{ name: 'a', upstreams: { stable: stable.url, canary: canary.url }, weights: { stable: 90, canary: 10 } }])
+  let proxy = await startProxy(doc)
+  let api = adminClient(proxy.adminUrl)
+  t.equal((await api.call('PUT', '/api/v1/routes/a/weights', { stable: 70, canary: 30 })).status, 200)
+  t.equal((await api.call('PUT', '/api/v1/routes/a/upstreams', { canary: newCanary.url })).status, 200)
+  await proxy.close()
+
+  proxy = await startProxy(doc)
+  api = adminClient(proxy.adminUrl)
+  t.match((await api.get('/api/v1/routes/a')).json(), { weights: { stable: 70, canary: 30 }, upstreams: { canary: [newCanary.url] }, revision: 2, source: 'live' },
+    'live state wins over the unchanged config file')
+  await proxy.close()
+
+  const edited = { ...doc, routes: [{ name: 'a', upstreams: { stable: stable.url, canary: canary.url }, weights: { stable: 95, canary: 5 } }] }
+  proxy = await startProxy(edited)
+  t.teardown(() => proxy.close())
+  api = adminClient(proxy.adminUrl)
+  t.match((await api.get('/api/v1/routes/a')).json(), { weights: { stable: 95, canary: 5 }, upstreams: { canary: [newCanary.url] }, revision: 3 },
+    'the edited weights apply; the unedited upstreams keep their live override')
+  const last = (await api.get('/api/v1/events')).json<{ events: Record<string, unknown>[] }>().events.at(-1)
+  t.match(last, { actor: 'config', action: 'config.applied', route: 'a', reason: /weights/ })
+})
+
+t.test('a reload applies the edited config file the same way', async (t) => {
+  const { proxy, api, stable, canary, green } = await setup(t)
+  t.equal((await api.call('PUT', '/api/v1/routes/shop/weights', { stable: 50, canary: 50 })).status, 200)
+  const unchanged = await proxy.apps.reload(proxy.config)
+  t.same(unchanged, [])
+  t.same((await api.get('/api/v1/routes/shop')).json().weights, { stable: 50, canary: 50, green: 0 }, 'an unchanged file keeps the live weights')
+  const doc = configDoc([{ name: 'shop', upstreams: { stable: stable.url, canary: canary.url, green: green.url }, weights: { stable: 100 } }])
+  const { mustBuild } = await import('../helpers/proxy.ts')
+  const warnings = await proxy.apps.reload(mustBuild(doc))
+  t.match(warnings, [/route shop: the config file's weights changed/])
+  t.same((await api.get('/api/v1/routes/shop')).json().weights, { stable: 100, canary: 0, green: 0 })
+  t.same(await versionsServed(proxy, 20), { stable: 20 })
+})
+
+t.test('unknown /api/v1 paths and methods are JSON 404s', async (t) => {
+  const { api } = await setup(t)
+  for (const [method, path] of [['GET', '/api/v1/nope'], ['DELETE', '/api/v1/routes/shop'], ['POST', '/api/v1/routes/shop/weights']]) {
+    const r = method === 'POST' ? await api.call(method, path as string, {}) : await api.call(method as string, path as string)
+    t.equal(r.status, 404, `${method} ${path}`)
+    t.equal(r.json().error, 'WEIR_ERR_ADMIN_NOT_FOUND')
+  }
+})
