@@ -1,6 +1,7 @@
 // `npm run bench`: measures the same upstream hit directly, through a bare @fastify/http-proxy,
 // through a hand-written undici proxy (the Node floor) and through weir (user-id and cookie
-// routing), each proxy alone on CPU 0; prints a table and writes bench/results/latest.json.
+// routing, and user-id without per-request metrics to price them), each proxy alone on CPU 0;
+// prints a table and writes bench/results/latest.json.
 
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
@@ -41,7 +42,7 @@ if (flags.help === true) {
   process.stdout.write(`usage: npm run bench [-- --duration S --warmup S --connections N --pipelining N --user-ids N --rounds N --scenarios a,b --profile]
 env: BENCH_DURATION (10), BENCH_WARMUP (2), BENCH_CONNECTIONS (50), BENCH_PIPELINING (1), BENCH_USER_IDS (10000),
      BENCH_ROUNDS (1; >1 repeats every scenario in rotated order and reports the median round),
-     BENCH_SCENARIOS (direct,bare,floor,weir-user,weir-cookie), BENCH_PROFILE=1 (adds --cpu-prof runs of the bare plugin and weir)
+     BENCH_SCENARIOS (direct,bare,floor,weir-user,weir-cookie,weir-norecord), BENCH_PROFILE=1 (adds --cpu-prof runs of the bare plugin and weir)
 `)
   process.exit(0)
 }
@@ -64,14 +65,15 @@ const settings = {
 }
 const profile = flags.profile === true || process.env.BENCH_PROFILE === '1'
 
-type ScenarioId = 'direct' | 'bare' | 'floor' | 'weir-user' | 'weir-cookie'
-const ALL_SCENARIOS: readonly ScenarioId[] = ['direct', 'bare', 'floor', 'weir-user', 'weir-cookie']
+type ScenarioId = 'direct' | 'bare' | 'floor' | 'weir-user' | 'weir-cookie' | 'weir-norecord'
+const ALL_SCENARIOS: readonly ScenarioId[] = ['direct', 'bare', 'floor', 'weir-user', 'weir-cookie', 'weir-norecord']
 const LABELS: Record<ScenarioId, string> = {
   direct: 'direct (no proxy)',
   bare: 'bare @fastify/http-proxy',
   floor: 'undici floor (node:http + Pool)',
   'weir-user': 'weir, x-user-id routing',
   'weir-cookie': 'weir, bucket cookie routing',
+  'weir-norecord': 'weir, x-user-id, no request metrics',
 }
 const selected = (flags.scenarios ?? process.env.BENCH_SCENARIOS ?? ALL_SCENARIOS.join(','))
   .split(',').map((s) => s.trim()).filter((s) => s !== '')
@@ -279,8 +281,10 @@ routes:
   return file
 }
 
-async function startWeir (config: string, extraNodeArgs: string[] = []): Promise<Child> {
-  const child = startChild('weir', PROXY_CPU, [...extraNodeArgs, 'bin/weir.js', 'serve', '--config', config])
+/** `record: false` starts bench/servers/weir-norecord.ts: the same weir built with recordRequests: false. */
+async function startWeir (config: string, extraNodeArgs: string[] = [], record = true): Promise<Child> {
+  const entry = record ? ['bin/weir.js', 'serve', '--config', config] : ['bench/servers/weir-norecord.ts', config]
+  const child = startChild(record ? 'weir' : 'weir-norecord', PROXY_CPU, [...extraNodeArgs, ...entry])
   await waitForPort(child, PORTS.weir)
   return child
 }
@@ -373,6 +377,46 @@ function codeVersion (): { commit: string; modified: string[] } {
   return {
     commit: safeExec('git', ['-C', ROOT, 'rev-parse', '--short', 'HEAD']) || 'unknown',
     modified: modified === '' ? [] : modified.split('\n').map((l) => l.trim()),
+  }
+}
+
+interface RecordingCost {
+  rounds: number
+  /** Per round, weir-user req/s ÷ weir-norecord req/s (the two ran back to back). */
+  roundRatios: number[]
+  reqPerSecRatio: number
+  /** Rounds (0-based) in which neither run lost more than STEADY_STEAL_PCT of a CPU to the hypervisor, and their median ratio. */
+  steadyRounds: number[]
+  steadyReqPerSecRatio: number | null
+  /** weir-norecord's median µs CPU per request ÷ weir-user's: requests per proxy CPU-second, relative. */
+  cpuRatio: number | null
+  usPerReq: { record: number | null; norecord: number | null }
+}
+
+/** Hypervisor steal (% of a CPU) above which a round is too disturbed to compare two runs a few % apart. */
+const STEADY_STEAL_PCT = 10
+
+/** What per-request recording costs: weir-user (recording) against weir-norecord, round by round. */
+function recordingCost (runs: ReadonlyMap<ScenarioId, Measured[]>): RecordingCost | null {
+  const on = runs.get('weir-user') ?? []
+  const off = runs.get('weir-norecord') ?? []
+  const rounds = Math.min(on.length, off.length)
+  if (rounds === 0) return null
+  const roundRatios = Array.from({ length: rounds }, (_, i) => ratio((on[i] as Measured).reqPerSec, (off[i] as Measured).reqPerSec) ?? 0)
+  const cost = (list: Measured[]): number | null => medianOf(list.flatMap((m) =>
+    m.proxyCpuMs === null || m.requests === 0 ? [] : [(m.proxyCpuMs * 1000) / m.requests]), (c) => c) ?? null
+  const record = cost(on)
+  const norecord = cost(off)
+  const steal = (m: Measured): number => Math.max(m.cpuBusyPct[`cpu${PROXY_CPU}steal`] ?? 0, m.cpuBusyPct[`cpu${LOAD_CPU}steal`] ?? 0)
+  const steadyRounds = roundRatios.flatMap((_, i) => (steal(on[i] as Measured) <= STEADY_STEAL_PCT && steal(off[i] as Measured) <= STEADY_STEAL_PCT ? [i] : []))
+  return {
+    rounds,
+    roundRatios,
+    reqPerSecRatio: medianOf(roundRatios, (r) => r) ?? 0,
+    steadyRounds,
+    steadyReqPerSecRatio: medianOf(steadyRounds.map((i) => roundRatios[i] as number), (r) => r) ?? null,
+    cpuRatio: record === null || norecord === null ? null : ratio(norecord, record),
+    usPerReq: { record: record === null ? null : Math.round(record * 10) / 10, norecord: norecord === null ? null : Math.round(norecord * 10) / 10 },
   }
 }
 
@@ -475,14 +519,14 @@ async function main (): Promise<void> {
         await stopChild(proxy)
       }
     }
-    const weir = await startWeir(weirConfig)
+    const weir = await startWeir(weirConfig, [], id !== 'weir-norecord')
     try {
       if (notes.canaryShareOf2000Users === undefined) {
         const share = await canaryShare(2000)
         notes.canaryShareOf2000Users = share
         process.stdout.write(`  (routing check: ${(share * 100).toFixed(1)} % of 2000 user ids went to canary, weights 90/10)\n`)
       }
-      if (id === 'weir-user') return await warmAndMeasure(`http://127.0.0.1:${PORTS.weir}/`, 'user-id', undefined, weir.proc.pid, upstreamPids)
+      if (id === 'weir-user' || id === 'weir-norecord') return await warmAndMeasure(`http://127.0.0.1:${PORTS.weir}/`, 'user-id', undefined, weir.proc.pid, upstreamPids)
       // The cookie secret is fixed in the config, so one cookie stays valid across weir restarts.
       cookie ??= await stableBucketCookie()
       notes.bucketCookie = cookie
@@ -571,6 +615,16 @@ async function main (): Promise<void> {
         `shared it, so req/s ratios are noisy; the CPU-normalized ratio is the steadier one. Try BENCH_ROUNDS=3.\n`)
     }
   }
+  const recording = recordingCost(runs)
+  if (recording !== null) {
+    process.stdout.write(`\nrequest metrics + rolling stats (weir-user) vs recordRequests: false (weir-norecord), ${recording.rounds} paired round(s):\n` +
+      `  req/s ratio, median of rounds:        ${recording.reqPerSecRatio.toFixed(3)} (rounds ${recording.roundRatios.map((r) => r.toFixed(3)).join(' / ')})\n` +
+      `  same, rounds with steal <= ${STEADY_STEAL_PCT} %:       ${recording.steadyReqPerSecRatio?.toFixed(3) ?? '-'} (rounds ${recording.steadyRounds.map((i) => i + 1).join(', ') || 'none'})\n` +
+      `  req per proxy CPU-second ratio:       ${recording.cpuRatio?.toFixed(3) ?? '-'} (${recording.usPerReq.record} vs ${recording.usPerReq.norecord} µs CPU/req, medians)\n` +
+      `  recording costs at most 5 % of throughput: ${(recording.steadyReqPerSecRatio ?? recording.reqPerSecRatio) >= 0.95 ? 'HOLDS' : 'MISSED'} ` +
+      `by req/s${recording.steadyReqPerSecRatio === null ? '' : ' (steady rounds)'}, ` +
+      `${recording.cpuRatio === null ? '-' : recording.cpuRatio >= 0.95 ? 'HOLDS' : 'MISSED'} by CPU\n`)
+  }
   const floorRow = rows.find((r) => r.id === 'floor')
   if (floorRow?.ratioVsBare != null) process.stdout.write(`undici floor vs bare plugin: ${floorRow.ratioVsBare.toFixed(2)}x\n`)
   if (profiles !== null) {
@@ -598,6 +652,7 @@ async function main (): Promise<void> {
       cpuNormalizedHolds: cpuTarget === null ? null : cpuTarget >= 0.95,
     },
     notes,
+    ...(recording !== null ? { recordingCost: recording } : {}),
     ...(profiles !== null
       ? {
           profile: {
