@@ -80,6 +80,11 @@ export async function buildApps (initial: Config, options: BuildOptions = {}): P
   const runtime = { current: snapshotOf(config), draining: false }
   // The weight and rollout gauges show the routes in force at scrape time.
   metrics.setRouteSource(() => runtime.current.table.routes)
+  // The phase of the rollout recorded in the route's live state; idle when there is none.
+  metrics.setRolloutSource((route) => {
+    const phase = (store.get(route)?.rollout as { phase?: unknown } | null | undefined)?.phase
+    return typeof phase === 'string' ? phase : 'idle'
+  })
   // Runs inside each durable state write, before the write resolves: a change is in force by
   // the time the admin API answers it.
   store.watch(() => {

@@ -275,6 +275,7 @@ export async function createProxyApp (options: ProxyAppOptions): Promise<Fastify
       exchange.clientError = 'WEIR_ERR_BODY_TOO_LARGE'
       // The body is not read: the connection cannot be reused.
       reply.header('connection', 'close')
+      if (snapshot.versionHeader !== false) reply.header(snapshot.versionHeader, exchange.version)
       sendError(reply, 'WEIR_ERR_BODY_TOO_LARGE')
       return
     }

@@ -230,6 +230,7 @@ t.test('while a rollout drives the route: manual writes are 409 unless forced; r
   const proxy = await startProxy(doc)
   t.teardown(async () => { await proxy.close(); await stable.close(); await canary.close() })
   const api = adminClient(proxy.adminUrl)
+  t.match((await send(proxy.adminUrl + '/metrics')).body, /weir_rollout_state\{route="r",phase="progressing"\} 1\n/)
   const refused = await api.call('PUT', '/api/v1/routes/r/weights', { stable: 50, canary: 50 })
   t.equal(refused.status, 409)
   t.equal(refused.json().error, 'WEIR_ERR_ADMIN_ROLLOUT_ACTIVE')
@@ -240,6 +241,9 @@ t.test('while a rollout drives the route: manual writes are 409 unless forced; r
   const rolledBack = await api.call('POST', '/api/v1/routes/r/rollback')
   t.equal(rolledBack.status, 200)
   t.match(rolledBack.json(), { weights: { stable: 100, canary: 0 }, rollout: { phase: 'failed', step: 1 } })
+  const metrics = (await send(proxy.adminUrl + '/metrics')).body
+  t.match(metrics, /weir_rollout_state\{route="r",phase="failed"\} 1\n/)
+  t.match(metrics, /weir_rollout_state\{route="r",phase="progressing"\} 0\n/)
   t.equal((await api.call('PUT', '/api/v1/routes/r/weights', { stable: 100 })).status, 200, 'a failed rollout no longer blocks writes')
 })
 

@@ -53,6 +53,7 @@ t.test('a Content-Length above the route\'s maxBodyBytes is answered 413 JSON an
   t.match(reply.headers['content-type'], /^application\/json/)
   t.equal(errorCode(reply.body), 'WEIR_ERR_BODY_TOO_LARGE')
   t.equal(reply.headers.connection, 'close', 'the connection is not reused: its unread body is still on it')
+  t.equal(reply.headers['x-weir-version'], 'stable', 'like every error of a routed request, it names the version')
 
   const fits = await send(`${proxy.url}/small/upload`, { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: bodyOf(1024, 2) })
   t.equal(fits.status, 200, 'a body of exactly maxBodyBytes is proxied')
