@@ -93,8 +93,13 @@ export async function buildApps (initial: Config, options: BuildOptions = {}): P
   })
   const retainPools = (): Promise<void> => pools.retainOnly(runtime.current.table.routes.flatMap((r) =>
     [r.groups.stable, r.groups.canary, r.groups.green, r.shadow].filter((g) => g !== null)))
-  const service = new RouteService({ store, events, config: () => config })
   const proxy = await createProxyApp({ config, runtime, metrics, serverFactory: serverFactoryFor(config), recordRequests: options.recordRequests ?? true })
+  const service = new RouteService({
+    store,
+    events,
+    config: () => config,
+    onEventLogError: (err, route) => proxy.log.error({ err, route }, 'a route change was applied but could not be written to the event log'),
+  })
   for (const w of startWarnings) proxy.log.warn(w)
   const admin = await createAdminApp({
     logger: proxy.log,

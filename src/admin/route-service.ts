@@ -70,7 +70,7 @@ export interface RouteServiceOptions {
   /** The config in force (replaced on reload). */
   config: () => Config
   /** Told when a change was made but its event could not be logged (the change stands). */
-  onEventLogError?: (err: unknown, route: string) => void
+  onEventLogError: (err: unknown, route: string) => void
 }
 
 export class RouteService {
@@ -85,7 +85,7 @@ export class RouteService {
     this.#store = options.store
     this.#events = options.events
     this.#config = options.config
-    this.#onEventLogError = options.onEventLogError ?? ((err) => { throw err })
+    this.#onEventLogError = options.onEventLogError
   }
 
   list (): RouteView[] {
