@@ -121,7 +121,7 @@ export class RouteService {
       const replaced = normalizeUpstreams(
         Object.fromEntries(Object.entries(given).filter(([, v]) => v !== null)) as Partial<Record<UpstreamName, string | string[]>>,
         '', problems)
-      problemsOrThrow(problems.map((p) => ({ ...p, path: 'upstreams' + p.path.replace(/^\.upstreams/, '') })))
+      problemsOrThrow(problems)
       const overrides: Partial<Record<UpstreamName, readonly string[]>> = { ...state?.upstreams }
       for (const [version, value] of Object.entries(given) as [UpstreamName, unknown][]) {
         overrides[version] = value === null ? [] : (replaced[version] as string[])

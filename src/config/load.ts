@@ -210,7 +210,8 @@ export function normalizeUpstreams (input: Partial<RouteInput['upstreams']>, pat
     const list = Array.isArray(value) ? value : [value]
     const origins: string[] = []
     list.forEach((raw, j) => {
-      const itemPath = Array.isArray(value) ? `${path}.upstreams.${name}[${j}]` : `${path}.upstreams.${name}`
+      const base = path === '' ? `upstreams.${name}` : `${path}.upstreams.${name}`
+      const itemPath = Array.isArray(value) ? `${base}[${j}]` : base
       const { origin, problem } = checkUpstreamUrl(raw, itemPath)
       if (problem !== undefined) problems.push(problem)
       else if (origins.includes(origin as string)) problems.push({ path: itemPath, reason: 'is listed twice' })

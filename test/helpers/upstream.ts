@@ -1,6 +1,7 @@
 // Real upstream HTTP servers on 127.0.0.1 for tests: each answers with its own name, records
 // what it received, and can be told to misbehave per request.
 
+import type { Test } from 'tap'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
 
@@ -64,6 +65,14 @@ export async function startUpstream (name: string, port = 0): Promise<Upstream> 
       await new Promise<void>((resolve) => server.close(() => resolve()))
     },
   }
+}
+
+/** Starts one upstream per name, closed when the test ends. */
+export async function startUpstreams (t: Test, ...names: string[]): Promise<Upstream[]> {
+  const started: Upstream[] = []
+  for (const name of names) started.push(await startUpstream(name))
+  t.teardown(async () => { for (const u of started) await u.close() })
+  return started
 }
 
 /** A port that nothing listens on (bound, then released). */

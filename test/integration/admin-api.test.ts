@@ -3,7 +3,7 @@
 
 import t, { type Test } from 'tap'
 import { readFileSync, writeFileSync } from 'node:fs'
-import { startUpstream, type Upstream } from '../helpers/upstream.ts'
+import { startUpstream, startUpstreams, type Upstream } from '../helpers/upstream.ts'
 import { configDoc, startProxy, type RouteDoc, type TestProxy } from '../helpers/proxy.ts'
 import { send } from '../helpers/http.ts'
 import { adminClient, type AdminClient } from '../helpers/admin.ts'
@@ -11,19 +11,15 @@ import { adminClient, type AdminClient } from '../helpers/admin.ts'
 interface Setup { proxy: TestProxy; api: AdminClient; stable: Upstream; canary: Upstream; green: Upstream }
 
 async function setup (t: Test, route: Partial<RouteDoc> = {}, extra: Record<string, unknown> = {}, token?: string): Promise<Setup> {
-  const stable = await startUpstream('stable')
-  const canary = await startUpstream('canary')
-  const green = await startUpstream('green')
+  const [stable, canary, green] = await startUpstreams(t, 'stable', 'canary', 'green') as [Upstream, Upstream, Upstream]
   const proxy = await startProxy(configDoc([{
     name: 'shop',
     upstreams: { stable: stable.url, canary: canary.url, green: green.url },
     weights: { stable: 90, canary: 10 },
     ...route,
   }], extra))
-  t.teardown(async () => {
-    await proxy.close()
-    for (const u of [stable, canary, green]) await u.close()
-  })
+  // Registered after the upstreams' teardown, so it runs first: the proxy closes before them.
+  t.teardown(() => proxy.close())
   return { proxy, api: adminClient(proxy.adminUrl, token), stable, canary, green }
 }
 

@@ -5,7 +5,7 @@
 import t from 'tap'
 import { spawn } from 'node:child_process'
 import { join } from 'node:path'
-import { startUpstream } from '../helpers/upstream.ts'
+import { startUpstreams, type Upstream } from '../helpers/upstream.ts'
 import { configDoc, startProxy } from '../helpers/proxy.ts'
 import { send } from '../helpers/http.ts'
 import { adminClient } from '../helpers/admin.ts'
@@ -32,19 +32,14 @@ function runLoad (spec: LoadSpec): Promise<LoadResult> {
 }
 
 t.test('100 weight changes and 10 switches under load: zero non-2xx, each in force within 100 ms of its reply', async (t) => {
-  const stable = await startUpstream('stable')
-  const canary = await startUpstream('canary')
-  const green = await startUpstream('green')
+  const [stable, canary, green] = await startUpstreams(t, 'stable', 'canary', 'green') as [Upstream, Upstream, Upstream]
   const proxy = await startProxy(configDoc([{
     name: 'web',
     upstreams: { stable: stable.url, canary: canary.url, green: green.url },
     weights: { stable: 100 },
     stickiness: { userId: { header: 'x-user-id' } },
   }]))
-  t.teardown(async () => {
-    await proxy.close()
-    for (const u of [stable, canary, green]) await u.close()
-  })
+  t.teardown(() => proxy.close())
   const api = adminClient(proxy.adminUrl)
   const bucketOf = createUserBucketer('web')
   const probes = Array.from({ length: 8 }, (_, i) => `probe-${i}`).map((id) => ({ id, bucket: bucketOf(id) }))

@@ -5,7 +5,7 @@ import t, { type Test } from 'tap'
 import { writeFileSync } from 'node:fs'
 import { connect } from 'node:net'
 import { join } from 'node:path'
-import { closedPort, startUpstream, type Upstream } from '../helpers/upstream.ts'
+import { closedPort, startUpstream, startUpstreams, type Upstream } from '../helpers/upstream.ts'
 import { send, type Reply } from '../helpers/http.ts'
 import { eventually, sleep } from '../helpers/raw-http.ts'
 import { exitWithin, runWeir, serveWeir, tempDir, waitForOutput, yamlConfig } from '../helpers/weir-process.ts'
@@ -21,15 +21,8 @@ function connectOutcome (port: number): Promise<string> {
   })
 }
 
-async function upstreams (t: Test, ...names: string[]): Promise<Upstream[]> {
-  const started: Upstream[] = []
-  for (const name of names) started.push(await startUpstream(name))
-  t.teardown(async () => { for (const u of started) await u.close() })
-  return started
-}
-
 t.test('SIGTERM lets 50 in-flight slow requests finish with 200, refuses new connections, and exits 0', async (t) => {
-  const [upstream] = await upstreams(t, 'stable') as [Upstream]
+  const [upstream] = await startUpstreams(t, 'stable') as [Upstream]
   const timers = new Set<NodeJS.Timeout>()
   t.teardown(() => { for (const timer of timers) clearTimeout(timer) })
   upstream.handle((_req, res) => {
@@ -63,7 +56,7 @@ t.test('SIGTERM lets 50 in-flight slow requests finish with 200, refuses new con
 })
 
 t.test('SIGTERM with drainTimeout 500ms and a request stuck for 10 s still exits 0 within 2 s', async (t) => {
-  const [upstream] = await upstreams(t, 'stable') as [Upstream]
+  const [upstream] = await startUpstreams(t, 'stable') as [Upstream]
   const timers = new Set<NodeJS.Timeout>()
   t.teardown(() => { for (const timer of timers) clearTimeout(timer) })
   upstream.handle((_req, res) => {
@@ -88,7 +81,7 @@ t.test('SIGTERM with drainTimeout 500ms and a request stuck for 10 s still exits
 })
 
 t.test('SIGHUP applies a valid changed file and keeps the running config when the file is invalid', async (t) => {
-  const [stable, canary, canary2] = await upstreams(t, 'stable', 'canary', 'canary-2') as [Upstream, Upstream, Upstream]
+  const [stable, canary, canary2] = await startUpstreams(t, 'stable', 'canary', 'canary-2') as [Upstream, Upstream, Upstream]
   const dir = tempDir()
   const file = join(dir, 'weir.yaml')
   const write = (canaryUrl: string, weights: string): void => writeFileSync(file, yamlConfig(dir, `
