@@ -1,4 +1,4 @@
-// `npm run demo`: starts three tiny upstreams (stable, canary, green, on the ports of
+// `npm run demo`: starts four tiny upstreams (stable, canary, green, shadow, on the ports of
 // config/weir.yaml) and weir itself in this one process, then prints curl lines to try.
 // Ctrl-C drains weir and exits 0 (serve() handles SIGINT); the upstreams never keep the
 // process alive on their own.
@@ -7,7 +7,7 @@ import { createServer, type Server } from 'node:http'
 import { fileURLToPath } from 'node:url'
 import { formatProblems } from '../src/cli/format.ts'
 import { loadConfigFile, type RouteConfig } from '../src/config/load.ts'
-import { VERSIONS, type Version } from '../src/config/rules.ts'
+import { VERSIONS, type UpstreamName } from '../src/config/rules.ts'
 import { serve } from '../src/server.ts'
 
 const CONFIG_FILE = fileURLToPath(new URL('../config/weir.yaml', import.meta.url))
@@ -28,7 +28,7 @@ function listenError (err: NodeJS.ErrnoException, what: string, host: string, po
 }
 
 /** One demo upstream: answers every request with `{ version, path, userId }`. */
-async function startUpstream (version: Version, origin: string, userIdHeader: string | undefined): Promise<Server> {
+async function startUpstream (version: UpstreamName, origin: string, userIdHeader: string | undefined): Promise<Server> {
   const { hostname, port } = new URL(origin)
   const host = hostname.replace(/^\[(.*)\]$/, '$1')
   const server = createServer((req, res) => {
@@ -80,7 +80,14 @@ function banner (url: string, adminUrl: string, route: RouteConfig, token: boole
     `  curl -s${auth} -H 'content-type: application/json' -X PUT ${adminUrl}/api/v1/routes/${route.name}/weights -d '{"stable":70,"canary":30}'`,
     `  curl -s${auth} ${adminUrl}/api/v1/routes/${route.name}/stats?window=60`,
     `  curl -s${auth} -H 'content-type: application/json' -X POST ${adminUrl}/api/v1/routes/${route.name}/rollback`,
-    `  curl -s${auth} ${adminUrl}/api/v1/events`,
+    `  curl -s${auth} ${adminUrl}/api/v1/events`)
+  if (route.upstreams.shadow !== undefined) {
+    lines.push('  # copy half the requests to the shadow and compare its answers (it names another version: a mismatch)',
+      `  curl -s${auth} -H 'content-type: application/json' -X PUT ${adminUrl}/api/v1/routes/${route.name}/shadow -d '{"percent":50,"compare":true}'`,
+      `  for i in $(seq 20); do curl -s -o /dev/null ${url}/items/$i; done`,
+      `  curl -s${auth} ${adminUrl}/api/v1/routes/${route.name}/shadow/mismatches?limit=2`)
+  }
+  lines.push(
     '',
     'Ctrl-C stops everything.',
     '')
@@ -92,7 +99,7 @@ async function main (): Promise<void> {
   if (!loaded.ok) fail(`${CONFIG_FILE} is not valid:\n${formatProblems(loaded.problems)}`)
   const route = loaded.config.routes[0] as RouteConfig
 
-  for (const version of VERSIONS) {
+  for (const version of [...VERSIONS, 'shadow'] as const) {
     for (const origin of route.upstreams[version] ?? []) await startUpstream(version, origin, route.userIdHeader)
   }
 

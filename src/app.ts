@@ -18,6 +18,7 @@ import { createProxyApp, type ProxyRuntime, type ProxySnapshot } from './proxy/p
 import { UpstreamPools } from './proxy/upstreams.ts'
 import { createBucketSigner } from './routing/bucket-cookie.ts'
 import { buildRouteTable } from './routing/route-table.ts'
+import { ShadowRegistry } from './shadow/mirror.ts'
 import { openEventLog, type EventLog } from './state/event-log.ts'
 import { openFileStore } from './state/file-store.ts'
 import { liveConfig, reconcileWithConfig } from './state/live-routes.ts'
@@ -72,8 +73,14 @@ export async function buildApps (initial: Config, options: BuildOptions = {}): P
   const signature = createBucketSigner(config.cookieSecret ?? cookieSecretFor(config.stateFile))
   const metrics = createMetrics({ processDefaults: options.processMetrics ?? true })
   const stats = new StatsRegistry()
+  const shadows = new ShadowRegistry((route, reason) => metrics.upstreamErrors.labels(route, 'shadow', reason).inc())
   const snapshotOf = (c: Config): ProxySnapshot => ({
-    table: buildRouteTable(liveConfig(c, store.all()), { pools, signature, bindMetrics: (route, versions) => bindRouteMetrics(metrics, route, versions, stats) }),
+    table: buildRouteTable(liveConfig(c, store.all()), {
+      pools,
+      signature,
+      bindMetrics: (route, versions, hasShadow) => bindRouteMetrics(metrics, route, versions, hasShadow, stats),
+      bindShadow: (route) => shadows.get(route),
+    }),
     versionHeader: c.versionHeader,
     trusted: c.trustedProxyList.length > 0 ? c.trustedProxies : null,
   })
@@ -105,7 +112,14 @@ export async function buildApps (initial: Config, options: BuildOptions = {}): P
     logger: proxy.log,
     metrics,
     isDraining: () => runtime.draining,
-    api: { service, events, stats, tokens: config.admin.tokens },
+    api: {
+      service,
+      events,
+      // Each version's window, plus what the shadow's comparisons found over the same window.
+      stats: { forRoute: (route, window) => ({ ...stats.forRoute(route, window), shadow: shadows.summary(route, window) }) },
+      mismatches: shadows,
+      tokens: config.admin.tokens,
+    },
   })
 
   return {

@@ -1,5 +1,5 @@
-// The /api/v1 control API (CONTRACT §7): routes, weights, upstreams, switch, rollback, stats and
-// events. Every write is authenticated, refused when a browser on another site could have sent
+// The /api/v1 control API (CONTRACT §7): routes, weights, upstreams, shadow settings, switch,
+// rollback, stats, shadow mismatches and events. Every write is authenticated, refused when a browser on another site could have sent
 // it, validated by the route service, persisted before the reply and logged as an event; any
 // refusal answers `{error, message, problems?, requestId}` and changes nothing.
 
@@ -9,6 +9,7 @@ import type { EventLog } from '../state/event-log.ts'
 import { AdminError, type RouteService, type WriteOptions } from './route-service.ts'
 import { createAuthenticator, isCrossSiteWrite, isJsonContentType, isLoopbackHostHeader } from './guard.ts'
 import type { AdminToken } from '../config/load.ts'
+import { MISMATCH_SAMPLE_SIZE } from '../shadow/mismatch-log.ts'
 
 /** Admin request bodies are small JSON objects; anything bigger is refused unread. */
 export const ADMIN_BODY_LIMIT = 64 * 1024
@@ -21,10 +22,17 @@ export interface StatsSource {
   forRoute (route: string, windowSeconds: number): unknown
 }
 
+/** What shadow comparisons found, per route (see shadow/mismatch-log.ts). */
+export interface MismatchSource {
+  /** The most recent mismatches (newest first) and how many were recorded since start. */
+  recent (route: string, limit: number): { recorded: number; samples: unknown[] }
+}
+
 export interface AdminApiOptions {
   service: RouteService
   events: EventLog
   stats: StatsSource
+  mismatches: MismatchSource
   /** Bearer tokens; none: only loopback callers (by address and Host header) are served. */
   tokens: readonly AdminToken[]
 }
@@ -35,7 +43,7 @@ interface WithActor { [kActor]?: string }
 const WRITE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])
 
 export async function adminApi (app: FastifyInstance, options: AdminApiOptions): Promise<void> {
-  const { service, events, stats } = options
+  const { service, events, stats, mismatches } = options
   const authenticate = createAuthenticator(options.tokens)
   const open = options.tokens.length === 0
 
@@ -126,6 +134,11 @@ export async function adminApi (app: FastifyInstance, options: AdminApiOptions):
     return reply.header('etag', `"${view.revision}"`).send(view)
   })
 
+  app.put<{ Params: { route: string } }>('/routes/:route/shadow', async (request, reply) => {
+    const view = await service.setShadow(request.params.route, request.body, writeOptions(request), caller(request))
+    return reply.header('etag', `"${view.revision}"`).send(view)
+  })
+
   app.post<{ Params: { route: string } }>('/routes/:route/switch', async (request, reply) => {
     const view = await service.switchTo(request.params.route, request.body, writeOptions(request), caller(request))
     return reply.header('etag', `"${view.revision}"`).send(view)
@@ -140,6 +153,12 @@ export async function adminApi (app: FastifyInstance, options: AdminApiOptions):
     service.get(request.params.route)
     const window = integerParam(request.query.window, 'window', 60, 1, MAX_WINDOW_SECONDS)
     return stats.forRoute(request.params.route, window)
+  })
+
+  app.get<{ Params: { route: string }; Querystring: Record<string, string | string[]> }>('/routes/:route/shadow/mismatches', async (request) => {
+    service.get(request.params.route)
+    const limit = integerParam(request.query.limit, 'limit', MISMATCH_SAMPLE_SIZE, 1, MISMATCH_SAMPLE_SIZE)
+    return { route: request.params.route, ...mismatches.recent(request.params.route, limit) }
   })
 
   app.get<{ Querystring: Record<string, string | string[]> }>('/events', async (request) => {

@@ -3,13 +3,14 @@
 // API and the built-in controller both go through here, so they are judged the same way.
 
 import { Type } from '@sinclair/typebox'
+import { Value } from '@sinclair/typebox/value'
 import type { Config, RouteConfig } from '../config/load.ts'
 import { normalizeUpstreams, schemaProblems } from '../config/load.ts'
 import { VERSIONS, checkWeights, type Problem, type UpstreamName, type Version, type WeightsBp } from '../config/rules.ts'
-import { UpstreamSchema, WeightsSchema } from '../config/schema.ts'
+import { ShadowSchema, UpstreamSchema, WeightsSchema, type ShadowInput } from '../config/schema.ts'
 import { OperationalError, type ErrorCode } from '../errors.ts'
 import type { EventLog } from '../state/event-log.ts'
-import { configuredValues, effectiveUpstreams, isRolloutActive, weightsFit } from '../state/live-routes.ts'
+import { configuredValues, effectiveUpstreams, isRolloutActive, liveShadow, shadowProblems, weightsFit } from '../state/live-routes.ts'
 import { StateError, type RouteState, type RouteUpdate, type StateStore } from '../state/store.ts'
 
 /** A refused operation: the code picks the status, `problems` name the fields. */
@@ -45,6 +46,8 @@ export interface RouteView {
   /** 0 while the route runs on the config file's values alone. */
   revision: number
   rollout: unknown
+  /** The shadow settings in force, complete, in the config file's form. */
+  shadow: ShadowInput
   /** `config` until the first change through the API or controller, then `live`. */
   source: 'config' | 'live'
   updatedAt: string | null
@@ -56,6 +59,10 @@ const UpstreamsBodySchema = Type.Object({
   green: Type.Optional(Type.Union([UpstreamSchema, Type.Null()])),
   shadow: Type.Optional(Type.Union([UpstreamSchema, Type.Null()])),
 }, { additionalProperties: false, minProperties: 1 })
+
+/** Any subset of the route's shadow settings; an unknown field is refused. */
+const ShadowBodySchema = Type.Partial(ShadowSchema)
+const ShadowIgnoreSchema = ShadowSchema.properties.ignore
 
 const SwitchBodySchema = Type.Object({
   to: Type.Union([Type.Literal('stable'), Type.Literal('green')], { errorMessage: 'must be "green" or "stable"' }),
@@ -130,7 +137,36 @@ export class RouteService {
       const after = effectiveUpstreams(route, { upstreams: overrides })
       problemsOrThrow(VERSIONS.filter((v) => weights[v] > 0 && after[v] === undefined)
         .map((v) => ({ path: `upstreams.${v}`, reason: `cannot be removed while ${v} has weight ${weights[v] / 100}; set its weight to 0 first` })))
+      const { percent } = liveShadow(route, state).input
+      if (percent > 0 && after.shadow === undefined) {
+        problemsOrThrow([{ path: 'upstreams.shadow', reason: `cannot be removed while shadow.percent is ${percent}; set it to 0 first` }])
+      }
       return { weights, upstreams: overrides }
+    })
+  }
+
+  /**
+   * PUT shadow: body with any of the shadow settings (`percent`, `maxInFlight`, `maxBodyBytes`,
+   * `methods`, `timeout`, `compare`, `ignore`); those given replace the ones in force, the rest
+   * stay (`ignore` is replaced whole, its omitted lists empty). Allowed while a rollout drives the
+   * route: a rollout drives weights, not shadow.
+   */
+  setShadow (name: string, body: unknown, options: WriteOptions, caller: Caller): Promise<RouteView> {
+    return this.#change(name, 'shadow.set', { ...options, force: true }, caller, (route, state) => {
+      requireBody(body, 'shadow')
+      // `ignore` takes its own defaults before the check; the rest must not (they merge instead).
+      const given = isPlainObject(body) && isPlainObject(body.ignore)
+        ? { ...body, ignore: Value.Default(ShadowIgnoreSchema, Value.Clone(body.ignore)) }
+        : body
+      problemsOrThrow(schemaProblems(ShadowBodySchema, given, 'shadow'))
+      const fields = given as Partial<ShadowInput>
+      if (Object.keys(fields).length === 0) {
+        problemsOrThrow([{ path: 'shadow', reason: `must set at least one of ${Object.keys(ShadowSchema.properties).join(', ')}` }])
+      }
+      const upstreams = effectiveUpstreams(route, state)
+      const shadow: ShadowInput = { ...liveShadow(route, state, upstreams).input, ...fields }
+      problemsOrThrow(shadowProblems(shadow, upstreams))
+      return { weights: state?.weights ?? route.weights, shadow }
     })
   }
 
@@ -197,14 +233,21 @@ export class RouteService {
       }
       const change = compute(route, state)
       const upstreams = change.upstreams ?? state?.upstreams
+      // Every write carries the live shadow settings through, unless it is the one changing them.
+      const shadow = change.shadow ?? state?.shadow
       const next: RouteUpdate = {
         weights: change.weights,
         configured: configuredValues(route),
         ...(upstreams === undefined ? {} : { upstreams }),
+        ...(shadow === undefined ? {} : { shadow }),
         ...('rollout' in change ? { rollout: change.rollout } : state?.rollout === undefined ? {} : { rollout: state.rollout }),
       }
-      if (!weightsFit(next.weights, effectiveUpstreams(route, next))) {
+      const after = effectiveUpstreams(route, next)
+      if (!weightsFit(next.weights, after)) {
         throw new AdminError('WEIR_ERR_ADMIN_INVALID', 'weights: a version with weight has no upstream', [{ path: 'weights', reason: 'a version with weight has no upstream' }])
+      }
+      if ((shadow ?? route.shadowInput).percent > 0 && after.shadow === undefined) {
+        throw new AdminError('WEIR_ERR_ADMIN_INVALID', 'shadow.percent: the route has no shadow upstream', [{ path: 'shadow.percent', reason: 'the route has no shadow upstream' }])
       }
       let result
       try {
@@ -224,8 +267,8 @@ export class RouteService {
           actor: caller.actor,
           route: name,
           action,
-          old: summary(state, route),
-          new: summary(result.state, route),
+          old: summary(state, route, action),
+          new: summary(result.state, route, action),
           ...(caller.requestId === undefined ? {} : { requestId: caller.requestId }),
         })
       } catch (err) {
@@ -244,6 +287,7 @@ export class RouteService {
       weights: percent(weights),
       revision: state?.revision ?? 0,
       rollout: state?.rollout ?? null,
+      shadow: shadowView(liveShadow(route, state).input),
       source: state === undefined ? 'config' : 'live',
       updatedAt: state?.updatedAt ?? null,
     }
@@ -254,9 +298,31 @@ function percent (bp: Readonly<WeightsBp>): Record<Version, number> {
   return { stable: bp.stable / 100, canary: bp.canary / 100, green: bp.green / 100 }
 }
 
-/** What an event records of a route before and after a change. */
-function summary (state: RouteState | undefined, route: RouteConfig): Record<string, unknown> {
-  return { revision: state?.revision ?? 0, weights: percent(state?.weights ?? route.weights), upstreams: effectiveUpstreams(route, state) }
+/** The settings in the documented order, detached from the (frozen) state. */
+function shadowView (shadow: Readonly<ShadowInput>): ShadowInput {
+  return {
+    percent: shadow.percent,
+    maxInFlight: shadow.maxInFlight,
+    maxBodyBytes: shadow.maxBodyBytes,
+    methods: [...shadow.methods],
+    timeout: shadow.timeout,
+    compare: shadow.compare,
+    ignore: { headers: [...shadow.ignore.headers], json: [...shadow.ignore.json] },
+  }
+}
+
+/** What an event records of a route before and after a change (shadow settings only when they are what changed). */
+function summary (state: RouteState | undefined, route: RouteConfig, action: string): Record<string, unknown> {
+  return {
+    revision: state?.revision ?? 0,
+    weights: percent(state?.weights ?? route.weights),
+    upstreams: effectiveUpstreams(route, state),
+    ...(action === 'shadow.set' ? { shadow: shadowView(liveShadow(route, state).input) } : {}),
+  }
+}
+
+function isPlainObject (value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
 }
 
 function problemsOrThrow (problems: readonly Problem[]): void {

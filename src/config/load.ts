@@ -7,7 +7,8 @@ import type { BlockList } from 'node:net'
 import type { TSchema } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 import { parseDocument } from 'yaml'
-import { ConfigSchema, UpstreamsSchema, WeightsSchema, type ConfigInput, type RolloutPolicy, type RouteInput, type Weights } from './schema.ts'
+import { ConfigSchema, UpstreamsSchema, WeightsSchema, type ConfigInput, type RolloutPolicy, type RouteInput, type ShadowInput, type Weights } from './schema.ts'
+import { parseJsonPath } from '../shadow/json-path.ts'
 import { byteSize, durationMs } from './units.ts'
 import {
   buildTrustedProxies, checkUpstreamUrl, checkWeights, isLoopbackHost,
@@ -15,6 +16,22 @@ import {
 } from './rules.ts'
 
 export interface Timeouts { connectMs: number; headersMs: number; bodyIdleMs: number; requestBodyMs: number }
+
+/** A route's shadow settings, normalized (CONTRACT §5). */
+export interface ShadowConfig {
+  /** Share of requests copied, in hundredths of a percent (0–10 000). */
+  percentBp: number
+  maxInFlight: number
+  maxBodyBytes: number
+  /** Upper-case methods that are copied. */
+  methods: ReadonlySet<string>
+  timeoutMs: number
+  compare: boolean
+  /** Lower-case response header names left out of the comparison. */
+  ignoreHeaders: readonly string[]
+  /** JSON paths left out of the body comparison, as written (each one parses: see json-path.ts). */
+  ignoreJson: readonly string[]
+}
 
 export interface RouteConfig {
   name: string
@@ -28,7 +45,9 @@ export interface RouteConfig {
   userIdCookie: string | undefined
   bucketCookie: { name: string; maxAgeSeconds: number }
   override: { header: string | undefined; cookie: string | undefined } | false
-  shadowPercent: number
+  shadow: ShadowConfig
+  /** The route's `shadow` object as the file gives it (defaults applied): what live settings are merged into. */
+  shadowInput: ShadowInput
   failover: boolean
   passHost: boolean
   tls: { rejectUnauthorized: boolean; ca: string | undefined }
@@ -222,6 +241,36 @@ export function normalizeUpstreams (input: Partial<RouteInput['upstreams']>, pat
   return upstreams
 }
 
+/**
+ * Normalizes schema-valid shadow settings: at most two decimals of percent, a shadow upstream
+ * when percent > 0, ignore paths that parse. Shared with the admin API.
+ */
+export function normalizeShadow (
+  input: ShadowInput, upstreams: Partial<Record<UpstreamName, readonly string[]>>, path: string, problems: Problem[],
+): ShadowConfig {
+  const percentBp = Math.round(input.percent * 100)
+  if (Math.abs(input.percent * 100 - percentBp) > 1e-6) problems.push({ path: `${path}.percent`, reason: 'must have at most two decimals' })
+  else if (percentBp > 0 && (upstreams.shadow === undefined || upstreams.shadow.length === 0)) {
+    problems.push({ path: `${path}.percent`, reason: 'must be 0: the route has no shadow upstream (upstreams.shadow)' })
+  }
+  const timeoutMs = durationMs(input.timeout)
+  if (timeoutMs === 0) problems.push({ path: `${path}.timeout`, reason: 'must be more than 0' })
+  input.ignore.json.forEach((text, i) => {
+    const parsed = parseJsonPath(text)
+    if (!parsed.ok) problems.push({ path: `${path}.ignore.json[${i}]`, reason: parsed.reason })
+  })
+  return {
+    percentBp,
+    maxInFlight: input.maxInFlight,
+    maxBodyBytes: byteSize(input.maxBodyBytes),
+    methods: new Set(input.methods),
+    timeoutMs,
+    compare: input.compare,
+    ignoreHeaders: input.ignore.headers.map((h) => h.toLowerCase()),
+    ignoreJson: input.ignore.json,
+  }
+}
+
 function normalizeWeights (input: Weights | undefined, upstreams: Partial<Record<UpstreamName, string[]>>, path: string, problems: Problem[]): WeightsBp {
   const { bp, problems: weightProblems } = checkWeights(input ?? { stable: 100 }, (v: Version) => upstreams[v] !== undefined, `${path}.weights`)
   problems.push(...weightProblems)
@@ -241,9 +290,7 @@ function normalizeRoute (
       problems.push({ path: `${path}.match.host${Array.isArray(route.match?.host) ? `[${j}]` : ''}`, reason: 'must be a host name, optionally starting with "*."' })
     }
   })
-  if (route.shadow.percent !== 0) {
-    problems.push({ path: `${path}.shadow.percent`, reason: 'must be 0: shadow traffic is not available in this release' })
-  }
+  const shadow = normalizeShadow(route.shadow, upstreams, `${path}.shadow`, problems)
   if (route.tls?.ca !== undefined) checkReadable(resolve(baseDir, route.tls.ca), `${path}.tls.ca`, problems)
   const t = route.timeouts ?? {}
   const override = route.override === false
@@ -265,7 +312,8 @@ function normalizeRoute (
       maxAgeSeconds: route.stickiness.cookie?.maxAge ?? 86400,
     },
     override,
-    shadowPercent: route.shadow.percent,
+    shadow,
+    shadowInput: route.shadow,
     failover: route.failover,
     passHost: route.passHost,
     tls: {

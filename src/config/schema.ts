@@ -85,9 +85,27 @@ export const OverrideSchema = Type.Object({
   cookie: Type.Optional(CookieNameSchema),
 }, { additionalProperties: false, description: 'Lets testers force a version that has an upstream, even at weight 0.' })
 
+/** Methods the proxy forwards; a shadow copies only those its route lists. */
+export const ShadowMethodSchema = Type.Union(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'PATCH', 'POST'].map((m) => Type.Literal(m)),
+  { errorMessage: 'must be one of GET, HEAD, OPTIONS, PUT, DELETE, PATCH, POST' })
+
 export const ShadowSchema = Type.Object({
-  percent: Type.Number({ minimum: 0, maximum: 100, default: 0 }),
-}, { additionalProperties: false })
+  percent: Type.Number({ minimum: 0, maximum: 100, default: 0, description: 'Percent of requests also copied to the shadow upstream (at most two decimals).' }),
+  maxInFlight: Type.Integer({ minimum: 1, maximum: 100_000, default: 100, description: 'Copies in flight at once; more are dropped (and counted).' }),
+  maxBodyBytes: withDefault(ByteSizeSchema, '64kb'),
+  methods: Type.Array(ShadowMethodSchema, {
+    minItems: 1,
+    uniqueItems: true,
+    default: ['GET', 'HEAD', 'OPTIONS'],
+    description: 'Methods copied; by default only the safe ones. PUT, DELETE, PATCH, POST are copied only when listed.',
+  }),
+  timeout: withDefault(DurationSchema, '5s'),
+  compare: Type.Boolean({ default: false, description: 'Compare each shadow response with the served one (status, headers, body digest).' }),
+  ignore: Type.Object({
+    headers: Type.Array(HeaderNameSchema, { default: [], maxItems: 256, description: 'Response headers left out of the comparison (besides Date, Server and the other volatile ones).' }),
+    json: Type.Array(Type.String({ minLength: 1, maxLength: 512 }), { default: [], maxItems: 256, description: 'JSON fields left out of the body comparison: $.meta.time, items[*].id, ["a.b"].' }),
+  }, { additionalProperties: false, default: {} }),
+}, { additionalProperties: false, description: 'Copies of a share of requests sent to the shadow upstream; never served to clients.' })
 
 export const AnalysisSchema = Type.Object({
   minRequests: Type.Optional(Type.Integer({ minimum: 0 })),
@@ -166,4 +184,5 @@ export type ConfigInput = Static<typeof ConfigSchema>
 export type RouteInput = Static<typeof RouteSchema>
 export type Weights = Static<typeof WeightsSchema>
 export type RolloutPolicy = Static<typeof RolloutPolicySchema>
+export type ShadowInput = Static<typeof ShadowSchema>
 

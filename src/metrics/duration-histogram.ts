@@ -4,7 +4,7 @@
 
 import type { Metric, Registry } from 'prom-client'
 import { VERSIONS } from '../config/rules.ts'
-import { DURATION_BUCKETS_MS, type RouteMetrics } from './recorder.ts'
+import { DURATION_BUCKETS_MS, type RouteMetrics, type VersionMetrics } from './recorder.ts'
 
 interface Sample {
   metricName: string
@@ -37,34 +37,38 @@ export class DurationHistogram {
   }
 
   async get (): Promise<{ name: string; help: string; type: string; aggregator: string; values: Sample[] }> {
-    const bucketName = this.name + '_bucket'
-    const sumName = this.name + '_sum'
-    const countName = this.name + '_count'
     const values: Sample[] = []
-    for (const [route, { versions }] of this.routes) {
-      for (const version of VERSIONS) {
-        const cells = versions[version]
-        const counts = cells.durationCounts
-        let cumulative = 0
-        for (let i = 0; i < LE.length; i++) {
-          cumulative += counts[i] as number
-          values.push({ metricName: bucketName, labels: { route, version, le: LE[i] as string }, value: cumulative })
-        }
-        cumulative += counts[LE.length] as number
-        values.push({ metricName: bucketName, labels: { route, version, le: '+Inf' }, value: cumulative })
-        values.push({ metricName: sumName, labels: { route, version }, value: cells.durationSumMs / 1000 })
-        values.push({ metricName: countName, labels: { route, version }, value: cumulative })
-      }
+    for (const [route, cells] of this.routes) {
+      for (const version of VERSIONS) pushSeries(values, this.name, route, version, cells.versions[version])
+      pushSeries(values, this.name, route, 'shadow', cells.shadowVersion)
     }
     return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values }
   }
 
   reset (): void {
-    for (const { versions } of this.routes.values()) {
-      for (const version of VERSIONS) {
-        versions[version].durationCounts.fill(0)
-        versions[version].durationSumMs = 0
-      }
+    for (const cells of this.routes.values()) {
+      for (const version of VERSIONS) resetCells(cells.versions[version])
+      resetCells(cells.shadowVersion)
     }
   }
+}
+
+/** The cumulative `_bucket{le}` series, `_sum` and `_count` of one route × version. */
+function pushSeries (values: Sample[], name: string, route: string, version: string, cells: VersionMetrics): void {
+  const bucketName = name + '_bucket'
+  const counts = cells.durationCounts
+  let cumulative = 0
+  for (let i = 0; i < LE.length; i++) {
+    cumulative += counts[i] as number
+    values.push({ metricName: bucketName, labels: { route, version, le: LE[i] as string }, value: cumulative })
+  }
+  cumulative += counts[LE.length] as number
+  values.push({ metricName: bucketName, labels: { route, version, le: '+Inf' }, value: cumulative })
+  values.push({ metricName: name + '_sum', labels: { route, version }, value: cells.durationSumMs / 1000 })
+  values.push({ metricName: name + '_count', labels: { route, version }, value: cumulative })
+}
+
+function resetCells (cells: VersionMetrics): void {
+  cells.durationCounts.fill(0)
+  cells.durationSumMs = 0
 }

@@ -30,7 +30,7 @@ export const CLIENT_CLOSED_REQUEST = 499
 
 export const SHADOW_OUTCOMES = ['ok', 'error', 'dropped', 'skipped'] as const
 export type ShadowOutcome = typeof SHADOW_OUTCOMES[number]
-export const MISMATCH_KINDS = ['status', 'body'] as const
+export const MISMATCH_KINDS = ['status', 'headers', 'body'] as const
 export type MismatchKind = typeof MISMATCH_KINDS[number]
 
 /** The cells of one route × version. */
@@ -56,10 +56,16 @@ export class VersionMetrics {
 
 export interface RouteMetrics {
   readonly versions: Readonly<Record<Version, VersionMetrics>>
-  /** weir_shadow_requests_total by outcome (recorded once shadow traffic ships). */
+  /** weir_shadow_requests_total by outcome. */
   readonly shadow: Readonly<Record<ShadowOutcome, CounterCell>>
-  /** weir_shadow_mismatches_total by kind (recorded once shadow traffic ships). */
+  /** weir_shadow_mismatches_total by kind. */
   readonly mismatches: Readonly<Record<MismatchKind, CounterCell>>
+  /**
+   * The shadow's latency (weir_request_duration_seconds{version="shadow"}) and rolling stats
+   * (bound while the route has a shadow upstream). Its `responses` stay unused: shadow answers
+   * never reach a client, so they are not in weir_requests_total.
+   */
+  readonly shadowVersion: VersionMetrics
 }
 
 /**
@@ -70,7 +76,9 @@ export interface RouteMetrics {
  * its stats when it loses its upstream, for the requests still in its window). Cheap and
  * idempotent: the route table is rebuilt on every weight change.
  */
-export function bindRouteMetrics (metrics: Metrics, route: string, versions: readonly Version[], stats: StatsRegistry | null): RouteMetrics {
+export function bindRouteMetrics (
+  metrics: Metrics, route: string, versions: readonly Version[], hasShadow: boolean, stats: StatsRegistry | null,
+): RouteMetrics {
   let bound = metrics.routes.get(route)
   if (bound === undefined) {
     bound = createRouteMetrics(metrics, route)
@@ -78,6 +86,7 @@ export function bindRouteMetrics (metrics: Metrics, route: string, versions: rea
   }
   if (stats !== null) {
     for (const version of versions) bound.versions[version].window = stats.get(route, version)
+    if (hasShadow) bound.shadowVersion.window = stats.get(route, 'shadow')
   }
   return bound
 }
@@ -98,7 +107,7 @@ function createRouteMetrics (metrics: Metrics, route: string): RouteMetrics {
     mismatches[kind] = new CounterCell()
     metrics.shadowMismatches.inc({ route, kind }, 0)
   }
-  return { versions, shadow, mismatches }
+  return { versions, shadow, mismatches, shadowVersion: new VersionMetrics() }
 }
 
 /**
@@ -108,6 +117,11 @@ function createRouteMetrics (metrics: Metrics, route: string): RouteMetrics {
 export function countResponse (cells: VersionMetrics, status: number, latencyMs: number): void {
   const responses = cells.responses
   responses[status] = (responses[status] as number) + 1
+  countDuration(cells, latencyMs)
+}
+
+/** Counts one latency in weir_request_duration_seconds (without a response count: the shadow's). */
+export function countDuration (cells: VersionMetrics, latencyMs: number): void {
   // Linear, not binary, search: most requests stop within the first few bounds.
   let bucket = 0
   while (bucket < BOUND_COUNT && latencyMs > (BOUNDS_MS[bucket] as number)) bucket++

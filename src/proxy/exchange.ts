@@ -6,6 +6,7 @@ import type { Version } from '../config/rules.ts'
 import type { ErrorCode } from '../errors.ts'
 import type { DecisionReason, Decision } from '../routing/pick-version.ts'
 import type { CompiledRoute } from '../routing/route-table.ts'
+import type { ShadowCopy } from '../shadow/mirror.ts'
 import type { UpstreamTarget } from './upstreams.ts'
 
 type Listener = () => void
@@ -34,6 +35,8 @@ export class Exchange implements Decision {
   startedAt = 0
   /** The upstream response body being relayed (recording only): its `errored` tells an upstream cut from a client leaving. */
   upstreamBody: Readable | null = null
+  /** This request's shadow copy, when it is copied (see shadow/mirror.ts). */
+  mirror: ShadowCopy | null = null
   private abortListener: Listener | null = null
 
   constructor (route: CompiledRoute) {

@@ -16,6 +16,7 @@ import { CLIENT_CLOSED_REQUEST, countResponse } from '../metrics/recorder.ts'
 import type { Metrics } from '../metrics/registry.ts'
 import { pickVersion } from '../routing/pick-version.ts'
 import type { RouteTable } from '../routing/route-table.ts'
+import { planShadowCopy, type ShadowCopy } from '../shadow/mirror.ts'
 import { Exchange } from './exchange.ts'
 import { lazyChildLogger } from './lazy-logger.ts'
 import { isTlsRequest, isTrustedPeer, rewriteRequestHeaders, rewriteResponseHeaders, UPSTREAM_VERSION_HEADER } from './forward-headers.ts'
@@ -70,7 +71,9 @@ export function sendError (reply: FastifyReply, code: ErrorCode): void {
 
 /** Listener on the client's ServerResponse: closing before the response finished aborts upstream. */
 function abortOnClientClose (this: ServerResponse & WithExchange): void {
-  if (!this.writableFinished) this[kExchange]?.abort()
+  const exchange = this[kExchange] as Exchange
+  exchange.mirror?.clientClosed()
+  if (!this.writableFinished) exchange.abort()
 }
 
 /**
@@ -90,6 +93,7 @@ function recordOnClose (metrics: Metrics): (this: ServerResponse & WithExchange)
   return function countOnClose (this: ServerResponse & WithExchange): void {
     const exchange = this[kExchange] as Exchange
     const latencyMs = performance.now() - exchange.startedAt
+    exchange.mirror?.clientClosed()
     const cells = exchange.route.metrics.versions[exchange.version]
     if (this.writableFinished) {
       const status = this.statusCode
@@ -137,11 +141,14 @@ class BodyGuard extends Transform {
   private readonly timer: NodeJS.Timeout
   private readonly exchange: Exchange
   private readonly limit: number
+  /** The request's shadow copy waiting for the body's bytes, if any. */
+  private readonly mirror: ShadowCopy | null
 
   constructor (exchange: Exchange, limit: number, timeoutMs: number) {
     super()
     this.exchange = exchange
     this.limit = limit
+    this.mirror = exchange.mirror?.wantsBody === true ? exchange.mirror : null
     this.timer = setTimeout(() => this.fail('WEIR_ERR_BODY_TIMEOUT'), timeoutMs)
     this.timer.unref()
   }
@@ -152,11 +159,13 @@ class BodyGuard extends Transform {
       this.fail('WEIR_ERR_BODY_TOO_LARGE')
       return
     }
+    this.mirror?.bodyChunk(chunk)
     callback(null, chunk)
   }
 
   override _flush (callback: TransformCallback): void {
     clearTimeout(this.timer)
+    this.mirror?.bodyEnded()
     callback()
   }
 
@@ -202,6 +211,17 @@ class UpstreamDispatcher {
 
   request (opts: UpstreamRequestOptions, callback: (err: Error | null, res?: Dispatcher.ResponseData) => void): void {
     const exchange = opts.headers[kExchange] as Exchange
+    const mirror = exchange.mirror
+    if (mirror === null) {
+      this.send(exchange, opts, callback)
+      return
+    }
+    this.send(exchange, opts, mirror.compares ? mirror.watchPrimary(callback) : callback)
+    // After the primary went to its pool, never before, and never awaited by it.
+    mirror.dispatched(opts.path, opts.headers)
+  }
+
+  private send (exchange: Exchange, opts: UpstreamRequestOptions, callback: (err: Error | null, res?: Dispatcher.ResponseData) => void): void {
     const timeouts = exchange.route.config.timeouts
     opts.signal = exchange
     opts.headersTimeout = timeouts.headersMs
@@ -280,6 +300,7 @@ export async function createProxyApp (options: ProxyAppOptions): Promise<Fastify
       return
     }
     if (runtime.draining) reply.header('connection', 'close')
+    if (route.shadow !== null) exchange.mirror = planShadowCopy(route, raw, request.id)
     exchange.target = (route.groups[exchange.version] ?? route.groups.stable).pick()
     exchange.trustedPeer = isTrustedPeer(snapshot.trusted, raw)
     exchange.secure = isTlsRequest(raw, exchange.trustedPeer)

@@ -5,6 +5,8 @@ import type { Config, RouteConfig } from '../config/load.ts'
 import { VERSIONS, type UpstreamName, type Version, type WeightsBp } from '../config/rules.ts'
 import type { RouteMetrics } from '../metrics/recorder.ts'
 import type { UpstreamGroup, UpstreamPools } from '../proxy/upstreams.ts'
+import { compileCompareRules, type CompareRules } from '../shadow/compare.ts'
+import type { RouteShadow } from '../shadow/mirror.ts'
 import { createBucketCookie, type BucketCookie } from './bucket-cookie.ts'
 import { BUCKETS, createUserBucketer } from './hash.ts'
 
@@ -16,7 +18,12 @@ export interface CompiledRoute {
   readonly canaryEnd: number
   readonly greenStart: number
   readonly groups: Readonly<Record<Version, UpstreamGroup | null>> & { readonly stable: UpstreamGroup }
+  /** The shadow's upstreams; null when the route has none (then nothing is copied). */
   readonly shadow: UpstreamGroup | null
+  /** Copies in flight and comparison results (one per route name, kept across rebuilds). */
+  readonly shadowState: RouteShadow
+  /** The shadow's comparison rules; null when `shadow.compare` is off. */
+  readonly compareRules: CompareRules | null
   readonly userBucket: (userId: string) => number
   readonly userIdHeader: string | undefined
   readonly userIdCookieEq: string | undefined
@@ -70,7 +77,9 @@ export interface BuildTableOptions {
   pools: UpstreamPools
   signature: (bucket: number) => string
   /** The route's metric cells and rolling stats, for the versions that have an upstream. */
-  bindMetrics: (route: string, versions: readonly Version[]) => RouteMetrics
+  bindMetrics: (route: string, versions: readonly Version[], hasShadow: boolean) => RouteMetrics
+  /** The route's shadow state (the same instance on every call for a name). */
+  bindShadow: (route: string) => RouteShadow
 }
 
 export function buildRouteTable (config: Config, options: BuildTableOptions): RouteTable {
@@ -87,6 +96,7 @@ function compileRoute (route: RouteConfig, options: BuildTableOptions): Compiled
   const exact = route.hosts.filter((h) => !h.startsWith('*.'))
   const override = route.override
   const groups = { stable: group('stable') as UpstreamGroup, canary: group('canary'), green: group('green') }
+  const shadow = group('shadow')
   return {
     name: route.name,
     config: route,
@@ -94,7 +104,9 @@ function compileRoute (route: RouteConfig, options: BuildTableOptions): Compiled
     canaryEnd: weights.canary,
     greenStart: BUCKETS - weights.green,
     groups,
-    shadow: group('shadow'),
+    shadow,
+    shadowState: options.bindShadow(route.name),
+    compareRules: route.shadow.compare ? compileCompareRules(route.shadow) : null,
     userBucket: createUserBucketer(route.name),
     userIdHeader: route.userIdHeader,
     userIdCookieEq: route.userIdCookie === undefined ? undefined : route.userIdCookie + '=',
@@ -105,6 +117,6 @@ function compileRoute (route: RouteConfig, options: BuildTableOptions): Compiled
     exactHosts: new Set(exact),
     hostSuffixes: route.hosts.filter((h) => h.startsWith('*.')).map((h) => h.slice(1)),
     pathPrefix: route.pathPrefix,
-    metrics: options.bindMetrics(route.name, VERSIONS.filter((v) => groups[v] !== null)),
+    metrics: options.bindMetrics(route.name, VERSIONS.filter((v) => groups[v] !== null), shadow !== null),
   }
 }

@@ -1,15 +1,17 @@
 // How the config file and the live state combine into the routes that serve traffic.
 //
 // The file owns everything about a route (match, stickiness, timeouts, ...) and the initial
-// weights and upstreams. Once the admin API or the controller changes a route, its live state
-// (weights, upstream overrides, rollout) wins over the file for those fields, across restarts
-// and reloads, until the file's own weights or upstreams for that route are edited: each state
-// records the file's values it was written against (`configured`), and when the file no longer
-// says the same, the file's edited field wins again (written to the state by actor `config`).
+// weights, upstreams and shadow settings. Once the admin API or the controller changes a route,
+// its live state (weights, upstream overrides, shadow settings, rollout) wins over the file for
+// those fields, across restarts and reloads, until the file's own weights, upstreams or shadow
+// settings for that route are edited: each state records the file's values it was written
+// against (`configured`), and when the file no longer says the same, the file's edited field
+// wins again (written to the state by actor `config`).
 
 import { isDeepStrictEqual } from 'node:util'
-import type { Config, RouteConfig } from '../config/load.ts'
-import { VERSIONS, type UpstreamName, type WeightsBp } from '../config/rules.ts'
+import { normalizeShadow, type Config, type RouteConfig, type ShadowConfig } from '../config/load.ts'
+import { VERSIONS, type Problem, type UpstreamName, type WeightsBp } from '../config/rules.ts'
+import type { ShadowInput } from '../config/schema.ts'
 import type { EventLog } from './event-log.ts'
 import type { ConfiguredValues, RouteState, RouteUpdate, StateStore } from './store.ts'
 
@@ -22,9 +24,9 @@ export function isRolloutActive (rollout: unknown): boolean {
   return typeof rollout === 'object' && rollout !== null && ACTIVE_PHASES.has(String((rollout as { phase?: unknown }).phase))
 }
 
-/** The file's weights and upstreams of a route, as recorded in states written against it. */
-export function configuredValues (route: RouteConfig): ConfiguredValues {
-  return { weights: { ...route.weights }, upstreams: { ...route.upstreams } }
+/** The file's weights, upstreams and shadow settings of a route, as recorded in states written against it. */
+export function configuredValues (route: RouteConfig): Required<ConfiguredValues> {
+  return { weights: { ...route.weights }, upstreams: { ...route.upstreams }, shadow: route.shadowInput }
 }
 
 /** Upstreams in force: a state override per version (an empty list: no upstream), else the file's. */
@@ -42,10 +44,36 @@ export function weightsFit (weights: Readonly<WeightsBp>, upstreams: Partial<Rec
   return upstreams.stable !== undefined && VERSIONS.every((v) => weights[v] === 0 || upstreams[v] !== undefined)
 }
 
-/** The route as it serves traffic: the file's route with the live weights and upstreams applied. */
+/** What is wrong with shadow settings on these upstreams (the config file's rules); empty when they fit. */
+export function shadowProblems (shadow: Readonly<ShadowInput>, upstreams: Partial<Record<UpstreamName, string[]>>, path = 'shadow'): Problem[] {
+  const problems: Problem[] = []
+  normalizeShadow(shadow, upstreams, path, problems)
+  return problems
+}
+
+/**
+ * Shadow settings in force, in both forms: the live ones, unless they do not fit the route's
+ * upstreams (then the file's, which reconcileWithConfig also writes back with a warning).
+ */
+export function liveShadow (
+  route: RouteConfig, state: Pick<RouteState, 'shadow' | 'upstreams'> | undefined,
+  upstreams: Partial<Record<UpstreamName, string[]>> = effectiveUpstreams(route, state),
+): { input: ShadowInput; config: ShadowConfig } {
+  const live = state?.shadow
+  if (live !== undefined) {
+    const problems: Problem[] = []
+    const config = normalizeShadow(live, upstreams, 'shadow', problems)
+    if (problems.length === 0) return { input: live, config }
+  }
+  return { input: route.shadowInput, config: route.shadow }
+}
+
+/** The route as it serves traffic: the file's route with the live weights, upstreams and shadow settings applied. */
 export function liveRoute (route: RouteConfig, state: RouteState | undefined): RouteConfig {
   if (state === undefined) return route
-  return { ...route, weights: { ...state.weights }, upstreams: effectiveUpstreams(route, state) }
+  const upstreams = effectiveUpstreams(route, state)
+  const shadow = liveShadow(route, state, upstreams)
+  return { ...route, weights: { ...state.weights }, upstreams, shadow: shadow.config, shadowInput: shadow.input }
 }
 
 /** The config with every route's live state applied. */
@@ -56,7 +84,7 @@ export function liveConfig (config: Config, states: ReadonlyMap<string, RouteSta
 /**
  * Brings the live state in line with a config file at start and on reload: for each route with
  * state whose file values were edited since that state was written, the edited field (weights,
- * upstreams, or both) is taken from the file. Returns warnings worth logging.
+ * upstreams, shadow settings, or several) is taken from the file. Returns warnings worth logging.
  */
 export async function reconcileWithConfig (config: Config, store: StateStore, events: EventLog): Promise<string[]> {
   const warnings: string[] = []
@@ -68,39 +96,87 @@ export async function reconcileWithConfig (config: Config, store: StateStore, ev
     const state = store.get(route.name)
     if (state === undefined) continue
     const file = configuredValues(route)
+    const configured = state.configured
     // A state without `configured` predates this rule: it keeps winning until the next write.
-    const weightsEdited = state.configured !== undefined && !isDeepStrictEqual(state.configured.weights, file.weights)
-    const upstreamsEdited = state.configured !== undefined && !isDeepStrictEqual(state.configured.upstreams, file.upstreams)
-    const upstreams = upstreamsEdited ? undefined : state.upstreams
-    let weights = weightsEdited ? file.weights : state.weights
-    if (!weightsEdited && !upstreamsEdited && weightsFit(weights, effectiveUpstreams(route, state))) continue
+    const weightsEdited = configured !== undefined && !isDeepStrictEqual(configured.weights, file.weights)
+    const upstreamsEdited = configured !== undefined && !isDeepStrictEqual(configured.upstreams, file.upstreams)
+    // Likewise a state written before shadow settings were recorded: it has no live shadow to drop.
+    const shadowEdited = configured?.shadow !== undefined && !isDeepStrictEqual(configured.shadow, file.shadow)
     if (isRolloutActive(state.rollout)) {
-      warnings.push(`route ${route.name}: the config file's weights or upstreams changed while a rollout drives the route; the rollout's state is kept`)
+      if (weightsEdited || upstreamsEdited) {
+        warnings.push(`route ${route.name}: the config file's weights or upstreams changed while a rollout drives the route; the rollout's state is kept`)
+      }
+      // A rollout drives weights, not shadow: an edited shadow applies all the same.
+      if (shadowEdited) await applyShadowOnly(route, state, file, store, events, warnings)
       continue
+    }
+    let upstreams = upstreamsEdited ? undefined : state.upstreams
+    let weights = weightsEdited ? file.weights : state.weights
+    let shadow = shadowEdited ? undefined : state.shadow
+    const upstreamsNow = effectiveUpstreams(route, upstreams === undefined ? undefined : { upstreams })
+    const weightsOk = weightsFit(weights, upstreamsNow)
+    const shadowOk = shadow === undefined || shadowProblems(shadow, upstreamsNow).length === 0
+    // Only a live removal of the shadow upstream ({shadow: null}, allowed at percent 0) leaves the
+    // file's shadow settings without one.
+    const fileShadowStranded = (shadow === undefined || !shadowOk) && file.shadow.percent > 0 && upstreamsNow.shadow === undefined
+    if (!weightsEdited && !upstreamsEdited && !shadowEdited && weightsOk && shadowOk && !fileShadowStranded) continue
+    if (!weightsOk) {
+      warnings.push(`route ${route.name}: the live weights ${JSON.stringify(state.weights)} need an upstream the config no longer has; using the config file's weights`)
+      weights = file.weights
+    }
+    if (!shadowOk) {
+      warnings.push(`route ${route.name}: the live shadow settings (percent ${shadow?.percent}) need a shadow upstream the config no longer has; using the config file's shadow settings`)
+      shadow = undefined
+    }
+    if (fileShadowStranded && upstreams !== undefined) {
+      const { shadow: _removed, ...rest } = upstreams
+      upstreams = rest
+      warnings.push(`route ${route.name}: the config file's shadow settings (percent ${file.shadow.percent}) need its shadow upstream; the live removal of upstreams.shadow is dropped`)
     }
     const next: RouteUpdate = {
       weights,
       configured: file,
       ...(upstreams === undefined ? {} : { upstreams }),
+      ...(shadow === undefined ? {} : { shadow }),
       ...(state.rollout === undefined ? {} : { rollout: state.rollout }),
     }
-    if (!weightsFit(weights, effectiveUpstreams(route, next))) {
-      warnings.push(`route ${route.name}: the live weights ${JSON.stringify(state.weights)} need an upstream the config no longer has; using the config file's weights`)
-      weights = file.weights
-    }
-    const edited = [weightsEdited && 'weights', upstreamsEdited && 'upstreams'].filter((x) => x !== false).join(' and ')
-    const why = edited === '' ? 'the live weights no longer fit the upstreams' : `the config file's ${edited} changed since the live state was written`
-    const result = await store.compareAndSet(route.name, state.revision, { ...next, weights })
+    const edited = [weightsEdited && 'weights', upstreamsEdited && 'upstreams', shadowEdited && 'shadow settings'].filter((x) => x !== false).join(' and ')
+    const why = edited !== '' ? `the config file's ${edited} changed since the live state was written`
+      : weightsOk ? 'the live shadow settings no longer fit the upstreams' : 'the live weights no longer fit the upstreams'
+    const result = await store.compareAndSet(route.name, state.revision, next)
     if (!result.ok) throw new Error(`route ${route.name} changed while the config was being applied; try again`)
     await events.append({
       actor: 'config',
       route: route.name,
       action: 'config.applied',
-      old: { weights: state.weights, upstreams: state.upstreams ?? null },
-      new: { weights, upstreams: upstreams ?? null },
+      old: { weights: state.weights, upstreams: state.upstreams ?? null, shadow: state.shadow ?? null },
+      new: { weights, upstreams: upstreams ?? null, shadow: shadow ?? null },
       reason: why,
     })
     warnings.push(`route ${route.name}: ${why}; the file's values now apply (revision ${result.state.revision})`)
   }
   return warnings
+}
+
+/**
+ * While a rollout drives the route, only the file's edited shadow settings are applied: the
+ * recorded file weights and upstreams stay as they were, so their edit is still seen later.
+ */
+async function applyShadowOnly (
+  route: RouteConfig, state: RouteState, file: Required<ConfiguredValues>, store: StateStore, events: EventLog, warnings: string[],
+): Promise<void> {
+  const { revision: _revision, updatedAt: _updatedAt, shadow: _shadow, configured, ...rest } = state
+  const next: RouteUpdate = { ...rest, configured: { weights: configured?.weights ?? file.weights, upstreams: configured?.upstreams ?? file.upstreams, shadow: file.shadow } }
+  const result = await store.compareAndSet(route.name, state.revision, next)
+  if (!result.ok) throw new Error(`route ${route.name} changed while the config was being applied; try again`)
+  const why = 'the config file\'s shadow settings changed since the live state was written'
+  await events.append({
+    actor: 'config',
+    route: route.name,
+    action: 'config.applied',
+    old: { shadow: state.shadow ?? null },
+    new: { shadow: null },
+    reason: why,
+  })
+  warnings.push(`route ${route.name}: ${why}; the file's shadow settings now apply (revision ${result.state.revision}), the rollout continues`)
 }

@@ -1,7 +1,9 @@
-// The live state of every route (weights, upstream overrides, rollout) behind one small
-// interface: a synchronous in-memory read, a compare-and-set write, and a change feed.
+// The live state of every route (weights, upstream overrides, shadow settings, rollout) behind
+// one small interface: a synchronous in-memory read, a compare-and-set write, and a change feed.
 
+import { Value } from '@sinclair/typebox/value'
 import type { UpstreamName, WeightsBp } from '../config/rules.ts'
+import { ShadowSchema, type ShadowInput } from '../config/schema.ts'
 import { OperationalError } from '../errors.ts'
 
 /*
@@ -34,18 +36,26 @@ export interface RouteState {
   /** The rollout driving this route (owned by the controller); `null` or absent when none. */
   readonly rollout?: unknown
   /**
-   * The config file's weights and upstreams when this state was written. When the file's
-   * values differ from these, the file was edited since, and its values win (see live-routes.ts).
+   * The route's complete shadow settings (schema defaults applied) that replace the config
+   * file's; absent when they were never changed through the API.
+   */
+  readonly shadow?: Readonly<ShadowInput>
+  /**
+   * The config file's weights, upstreams and shadow settings when this state was written. When
+   * the file's values differ from these, the file was edited since, and its values win (see
+   * live-routes.ts).
    */
   readonly configured?: Readonly<ConfiguredValues>
   /** ISO time of the last write. */
   readonly updatedAt: string
 }
 
-/** A route's weights and upstreams as the config file sets them. */
+/** A route's weights, upstreams and shadow settings as the config file sets them. */
 export interface ConfiguredValues {
   readonly weights: Readonly<WeightsBp>
   readonly upstreams: Readonly<Partial<Record<UpstreamName, readonly string[]>>>
+  /** Absent in states written before shadow settings could be changed live. */
+  readonly shadow?: Readonly<ShadowInput>
 }
 
 /**
@@ -114,7 +124,7 @@ const VERSION_KEYS = ['stable', 'canary', 'green'] as const
 const UPSTREAM_KEYS: ReadonlySet<string> = new Set<UpstreamName>(['stable', 'canary', 'green', 'shadow'])
 
 /** Fields of a route this version of weir understands; any other field is carried through writes. */
-export const KNOWN_ROUTE_FIELDS: ReadonlySet<string> = new Set(['revision', 'weights', 'upstreams', 'rollout', 'configured', 'updatedAt'])
+export const KNOWN_ROUTE_FIELDS: ReadonlySet<string> = new Set(['revision', 'weights', 'upstreams', 'rollout', 'shadow', 'configured', 'updatedAt'])
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v)
 
@@ -156,7 +166,10 @@ export function checkRouteState (value: unknown, path: string, stored: boolean, 
   const configured = value.configured
   if (configured !== undefined && (!isObject(configured) || !isObject(configured.weights) || !isObject(configured.upstreams))) {
     problems.push(`${path}.configured must be an object {weights, upstreams}`)
+  } else if (isObject(configured) && configured.shadow !== undefined) {
+    checkShadow(configured.shadow, `${path}.configured.shadow`, problems)
   }
+  if (value.shadow !== undefined) checkShadow(value.shadow, `${path}.shadow`, problems)
   const upstreams = value.upstreams
   if (upstreams !== undefined) {
     if (!isObject(upstreams)) {
@@ -170,4 +183,10 @@ export function checkRouteState (value: unknown, path: string, stored: boolean, 
       }
     }
   }
+}
+
+/** Stored shadow settings are complete (every field, defaults applied), as the config schema describes them. */
+function checkShadow (value: unknown, path: string, problems: string[]): void {
+  const error = Value.Errors(ShadowSchema, value).First()
+  if (error !== undefined) problems.push(`${path}${error.path.replaceAll('/', '.')} is not a valid shadow setting: ${error.message.toLowerCase()}`)
 }

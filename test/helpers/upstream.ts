@@ -2,6 +2,7 @@
 // what it received, and can be told to misbehave per request.
 
 import type { Test } from 'tap'
+import { createHash } from 'node:crypto'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
 
@@ -11,6 +12,8 @@ export interface ReceivedRequest {
   headers: IncomingMessage['headers']
   rawHeaders: string[]
   bodyBytes: number
+  /** SHA-256 (hex) of the whole body, however long. */
+  bodySha256: string
 }
 
 export type Handler = (req: IncomingMessage, res: ServerResponse, body: Buffer) => void
@@ -33,12 +36,14 @@ export async function startUpstream (name: string, port = 0): Promise<Upstream> 
   const server: Server = createServer((req, res) => {
     const chunks: Buffer[] = []
     let bytes = 0
+    const hash = createHash('sha256')
     req.on('data', (chunk: Buffer) => {
       bytes += chunk.length
+      hash.update(chunk)
       if (bytes <= 1 << 20) chunks.push(chunk)
     })
     req.on('end', () => {
-      received.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, rawHeaders: req.rawHeaders, bodyBytes: bytes })
+      received.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, rawHeaders: req.rawHeaders, bodyBytes: bytes, bodySha256: hash.digest('hex') })
       const body = Buffer.concat(chunks)
       if (custom !== null) {
         custom(req, res, body)

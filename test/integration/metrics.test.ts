@@ -121,7 +121,7 @@ t.test('a known mix of traffic is counted exactly by version, code and reason', 
   t.same(m.select('weir_shadow_requests_total').map((s) => `${s.labels.route} ${s.labels.outcome} ${s.value}`),
     ['mix ok 0', 'mix error 0', 'mix dropped 0', 'mix skipped 0'])
   t.same(m.select('weir_shadow_mismatches_total').map((s) => `${s.labels.route} ${s.labels.kind} ${s.value}`),
-    ['mix status 0', 'mix body 0'])
+    ['mix status 0', 'mix headers 0', 'mix body 0'])
   t.same(m.select('weir_rollout_state').map((s) => `${s.labels.route} ${s.labels.phase} ${s.value}`),
     ['mix idle 1', 'mix progressing 0', 'mix paused 0', 'mix promoting 0', 'mix succeeded 0', 'mix failed 0'])
 

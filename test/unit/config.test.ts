@@ -141,3 +141,32 @@ t.test('TLS files that cannot be read are problems, not start-up crashes', async
   t.same(problems.map((p) => p.slice(0, p.indexOf(':'))), ['listen.tls.cert', 'listen.tls.key', 'routes[0].tls.ca'])
   t.match(problems[0], /cannot read \/nonexistent\/cert\.pem \(ENOENT\)/)
 })
+
+t.test('shadow settings: defaults, and every mistake named by its path', async (t) => {
+  const withShadow = { ...route, upstreams: { ...route.upstreams, shadow: 'http://127.0.0.1:3004' } }
+  const r = buildConfig({ routes: [{ ...withShadow, shadow: { percent: 12.5 } }] })
+  if (!r.ok) throw new Error('expected valid: ' + JSON.stringify(r.problems))
+  const shadow = r.config.routes[0]?.shadow
+  t.equal(shadow?.percentBp, 1250)
+  t.same([...(shadow?.methods ?? [])], ['GET', 'HEAD', 'OPTIONS'], 'only safe methods by default')
+  t.same([shadow?.maxInFlight, shadow?.maxBodyBytes, shadow?.timeoutMs, shadow?.compare], [100, 64 * 1024, 5000, false])
+  t.same(buildConfig({ routes: [route] }).ok, true, 'no shadow key: percent 0, no shadow upstream needed')
+
+  const cases: [Record<string, unknown>, string][] = [
+    [{ percent: 10.001 }, 'routes[0].shadow.percent: must have at most two decimals'],
+    [{ percent: 101 }, 'routes[0].shadow.percent: expected number to be less or equal to 100'],
+    [{ methods: ['GET', 'TRACE'] }, 'routes[0].shadow.methods[1]: must be one of GET, HEAD, OPTIONS, PUT, DELETE, PATCH, POST'],
+    [{ methods: [] }, 'routes[0].shadow.methods: expected array length to be greater or equal to 1'],
+    [{ timeout: 0 }, 'routes[0].shadow.timeout: must be more than 0'],
+    [{ maxInFlight: 0 }, 'routes[0].shadow.maxInFlight: expected integer to be greater or equal to 1'],
+    [{ ignore: { json: ['$.ok', 'a..b'] } }, 'routes[0].shadow.ignore.json[1]: has an empty field name at character 3'],
+    [{ ignore: { headers: ['bad header'] } }, 'routes[0].shadow.ignore.headers[0]'],
+    [{ percnt: 5 }, 'routes[0].shadow.percnt'],
+  ]
+  for (const [shadowDoc, expected] of cases) {
+    const problems = problemsOf({ routes: [{ ...withShadow, shadow: shadowDoc }] })
+    t.ok(problems.some((p) => p.startsWith(expected)), `${JSON.stringify(shadowDoc)} → ${expected}`, { problems })
+  }
+  t.same(problemsOf({ routes: [{ ...route, shadow: { percent: 5 } }] }),
+    ['routes[0].shadow.percent: must be 0: the route has no shadow upstream (upstreams.shadow)'])
+})

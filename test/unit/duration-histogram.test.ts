@@ -11,7 +11,7 @@ import { parsePromText } from '../helpers/prom-text.ts'
 
 t.test('the duration histogram exposes what a prom-client Histogram would for the same latencies', async (t) => {
   const metrics = createMetrics({ processDefaults: false })
-  const cells = bindRouteMetrics(metrics, 'r', ['stable'], null).versions.stable
+  const cells = bindRouteMetrics(metrics, 'r', ['stable'], false, null).versions.stable
   const reference = new Histogram({
     name: 'weir_request_duration_seconds',
     help: 'reference',
@@ -52,8 +52,8 @@ t.test('the duration histogram exposes what a prom-client Histogram would for th
 t.test('binding a route again returns the same cells and never drops a version\'s stats', async (t) => {
   const metrics = createMetrics({ processDefaults: false })
   const stats = new StatsRegistry()
-  const first = bindRouteMetrics(metrics, 'r', ['stable', 'canary'], stats)
-  const again = bindRouteMetrics(metrics, 'r', ['stable'], stats)
+  const first = bindRouteMetrics(metrics, 'r', ['stable', 'canary'], false, stats)
+  const again = bindRouteMetrics(metrics, 'r', ['stable'], false, stats)
   t.equal(again, first)
   t.equal(again.versions.canary.window, stats.get('r', 'canary'))
   t.equal(again.versions.green.window, null, 'a version that never had an upstream has no stats')

@@ -1,0 +1,437 @@
+// Shadow copies (CONTRACT §5): a share of a route's requests is sent again to its shadow
+// upstream, after the primary request went out, and never awaited by it. Nothing of a shadow
+// response reaches the client: its body is read and discarded (hashed when compared) so the
+// socket goes back to the pool. Each copy is one object, driven by four events:
+//   - `dispatched`: the primary was handed to its pool (the copy takes its method, path, headers);
+//   - the request body, teed by the proxy's body guard (only bodies of known length within the
+//     shadow's maxBodyBytes are mirrored; the copy waits for the whole body);
+//   - the shadow's response, read by this object as an undici dispatch handler;
+//   - with `compare`, the primary's response, seen through a pass-through tap on its body.
+// The in-flight slot is taken when the copy is planned (before any body byte is kept), so
+// `maxInFlight` bounds copies and the memory they hold together.
+
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http'
+import { pipeline, Transform, type TransformCallback } from 'node:stream'
+import type { Dispatcher } from 'undici'
+import { classifyUpstreamError } from '../errors.ts'
+import { countDuration } from '../metrics/recorder.ts'
+import type { ShadowOutcome } from '../metrics/recorder.ts'
+import type { CompiledRoute } from '../routing/route-table.ts'
+import type { UpstreamTarget } from '../proxy/upstreams.ts'
+import { BodyCapture, compareResponses, type CapturedResponse } from './compare.ts'
+import { MismatchLog, type MismatchSample, type MismatchSummary } from './mismatch-log.ts'
+
+/** The header every shadow copy carries, so a shadow (and its logs) can tell copies apart. */
+export const SHADOW_HEADER = 'x-weir-shadow'
+
+/** Consecutive failed copies (refused, reset, cut, timed out: no complete answer) that pause copying. */
+export const PAUSE_AFTER_FAILURES = 5
+/** The first pause; each pause that ends in failure again doubles the next, up to the last. */
+export const FIRST_PAUSE_MS = 1000
+export const LONGEST_PAUSE_MS = 30_000
+
+/**
+ * A route's shadow state that outlives route-table rebuilds: copies in flight, what comparisons
+ * found, and a circuit breaker. A shadow that gives no complete answer (refused, reset, cut mid-body,
+ * timed out) five times in a row is not sent copies for a pause (1 s, doubling while it keeps failing,
+ * at most 30 s; copies sampled meanwhile are dropped and counted): every copy to a dead shadow
+ * would otherwise cost a connection attempt and an error on the proxy's event loop. A 5xx is an
+ * answer, worth comparing, and does not count.
+ */
+export class RouteShadow {
+  inFlight = 0
+  /** performance.now() until which copies are paused (0: not paused). */
+  pausedUntil = 0
+  private failures = 0
+  private nextPauseMs = FIRST_PAUSE_MS
+  readonly mismatches = new MismatchLog()
+  /** Counts a failed copy in weir_upstream_errors_total{version="shadow"}. */
+  readonly countError: (route: string, reason: string) => void
+
+  constructor (countError: (route: string, reason: string) => void) {
+    this.countError = countError
+  }
+
+  /** A copy got a complete answer (any status): the shadow works again. */
+  answered (): void {
+    this.failures = 0
+    this.nextPauseMs = FIRST_PAUSE_MS
+  }
+
+  /** A copy got no complete answer. */
+  failed (): void {
+    if (++this.failures < PAUSE_AFTER_FAILURES) return
+    this.failures = 0
+    this.pausedUntil = performance.now() + this.nextPauseMs
+    this.nextPauseMs = Math.min(this.nextPauseMs * 2, LONGEST_PAUSE_MS)
+  }
+}
+
+/** The RouteShadow of every route name, created on first use. */
+export class ShadowRegistry {
+  private readonly routes = new Map<string, RouteShadow>()
+  private readonly countError: (route: string, reason: string) => void
+
+  constructor (countError: (route: string, reason: string) => void) {
+    this.countError = countError
+  }
+
+  get (route: string): RouteShadow {
+    let state = this.routes.get(route)
+    if (state === undefined) {
+      state = new RouteShadow(this.countError)
+      this.routes.set(route, state)
+    }
+    return state
+  }
+
+  /** Comparison counts of a route over the window, and how long copies stay paused (ms, 0 when they flow). */
+  summary (route: string, windowSeconds: number): MismatchSummary & { pausedForMs: number } {
+    const state = this.get(route)
+    return { ...state.mismatches.summary(windowSeconds), pausedForMs: Math.max(0, Math.ceil(state.pausedUntil - performance.now())) }
+  }
+
+  /** A route's most recent mismatches, newest first, and how many were recorded since start. */
+  recent (route: string, limit: number): { recorded: number; samples: MismatchSample[] } {
+    const log = this.get(route).mismatches
+    return { recorded: log.recorded, samples: log.recent(limit) }
+  }
+}
+
+/** Bit flags of what a copy still waits for before it is sent. */
+const WAIT_DISPATCH = 1
+const WAIT_BODY = 2
+
+/** Where each side of a comparison stands. */
+const PENDING = 0
+const DONE = 1
+const FAILED = 2
+
+/**
+ * Decides whether this request is copied, at the sampled rate. Counts `skipped` when it is
+ * sampled but not eligible (method not listed, a body of unknown length or over the shadow's
+ * maxBodyBytes, an upgrade) and `dropped` when maxInFlight copies are already in flight.
+ * Returns the copy, holding an in-flight slot, or null.
+ */
+export function planShadowCopy (route: CompiledRoute, raw: IncomingMessage, requestId: string): ShadowCopy | null {
+  const group = route.shadow
+  const settings = route.config.shadow
+  if (group === null || settings.percentBp === 0 || Math.random() * 10_000 >= settings.percentBp) return null
+  const cells = route.metrics.shadow
+  const method = raw.method as string
+  const headers = raw.headers
+  const length = headers['content-length']
+  const bodyBytes = length === undefined ? 0 : Number(length)
+  if (!settings.methods.has(method) || headers.upgrade !== undefined ||
+      (length === undefined && headers['transfer-encoding'] !== undefined) || bodyBytes > settings.maxBodyBytes) {
+    cells.skipped.inc()
+    return null
+  }
+  const state = route.shadowState
+  if (state.inFlight >= settings.maxInFlight || (state.pausedUntil !== 0 && performance.now() < state.pausedUntil)) {
+    cells.dropped.inc()
+    return null
+  }
+  state.inFlight++
+  return new ShadowCopy(route, group.pick(), method, raw.url as string, requestId, bodyBytes)
+}
+
+export class ShadowCopy implements Dispatcher.DispatchHandler {
+  readonly route: CompiledRoute
+  /** True when this copy's response is compared with the primary's. */
+  readonly compares: boolean
+  private readonly target: UpstreamTarget
+  private readonly method: string
+  private readonly url: string
+  private readonly requestId: string
+  private readonly expectedBytes: number
+  private waiting: number
+  private path = ''
+  private headers: Record<string, string | string[]> | null = null
+  private body: Buffer[] | null
+  private bodyBytes = 0
+  /** True from the moment the slot is given back: nothing else may count or send. */
+  private settled = false
+  private startedAt = 0
+  private timer: NodeJS.Timeout | null = null
+  private controller: Dispatcher.DispatchController | null = null
+  private shadowStatus = 0
+  private shadowHeaders: IncomingHttpHeaders | null = null
+  private shadowBody: BodyCapture | null = null
+  private shadowSide = PENDING
+  private primarySide = PENDING
+  private primary: CapturedResponse | null = null
+  private primaryStatus = 0
+  private primaryHeaders: IncomingHttpHeaders | null = null
+  private primaryBody: BodyCapture | null = null
+  private shadowResult: CapturedResponse | null = null
+
+  constructor (route: CompiledRoute, target: UpstreamTarget, method: string, url: string, requestId: string, bodyBytes: number) {
+    this.route = route
+    this.target = target
+    this.method = method
+    this.url = url
+    this.requestId = requestId
+    this.expectedBytes = bodyBytes
+    this.compares = route.compareRules !== null
+    this.body = bodyBytes > 0 ? [] : null
+    this.waiting = bodyBytes > 0 ? WAIT_DISPATCH | WAIT_BODY : WAIT_DISPATCH
+  }
+
+  /** True while the copy needs the request body's bytes (the body guard tees them here). */
+  get wantsBody (): boolean {
+    return (this.waiting & WAIT_BODY) !== 0 && !this.settled
+  }
+
+  /**
+   * The primary request was handed to its pool: the copy takes its path and headers (as sent
+   * upstream: x-request-id, x-forwarded-*, via), and goes out now if it has no body to wait for.
+   */
+  dispatched (path: string, headers: Readonly<Record<string | symbol, unknown>>): void {
+    if (this.settled || (this.waiting & WAIT_DISPATCH) === 0) return
+    const copy: Record<string, string | string[]> = {}
+    // for...in: string keys only (the proxy keeps a symbol-keyed exchange on these headers).
+    for (const name in headers) {
+      const value = headers[name]
+      if (typeof value === 'string' || Array.isArray(value)) copy[name] = value as string | string[]
+      else if (typeof value === 'number') copy[name] = String(value)
+    }
+    copy[SHADOW_HEADER] = '1'
+    copy['x-weir-version'] = 'shadow'
+    if (!this.route.config.passHost) copy.host = this.target.host
+    this.path = path
+    this.headers = copy
+    this.waiting &= ~WAIT_DISPATCH
+    if (this.waiting === 0) this.send()
+  }
+
+  /** A chunk of the request body on its way to the primary (kept by reference, not copied). */
+  bodyChunk (chunk: Buffer): void {
+    if (this.body === null) return
+    this.bodyBytes += chunk.length
+    // Content-Length said otherwise: undici will fail the primary; the copy is not sent.
+    if (this.bodyBytes > this.expectedBytes) {
+      this.abandon()
+      return
+    }
+    this.body.push(chunk)
+  }
+
+  /** The whole request body went through. */
+  bodyEnded (): void {
+    if (this.settled || (this.waiting & WAIT_BODY) === 0) return
+    if (this.bodyBytes !== this.expectedBytes) {
+      this.abandon()
+      return
+    }
+    this.waiting &= ~WAIT_BODY
+    if (this.waiting === 0) this.send()
+  }
+
+  /**
+   * The client's response closed. A copy that never went out (the body did not arrive whole,
+   * or the request never reached the upstream) is given up and counted as skipped; a primary
+   * whose response did not complete cannot be compared.
+   */
+  clientClosed (): void {
+    if (!this.settled && this.waiting !== 0) {
+      this.abandon()
+      return
+    }
+    if (this.primarySide === PENDING && this.primaryBody === null) this.primaryFailed()
+  }
+
+  /**
+   * With `compare`: wraps reply-from's callback so the primary's response is seen on its way
+   * to the client (status, headers, and its body through a pass-through tap).
+   */
+  watchPrimary (callback: (err: Error | null, res?: Dispatcher.ResponseData) => void): (err: Error | null, res?: Dispatcher.ResponseData) => void {
+    return (err, res) => {
+      if (err !== null || res === undefined) {
+        this.primaryFailed()
+        callback(err, res)
+        return
+      }
+      this.primaryStatus = res.statusCode
+      this.primaryHeaders = res.headers
+      const capture = new BodyCapture(headerText(res.headers['content-type']), headerText(res.headers['content-encoding']))
+      this.primaryBody = capture
+      const tap = new PrimaryTap(this, capture)
+      // pipeline: an upstream cut reaches the tap as its error (the proxy reads `errored`), and
+      // a client that leaves (the tap destroyed) releases the upstream body.
+      pipeline(res.body, tap, (failure) => {
+        if (failure != null) this.primaryFailed()
+      })
+      callback(null, { ...res, body: tap as unknown as Dispatcher.ResponseData['body'] })
+    }
+  }
+
+  /** The primary's body ended: it can be compared. */
+  primaryEnded (capture: BodyCapture): void {
+    if (this.primarySide !== PENDING) return
+    this.primarySide = DONE
+    this.primary = { status: this.primaryStatus, headers: this.primaryHeaders ?? {}, body: capture.end() }
+    this.primaryBody = null
+    this.tryCompare()
+  }
+
+  private primaryFailed (): void {
+    if (this.primarySide !== PENDING) return
+    this.primarySide = FAILED
+    this.primaryBody = null
+  }
+
+  // ---- sending the copy ------------------------------------------------------------------------
+
+  private send (): void {
+    const settings = this.route.config.shadow
+    const body = this.body === null ? null : this.body.length === 1 ? this.body[0] as Buffer : Buffer.concat(this.body, this.bodyBytes)
+    this.body = null
+    const headers = this.headers as Record<string, string | string[]>
+    if (body !== null) headers['content-length'] = String(body.length)
+    this.startedAt = performance.now()
+    this.timer = setTimeout(() => this.timeout(), settings.timeoutMs)
+    this.timer.unref()
+    try {
+      this.target.pool.dispatch({
+        method: this.method as Dispatcher.HttpMethod,
+        path: this.path,
+        headers,
+        body,
+        headersTimeout: settings.timeoutMs,
+        bodyTimeout: settings.timeoutMs,
+      }, this)
+    } catch (err) {
+      this.onResponseError(null, err as Error)
+    }
+  }
+
+  private timeout (): void {
+    this.timer = null
+    const error = Object.assign(new Error('shadow timeout'), { code: 'UND_ERR_HEADERS_TIMEOUT' })
+    if (this.controller !== null && !this.controller.aborted) this.controller.abort(error)
+    else this.onResponseError(null, error)
+  }
+
+  // ---- undici dispatch handler: the shadow's response ------------------------------------------
+
+  onRequestStart (controller: Dispatcher.DispatchController): void {
+    this.controller = controller
+    // Timed out while it waited in the pool for a connection: it must not go out now.
+    if (this.shadowSide !== PENDING) controller.abort(new Error('shadow copy timed out before it was sent'))
+  }
+
+  onResponseStart (_controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
+    // An interim 1xx is followed by the final response.
+    if (statusCode < 200) return
+    this.shadowStatus = statusCode
+    if (this.compares) {
+      this.shadowHeaders = headers
+      this.shadowBody = new BodyCapture(headerText(headers['content-type']), headerText(headers['content-encoding']))
+    }
+  }
+
+  onResponseData (_controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    // Read and discarded: only a compared copy hashes (or, for JSON within the cap, keeps) it.
+    this.shadowBody?.write(chunk)
+  }
+
+  onResponseEnd (): void {
+    if (this.shadowSide !== PENDING) return
+    this.shadowSide = DONE
+    const status = this.shadowStatus
+    this.route.shadowState.answered()
+    this.finish(status >= 500 ? 'error' : 'ok', status >= 500)
+    if (this.shadowBody !== null) {
+      this.shadowResult = { status, headers: this.shadowHeaders ?? {}, body: this.shadowBody.end() }
+      this.shadowBody = null
+      this.tryCompare()
+    }
+  }
+
+  onResponseError (_controller: Dispatcher.DispatchController | null, error: Error): void {
+    if (this.shadowSide !== PENDING) return
+    this.shadowSide = FAILED
+    this.shadowBody = null
+    // Failed shadow attempts are upstream errors of version "shadow", by reason.
+    const state = this.route.shadowState
+    state.countError(this.route.name, classifyUpstreamError(error).reason)
+    state.failed()
+    this.finish('error', true)
+  }
+
+  // ---- settling --------------------------------------------------------------------------------
+
+  /** Counts the outcome, the shadow's latency and stats, and gives the slot back. */
+  private finish (outcome: ShadowOutcome, isError: boolean): void {
+    if (this.timer !== null) clearTimeout(this.timer)
+    this.timer = null
+    if (this.settled) return
+    this.settled = true
+    this.route.shadowState.inFlight--
+    const metrics = this.route.metrics
+    metrics.shadow[outcome].inc()
+    const latencyMs = performance.now() - this.startedAt
+    countDuration(metrics.shadowVersion, latencyMs)
+    metrics.shadowVersion.window?.record(latencyMs, isError)
+  }
+
+  /** The copy will not be sent: counted as skipped, its slot and kept body released. */
+  private abandon (): void {
+    if (this.settled) return
+    this.settled = true
+    this.body = null
+    this.route.shadowState.inFlight--
+    this.route.metrics.shadow.skipped.inc()
+  }
+
+  private tryCompare (): void {
+    const primary = this.primary
+    const shadow = this.shadowResult
+    if (primary === null || shadow === null) return
+    this.primary = null
+    this.shadowResult = null
+    const rules = this.route.compareRules
+    if (rules === null) return
+    const result = compareResponses(primary, shadow, rules)
+    const metrics = this.route.metrics
+    for (const kind of result.kinds) metrics.mismatches[kind].inc()
+    this.route.shadowState.mismatches.record(result.kinds.length === 0 ? null : {
+      at: new Date().toISOString(),
+      requestId: this.requestId,
+      method: this.method,
+      url: this.url,
+      primary: { status: primary.status },
+      shadow: { status: shadow.status },
+      kinds: result.kinds,
+      diff: result.diff,
+    })
+  }
+}
+
+/** Passes the primary's response body through unchanged, feeding a copy of each chunk's bytes to the comparison. */
+class PrimaryTap extends Transform {
+  private readonly copy: ShadowCopy
+  private readonly capture: BodyCapture
+
+  constructor (copy: ShadowCopy, capture: BodyCapture) {
+    super()
+    this.copy = copy
+    this.capture = capture
+  }
+
+  override _transform (chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.capture.write(chunk)
+    callback(null, chunk)
+  }
+
+  override _flush (callback: TransformCallback): void {
+    this.copy.primaryEnded(this.capture)
+    callback()
+  }
+}
+
+function headerText (value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value.join(', ') : value
+}
+
