@@ -3,19 +3,14 @@
 // routing, and user-id without per-request metrics to price them), each proxy alone on CPU 0;
 // prints a table and writes bench/results/latest.json.
 
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
-import { connect } from 'node:net'
 import { cpus, totalmem } from 'node:os'
-import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
+import { killAll, pinned, portOpen, processTicks, ROOT, safeExec, startChild, stopChild, TICK_MS, waitForPort, type Child } from './children.ts'
 import { makeUserIds, type LoadResult, type LoadSpec } from './load.ts'
 import { compareProfiles, formatComparison, formatProfile, summarizeProfile, type CpuProfile, type ProfileComparison, type ProfileSummary } from './profile.ts'
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url))
-const NODE = process.execPath
 const TMP = '/tmp/weir-bench'
-const TASKSET = '/usr/bin/taskset'
 
 const PORTS = { stable: 18081, canary: 18082, weir: 18080, admin: 19901, bare: 18090, floor: 18091 }
 /** The proxy under test runs alone on PROXY_CPU; upstreams and the load generator share LOAD_CPU. */
@@ -82,94 +77,8 @@ const scenarios = ALL_SCENARIOS.filter((s) => selected.includes(s))
 
 // ---- child processes: every one is tracked and killed by pid on the way out --------------
 
-const pinned = existsSync(TASKSET)
-const children = new Set<ChildProcess>()
-
-interface Child { proc: ChildProcess; name: string; stderr: () => string }
-
-function startChild (name: string, cpu: number, nodeArgs: string[], stdout: 'ignore' | 'pipe' = 'ignore'): Child {
-  const [command, args] = pinned ? [TASKSET, ['-c', String(cpu), NODE, ...nodeArgs]] : [NODE, nodeArgs]
-  const proc = spawn(command, args, { cwd: ROOT, stdio: ['ignore', stdout, 'pipe'] })
-  children.add(proc)
-  let err = ''
-  proc.stderr?.on('data', (chunk: Buffer) => {
-    if (err.length < 20_000) err += chunk.toString()
-  })
-  proc.once('exit', () => children.delete(proc))
-  return { proc, name, stderr: () => err }
-}
-
-/** SIGTERM, then SIGKILL if the process is still there after `graceMs`. */
-async function stopChild (child: Child, graceMs = 5000): Promise<void> {
-  const { proc } = child
-  if (proc.exitCode !== null || proc.signalCode !== null || proc.pid === undefined) return
-  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()))
-  process.kill(proc.pid, 'SIGTERM')
-  const timer = setTimeout(() => {
-    if (proc.pid !== undefined && proc.exitCode === null && proc.signalCode === null) process.kill(proc.pid, 'SIGKILL')
-  }, graceMs)
-  await exited
-  clearTimeout(timer)
-}
-
-function killAll (): void {
-  for (const proc of children) {
-    if (proc.pid !== undefined && proc.exitCode === null && proc.signalCode === null) {
-      try {
-        process.kill(proc.pid, 'SIGKILL')
-      } catch { /* already gone */ }
-    }
-  }
-  children.clear()
-}
-
-process.on('exit', killAll)
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.on(signal, () => {
-    killAll()
-    process.exit(130)
-  })
-}
-
-function portOpen (port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect({ host: '127.0.0.1', port })
-    socket.once('connect', () => {
-      socket.destroy()
-      resolve(true)
-    })
-    socket.once('error', () => resolve(false))
-  })
-}
-
-async function waitForPort (child: Child, port: number, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (Date.now() < deadline) {
-    if (child.proc.exitCode !== null || child.proc.signalCode !== null) {
-      throw new Error(`${child.name} exited before listening on ${port}:\n${child.stderr()}`)
-    }
-    if (await portOpen(port)) return
-    await sleep(50)
-  }
-  throw new Error(`${child.name} did not listen on ${port} within ${timeoutMs} ms:\n${child.stderr()}`)
-}
-
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
 
 // ---- CPU accounting from /proc -------------------------------------------------------------
-
-const TICK_MS = 1000 / Number(safeExec('getconf', ['CLK_TCK']) || 100)
-
-function processTicks (pid: number | undefined): number {
-  if (pid === undefined) return 0
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    return Number(fields[11]) + Number(fields[12])
-  } catch {
-    return 0
-  }
-}
 
 /** [busy, steal, total] jiffies per CPU; busy excludes steal (time the hypervisor gave elsewhere). */
 function cpuTicks (): Map<string, [number, number, number]> {
@@ -348,14 +257,6 @@ interface Row {
   loadCpuPct: number
   cpuBusyPct: Record<string, number>
   roundsReqPerSec: number[]
-}
-
-function safeExec (file: string, args: string[]): string {
-  try {
-    return execFileSync(file, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim()
-  } catch {
-    return ''
-  }
 }
 
 function machine (): Record<string, string | number | boolean> {

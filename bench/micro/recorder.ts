@@ -71,7 +71,7 @@ function promClientRecorder (): { record (status: number, ms: number): void; reg
 
 const metrics = createMetrics({ processDefaults: false })
 const stats = new StatsRegistry()
-const cells: VersionMetrics = bindRouteMetrics(metrics, 'shop', ['stable'], stats).versions.stable
+const cells: VersionMetrics = bindRouteMetrics(metrics, 'shop', ['stable'], false, stats).versions.stable
 const reference = promClientRecorder()
 
 for (let i = 0; i < 4096; i++) {

@@ -1,0 +1,541 @@
+// `npm run bench:shadow`: does a broken shadow upstream cost the client anything? Runs weir at a
+// fixed request rate once without shadow and once per shadow behaviour (healthy, refusing,
+// hanging, 500, 100× slower, reset mid-body), each on a fresh weir alone on CPU 0; prints client
+// latency ratios against the no-shadow run, response checks, copies by outcome, in-flight peak
+// and proxy memory, and writes bench/results/shadow-latest.json.
+
+import { execFileSync } from 'node:child_process'
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { cpus, totalmem } from 'node:os'
+import { parseArgs } from 'node:util'
+import { killAll, NODE, pinned, portOpen, processTicks, ROOT, safeExec, startChild, stopChild, TICK_MS, waitForPort, type Child } from './children.ts'
+import { headerNamesOf, type ExpectedResponse, type RateLoadResult, type RateLoadSpec } from './rate-load.ts'
+
+const TMP = '/tmp/weir-bench-shadow'
+
+// Apart from bench/run.ts's ports, so the two never collide.
+const PORTS = { weir: 18180, admin: 19911, stable: 18181, shadow: 18183, closed: 18189 }
+/** The proxy runs alone on PROXY_CPU; upstreams, shadows and the load generator share LOAD_CPU. */
+const PROXY_CPU = 0
+const LOAD_CPU = 1
+
+/** The shadow settings every shadow scenario uses (only `upstreams.shadow` changes). */
+const SHADOW = { percent: 100, maxInFlight: 100, timeout: '1s' }
+const percentSetting = Number(process.env.BENCH_SHADOW_PERCENT ?? '100')
+if (!(percentSetting > 0 && percentSetting <= 100)) throw new Error('BENCH_SHADOW_PERCENT: expected a percent above 0 and at most 100')
+SHADOW.percent = percentSetting
+/** How long the `slow` shadow waits before answering (the primary answers at once). */
+const SLOW_MS = 100
+
+// ---- settings: flags win over env vars, env vars over defaults ----------------------------
+
+const { values: flags } = parseArgs({
+  options: {
+    rate: { type: 'string' },
+    duration: { type: 'string' },
+    warmup: { type: 'string' },
+    connections: { type: 'string' },
+    rounds: { type: 'string' },
+    scenarios: { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  },
+})
+
+if (flags.help === true) {
+  process.stdout.write(`usage: npm run bench:shadow [-- --rate N --duration S --warmup S --connections N --rounds N --scenarios a,b]
+env: BENCH_RATE (1000 req/s), BENCH_DURATION (15), BENCH_WARMUP (2), BENCH_CONNECTIONS (20),
+     BENCH_ROUNDS (1; >1 repeats every scenario in rotated order and reports the median round),
+     BENCH_SCENARIOS (none,ok,refuse,hang,500,slow,reset; none is always run: it is the reference),
+     BENCH_SHADOW_PERCENT (100: share of requests copied)
+`)
+  process.exit(0)
+}
+
+function setting (flag: string | undefined, env: string, fallback: number): number {
+  const raw = flag ?? process.env[env]
+  if (raw === undefined || raw === '') return fallback
+  const value = Number(raw)
+  if (!Number.isFinite(value) || value <= 0) throw new Error(`${env}: expected a positive number, got "${raw}"`)
+  return value
+}
+
+const settings = {
+  rate: setting(flags.rate, 'BENCH_RATE', 1000),
+  duration: setting(flags.duration, 'BENCH_DURATION', 15),
+  warmup: setting(flags.warmup, 'BENCH_WARMUP', 2),
+  connections: setting(flags.connections, 'BENCH_CONNECTIONS', 20),
+  rounds: setting(flags.rounds, 'BENCH_ROUNDS', 1),
+  userIds: 10_000,
+}
+
+type ScenarioId = 'none' | 'ok' | 'refuse' | 'hang' | '500' | 'slow' | 'reset'
+const ALL_SCENARIOS: readonly ScenarioId[] = ['none', 'ok', 'refuse', 'hang', '500', 'slow', 'reset']
+const LABELS: Record<ScenarioId, string> = {
+  none: 'none (no shadow)',
+  ok: 'ok (healthy shadow)',
+  refuse: 'refuse (closed port)',
+  hang: 'hang (never answers)',
+  500: '500 (+ Set-Cookie)',
+  slow: `slow (${SLOW_MS} ms)`,
+  reset: 'reset (cut mid-body)',
+}
+const selected = (flags.scenarios ?? process.env.BENCH_SCENARIOS ?? ALL_SCENARIOS.join(','))
+  .split(',').map((s) => s.trim()).filter((s) => s !== '')
+for (const s of selected) if (!ALL_SCENARIOS.includes(s as ScenarioId)) throw new Error(`unknown scenario "${s}" (known: ${ALL_SCENARIOS.join(', ')})`)
+const scenarios = ALL_SCENARIOS.filter((s) => s === 'none' || selected.includes(s))
+
+// ---- /proc: CPU and memory of the proxy -----------------------------------------------------
+
+/** [busy, steal, total] jiffies of one CPU; busy excludes steal. */
+function cpuTicks (cpu: number): [number, number, number] {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n').find((l) => l.startsWith(`cpu${cpu} `))
+  if (line === undefined) return [0, 0, 0]
+  const v = line.trim().split(/\s+/).slice(1).map(Number)
+  const total = v.slice(0, 8).reduce((a, b) => a + b, 0)
+  const idle = (v[3] ?? 0) + (v[4] ?? 0)
+  const steal = v[7] ?? 0
+  return [total - idle - steal, steal, total]
+}
+
+/** A /proc/<pid>/status field in kB (VmRSS, VmHWM), or null once the process is gone. */
+function statusKb (pid: number | undefined, field: 'VmRSS' | 'VmHWM'): number | null {
+  if (pid === undefined) return null
+  try {
+    const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
+    return m === null ? null : Number(m[1])
+  } catch {
+    return null
+  }
+}
+
+/**
+ * Samples the proxy's VmRSS every 500 ms until stop(): the peak over everything, and the peaks
+ * of the first and second half of the window after mark() (a second half well above the first
+ * means memory is still growing).
+ */
+function rssSampler (pid: number | undefined): { mark: () => void; stop: () => { peakKb: number; firstHalfKb: number; secondHalfKb: number } } {
+  const samples: [number, number][] = []
+  let peak = statusKb(pid, 'VmRSS') ?? 0
+  let markedAt = Infinity
+  const timer = setInterval(() => {
+    const rss = statusKb(pid, 'VmRSS')
+    if (rss === null) return
+    if (rss > peak) peak = rss
+    samples.push([performance.now(), rss])
+  }, 500)
+  return {
+    mark: () => {
+      markedAt = performance.now()
+    },
+    stop: () => {
+      clearInterval(timer)
+      const window = samples.filter(([at]) => at >= markedAt)
+      const mid = ((window[0]?.[0] ?? 0) + (window.at(-1)?.[0] ?? 0)) / 2
+      const peakOf = (list: [number, number][]): number => list.reduce((a, [, kb]) => Math.max(a, kb), 0)
+      return { peakKb: peak, firstHalfKb: peakOf(window.filter(([at]) => at <= mid)), secondHalfKb: peakOf(window.filter(([at]) => at > mid)) }
+    },
+  }
+}
+
+// ---- load -------------------------------------------------------------------------------------
+
+interface Measured extends RateLoadResult {
+  proxyCpuPct: number
+  proxyCpuUsPerReq: number
+  /** CPU 0 (the proxy's) busy and stolen by the hypervisor over the measured run, %. */
+  proxyCpuBusyPct: number
+  proxyCpuStealPct: number
+}
+
+interface Sample { at: number; proc: number; cpu: [number, number, number] }
+
+/** Runs bench/rate-load.ts pinned to LOAD_CPU, sampling the proxy's CPU over the run alone. */
+async function runLoad (spec: RateLoadSpec, proxyPid: number | undefined): Promise<Measured> {
+  const child = startChild('load', LOAD_CPU, ['bench/rate-load.ts', JSON.stringify(spec)], 'pipe')
+  let before: Sample | null = null
+  let after: Sample | null = null
+  const sample = (): Sample => ({ at: performance.now(), proc: processTicks(proxyPid), cpu: cpuTicks(PROXY_CPU) })
+  let out = ''
+  child.proc.stdout?.on('data', (chunk: Buffer) => {
+    out += chunk.toString()
+    if (before === null && out.includes('start\n')) before = sample()
+    if (after === null && /\{.*\}\n/.test(out)) after = sample()
+  })
+  const guard = setTimeout(() => {
+    if (child.proc.pid !== undefined) process.kill(child.proc.pid, 'SIGKILL')
+  }, (spec.duration + 45) * 1000)
+  const code = await new Promise<number | null>((resolve) => child.proc.once('exit', (c) => resolve(c)))
+  clearTimeout(guard)
+  const line = out.split('\n').find((l) => l.startsWith('{'))
+  if (code !== 0 || line === undefined) throw new Error(`load generator failed (exit ${code}):\n${child.stderr()}`)
+  const result = JSON.parse(line) as RateLoadResult
+  const a = before as Sample | null
+  const b = after as Sample | null
+  const procMs = a !== null && b !== null ? (b.proc - a.proc) * TICK_MS : 0
+  const wallMs = a !== null && b !== null ? b.at - a.at : 1
+  const cpuTotal = a !== null && b !== null ? b.cpu[2] - a.cpu[2] : 0
+  const pct = (i: 0 | 1): number => (a === null || b === null || cpuTotal === 0 ? 0 : Math.round(((b.cpu[i] - a.cpu[i]) / cpuTotal) * 100))
+  return {
+    ...result,
+    proxyCpuPct: Math.round((procMs / wallMs) * 100),
+    proxyCpuUsPerReq: result.requests === 0 ? 0 : Math.round((procMs * 1000) / result.requests),
+    proxyCpuBusyPct: pct(0),
+    proxyCpuStealPct: pct(1),
+  }
+}
+
+// ---- weir and the shadows -----------------------------------------------------------------
+
+function shadowUrl (id: ScenarioId): string | null {
+  if (id === 'none') return null
+  return `http://127.0.0.1:${id === 'refuse' ? PORTS.closed : PORTS.shadow}`
+}
+
+/** The same config for every scenario; only the shadow upstream and its settings differ. */
+function writeWeirConfig (id: ScenarioId): string {
+  const file = `${TMP}/weir-${id}.yaml`
+  const shadow = shadowUrl(id)
+  writeFileSync(file, `# Written by bench/shadow.ts (scenario ${id}).
+listen: { host: 127.0.0.1, port: ${PORTS.weir} }
+admin: { host: 127.0.0.1, port: ${PORTS.admin} }
+state: { file: ${TMP}/state-${id}.json }
+cookieSecret: bench-secret-bench-secret
+logLevel: warn
+drainTimeout: 2s
+routes:
+  - name: shop
+    upstreams: { stable: http://127.0.0.1:${PORTS.stable}${shadow === null ? '' : `, shadow: ${shadow}`} }
+    stickiness: { userId: { header: x-user-id } }
+${shadow === null ? '' : `    shadow: { percent: ${SHADOW.percent}, maxInFlight: ${SHADOW.maxInFlight}, timeout: ${SHADOW.timeout} }\n`}`)
+  if (!validated.has(id)) {
+    // Checked once per scenario with weir's own validator: a rejected shadow config stops the run.
+    try {
+      execFileSync(NODE, [`${ROOT}bin/weir.js`, 'validate', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] })
+    } catch (err) {
+      const e = err as { stdout?: Buffer; stderr?: Buffer }
+      throw new Error(`weir validate rejects ${file}:\n${String(e.stdout ?? '')}${String(e.stderr ?? '')}`)
+    }
+    validated.add(id)
+  }
+  return file
+}
+
+const validated = new Set<ScenarioId>()
+
+function startShadow (id: ScenarioId): Child | null {
+  if (id === 'none' || id === 'refuse') return null
+  if (id === 'ok') return startChild('shadow ok', LOAD_CPU, ['bench/servers/upstream.ts', String(PORTS.shadow), 'shadow'])
+  return startChild(`shadow ${id}`, LOAD_CPU, ['bench/servers/shadow-upstream.ts', String(PORTS.shadow), id, String(SLOW_MS)])
+}
+
+interface ShadowStats { requests: number; markedShadow: number; open: number; peakOpen: number }
+
+async function shadowStats (id: ScenarioId): Promise<ShadowStats | null> {
+  if (id === 'none' || id === 'refuse' || id === 'ok') return null
+  const res = await fetch(`http://127.0.0.1:${PORTS.shadow}/__stats`, { signal: AbortSignal.timeout(5000) })
+  return await res.json() as ShadowStats
+}
+
+type Outcome = 'ok' | 'error' | 'dropped' | 'skipped'
+
+interface Scrape {
+  shadowRequests: Record<Outcome, number>
+  /** weir_upstream_errors_total{version="shadow"} by reason. */
+  shadowErrors: Record<string, number>
+}
+
+/** weir_shadow_requests_total by outcome and the shadow's upstream errors, from the admin /metrics. */
+async function scrapeMetrics (): Promise<Scrape> {
+  const res = await fetch(`http://127.0.0.1:${PORTS.admin}/metrics`, { signal: AbortSignal.timeout(5000) })
+  const text = await res.text()
+  const shadowRequests: Record<Outcome, number> = { ok: 0, error: 0, dropped: 0, skipped: 0 }
+  const shadowErrors: Record<string, number> = {}
+  for (const line of text.split('\n')) {
+    const m = /^(weir_shadow_requests_total|weir_upstream_errors_total)\{([^}]*)\} (\S+)$/.exec(line)
+    if (m === null) continue
+    const labels = Object.fromEntries([...(m[2] as string).matchAll(/(\w+)="([^"]*)"/g)].map((l) => [l[1], l[2]]))
+    const value = Number(m[3])
+    if (m[1] === 'weir_shadow_requests_total' && labels.outcome !== undefined && labels.outcome in shadowRequests) {
+      shadowRequests[labels.outcome as Outcome] += value
+    } else if (m[1] === 'weir_upstream_errors_total' && labels.version === 'shadow' && value > 0) {
+      shadowErrors[labels.reason ?? '?'] = (shadowErrors[labels.reason ?? '?'] ?? 0) + value
+    }
+  }
+  return { shadowRequests, shadowErrors }
+}
+
+/** What a client gets from weir without shadow: every response of every scenario must be this. */
+async function referenceResponse (): Promise<ExpectedResponse> {
+  const res = await fetch(`http://127.0.0.1:${PORTS.weir}/`, { headers: { 'x-user-id': 'u-reference' } })
+  return { status: res.status, body: await res.text(), headerNames: headerNamesOf(res.headers.keys()) }
+}
+
+// ---- one scenario ---------------------------------------------------------------------------
+
+interface Run extends Measured {
+  id: ScenarioId
+  round: number
+  /** VmRSS right after start-up, peak VmRSS sampled every 500 ms over warm-up + run, VmHWM at the end (kB). */
+  rssStartKb: number
+  rssPeakKb: number
+  /** Peak VmRSS over the first and the second half of the measured run (kB). */
+  rssFirstHalfKb: number
+  rssSecondHalfKb: number
+  hwmKb: number
+  metrics: Scrape
+  shadowServer: ShadowStats | null
+}
+
+let expected: ExpectedResponse | null = null
+
+async function measure (id: ScenarioId, round: number): Promise<Run> {
+  if (id === 'refuse' && await portOpen(PORTS.closed)) throw new Error(`port ${PORTS.closed} must be closed for the refuse scenario`)
+  const shadow = startShadow(id)
+  let weir: Child | null = null
+  try {
+    if (shadow !== null) await waitForPort(shadow, PORTS.shadow)
+    weir = startChild('weir', PROXY_CPU, ['bin/weir.js', 'serve', '--config', writeWeirConfig(id)])
+    await waitForPort(weir, PORTS.weir)
+    const pid = weir.proc.pid
+    if (id === 'none') expected ??= await referenceResponse()
+    if (expected === null) throw new Error('the reference response is taken in `none`, which runs first')
+    const rssStartKb = statusKb(pid, 'VmRSS') ?? 0
+    const rss = rssSampler(pid)
+    const base = { url: `http://127.0.0.1:${PORTS.weir}/`, connections: settings.connections, rate: settings.rate, userIds: settings.userIds, expect: expected }
+    let m: Measured
+    let memory: ReturnType<ReturnType<typeof rssSampler>['stop']>
+    try {
+      const warm = await runLoad({ ...base, duration: settings.warmup }, pid)
+      rss.mark()
+      m = await runLoad({ ...base, duration: settings.duration }, pid)
+      // Warm-up responses are checked too: a broken shadow must not change any of them.
+      m.different += warm.different
+      m.setCookie += warm.setCookie
+      m.samples.push(...warm.samples)
+    } finally {
+      memory = rss.stop()
+    }
+    const metrics = await scrapeMetrics()
+    const server = await shadowStats(id)
+    const hwmKb = statusKb(pid, 'VmHWM') ?? 0
+    return { id, round, ...m, rssStartKb, rssPeakKb: memory.peakKb, rssFirstHalfKb: memory.firstHalfKb, rssSecondHalfKb: memory.secondHalfKb, hwmKb, metrics, shadowServer: server }
+  } finally {
+    if (weir !== null) await stopChild(weir)
+    if (shadow !== null) await stopChild(shadow)
+  }
+}
+
+// ---- report -------------------------------------------------------------------------------------
+
+const P99_TOLERANCE = 1.05
+
+interface Row {
+  id: ScenarioId
+  label: string
+  /** The round whose p99 is this scenario's median; its ratios are to `none` of that round. */
+  round: number
+  reqPerSec: number
+  p50Ms: number
+  p99Ms: number
+  p999Ms: number
+  p50Ratio: number | null
+  p99Ratio: number | null
+  p999Ratio: number | null
+  roundP99Ratios: (number | null)[]
+  /** Median over rounds of (this p99 ÷ none's p99 in the same round): steadier than one round's ratio. */
+  p99RatioMedianOfRounds: number | null
+  within5Pct: boolean | null
+  non2xx: number
+  errors: number
+  different: number
+  setCookie: number
+  proxyCpuPct: number
+  proxyCpuUsPerReq: number
+  proxyCpuBusyPct: number
+  proxyCpuStealPct: number
+  rssStartMb: number
+  rssPeakMb: number
+  /** The median round's peak VmRSS over the first / second half of its measured run. */
+  rssHalvesMb: [number, number]
+  hwmMb: number
+  shadowRequests: Record<Outcome, number>
+  shadowErrors: Record<string, number>
+  shadowPeakOpen: number | null
+  shadowSeen: number | null
+}
+
+const ratio = (a: number, b: number | undefined): number | null => (b === undefined || b === 0 ? null : Math.round((a / b) * 1000) / 1000)
+const mb = (kb: number): number => Math.round(kb / 102.4) / 10
+
+function medianOf<T> (items: readonly T[], key: (item: T) => number): T | undefined {
+  const sorted = [...items].sort((a, b) => key(a) - key(b))
+  return sorted[Math.floor((sorted.length - 1) / 2)]
+}
+
+function buildRows (runs: Run[]): Row[] {
+  const noneOf = (round: number): Run | undefined => runs.find((r) => r.id === 'none' && r.round === round)
+  return scenarios.flatMap((id) => {
+    const mine = runs.filter((r) => r.id === id)
+    const m = medianOf(mine, (r) => r.latencyP99)
+    if (m === undefined) return []
+    const none = noneOf(m.round)
+    const p99Ratio = ratio(m.latencyP99, none?.latencyP99)
+    const roundP99Ratios = mine.map((r) => ratio(r.latencyP99, noneOf(r.round)?.latencyP99))
+    // Every round's responses count: one changed response in any round is a failure.
+    const sum = (f: (r: Run) => number): number => mine.reduce((a, r) => a + f(r), 0)
+    const shadowPeaks = mine.flatMap((r) => (r.shadowServer === null ? [] : [r.shadowServer.peakOpen]))
+    return [{
+      id,
+      label: LABELS[id],
+      round: m.round,
+      reqPerSec: m.reqPerSec,
+      p50Ms: m.latencyP50,
+      p99Ms: m.latencyP99,
+      p999Ms: m.latencyP999,
+      p50Ratio: ratio(m.latencyP50, none?.latencyP50),
+      p99Ratio,
+      p999Ratio: ratio(m.latencyP999, none?.latencyP999),
+      roundP99Ratios,
+      p99RatioMedianOfRounds: medianOf(roundP99Ratios.flatMap((x) => (x === null ? [] : [x])), (x) => x) ?? null,
+      within5Pct: id === 'none' || p99Ratio === null ? null : p99Ratio <= P99_TOLERANCE,
+      non2xx: sum((r) => r.non2xx),
+      errors: sum((r) => r.errors + r.timeouts),
+      different: sum((r) => r.different),
+      setCookie: sum((r) => r.setCookie),
+      proxyCpuPct: m.proxyCpuPct,
+      proxyCpuUsPerReq: m.proxyCpuUsPerReq,
+      proxyCpuBusyPct: m.proxyCpuBusyPct,
+      proxyCpuStealPct: m.proxyCpuStealPct,
+      rssStartMb: mb(m.rssStartKb),
+      rssPeakMb: mb(Math.max(...mine.map((r) => r.rssPeakKb))),
+      rssHalvesMb: [mb(m.rssFirstHalfKb), mb(m.rssSecondHalfKb)],
+      hwmMb: mb(Math.max(...mine.map((r) => r.hwmKb))),
+      shadowRequests: m.metrics.shadowRequests,
+      shadowErrors: m.metrics.shadowErrors,
+      shadowPeakOpen: shadowPeaks.length === 0 ? null : Math.max(...shadowPeaks),
+      shadowSeen: m.shadowServer?.markedShadow ?? null,
+    }]
+  })
+}
+
+const fmt = (n: number | null, digits = 2): string => (n === null ? '-' : n.toFixed(digits))
+
+function table (header: string[], body: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...body.map((row) => (row[i] as string).length)))
+  const line = (cells: string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] as number) : c.padStart(widths[i] as number))).join('  ')
+  return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(line)].join('\n') + '\n'
+}
+
+function printTables (rows: Row[]): void {
+  process.stdout.write('\nclient latency (median round by p99; ratios to `none` of the same round)\n' + table(
+    ['scenario', 'req/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'p50 ×', 'p99 ×', 'p99.9 ×', 'p99 ≤ 1.05×', 'p99 × med. of rounds', 'non-2xx', 'errors', 'changed', 'proxy CPU', 'µs CPU/req', 'CPU0 busy/steal'],
+    rows.map((r) => [
+      r.label, String(r.reqPerSec), fmt(r.p50Ms), fmt(r.p99Ms), fmt(r.p999Ms), fmt(r.p50Ratio), fmt(r.p99Ratio), fmt(r.p999Ratio),
+      r.within5Pct === null ? '-' : r.within5Pct ? 'yes' : 'NO', fmt(r.p99RatioMedianOfRounds), String(r.non2xx), String(r.errors), String(r.different + r.setCookie),
+      `${r.proxyCpuPct} %`, String(r.proxyCpuUsPerReq), `${r.proxyCpuBusyPct}/${r.proxyCpuStealPct} %`,
+    ])))
+  process.stdout.write('\nshadow copies (weir_shadow_requests_total at the end of warm-up + run) and proxy memory\n' + table(
+    ['scenario', 'ok', 'error', 'dropped', 'skipped', 'shadow errors by reason', 'peak open at shadow', 'RSS start MB', 'RSS 1st/2nd half MB', 'RSS peak MB', 'VmHWM MB'],
+    rows.map((r) => [
+      r.label, String(r.shadowRequests.ok), String(r.shadowRequests.error), String(r.shadowRequests.dropped), String(r.shadowRequests.skipped),
+      Object.entries(r.shadowErrors).map(([k, v]) => `${k} ${v}`).join(', ') || '-',
+      r.shadowPeakOpen === null ? '-' : `${r.shadowPeakOpen} / ${SHADOW.maxInFlight}`,
+      r.rssStartMb.toFixed(1), `${r.rssHalvesMb[0].toFixed(1)} / ${r.rssHalvesMb[1].toFixed(1)}`, r.rssPeakMb.toFixed(1), r.hwmMb.toFixed(1),
+    ])))
+  if (settings.rounds > 1) {
+    process.stdout.write('\np99 ratio to `none`, round by round: ' +
+      rows.filter((r) => r.id !== 'none').map((r) => `${r.id} ${r.roundP99Ratios.map((x) => fmt(x)).join('/')}`).join('; ') + '\n')
+  }
+}
+
+function machine (): Record<string, string | number | boolean> {
+  const model = /model name\s*:\s*(.*)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? cpus()[0]?.model ?? 'unknown'
+  return {
+    nproc: Number(safeExec('nproc', [])) || cpus().length,
+    cpuModel: model.trim(),
+    memory: `${Math.round(totalmem() / 2 ** 30)} GiB`,
+    node: process.version,
+    pinned,
+    proxyCpu: PROXY_CPU,
+    loadAndUpstreamCpu: LOAD_CPU,
+  }
+}
+
+// ---- main -------------------------------------------------------------------------------------
+
+async function main (): Promise<void> {
+  rmSync(TMP, { recursive: true, force: true })
+  mkdirSync(TMP, { recursive: true })
+  for (const [name, port] of Object.entries(PORTS)) {
+    if (await portOpen(port)) throw new Error(`port ${port} (${name}) is already in use: stop whatever listens there`)
+  }
+  const perScenario = settings.warmup + settings.duration + 3
+  process.stdout.write(`weir shadow bench: ${settings.rate} req/s over ${settings.connections} connections, ${settings.duration} s per scenario after ` +
+    `${settings.warmup} s warm-up, ${settings.rounds} round(s), shadow ${JSON.stringify(SHADOW)}; ` +
+    (pinned ? `proxy on CPU ${PROXY_CPU}, upstreams + shadows + autocannon on CPU ${LOAD_CPU}` : 'taskset not found: not pinned') +
+    `; about ${Math.ceil((perScenario * scenarios.length * settings.rounds) / 60)} min\n`)
+
+  const stable = startChild('upstream stable', LOAD_CPU, ['bench/servers/upstream.ts', String(PORTS.stable), 'stable'])
+  await waitForPort(stable, PORTS.stable)
+
+  const runs: Run[] = []
+  for (let round = 0; round < settings.rounds; round++) {
+    if (settings.rounds > 1) process.stdout.write(`round ${round + 1}/${settings.rounds}\n`)
+    // Rotating the order spreads slow drifts (other load on the machine) over all scenarios.
+    const order = scenarios.map((_, i) => scenarios[(i + round) % scenarios.length] as ScenarioId)
+    for (const id of order) {
+      const r = await measure(id, round)
+      runs.push(r)
+      const s = r.metrics.shadowRequests
+      process.stdout.write(`  ${LABELS[id].padEnd(22)} ${String(r.reqPerSec).padStart(5)} req/s  p50 ${r.latencyP50} ms  p99 ${r.latencyP99} ms  p99.9 ${r.latencyP999} ms` +
+        `  proxy CPU ${r.proxyCpuPct} %  CPU0 busy ${r.proxyCpuBusyPct} % steal ${r.proxyCpuStealPct} %  RSS peak ${mb(r.rssPeakKb)} MB` +
+        (id === 'none' ? '' : `  copies ok ${s.ok} error ${s.error} dropped ${s.dropped} skipped ${s.skipped}`) +
+        (r.shadowServer === null ? '' : `  peak open at shadow ${r.shadowServer.peakOpen}`) +
+        (r.errors + r.non2xx + r.timeouts + r.different + r.setCookie > 0
+          ? `  ERRORS ${r.errors} timeouts ${r.timeouts} non2xx ${r.non2xx} changed ${r.different} set-cookie ${r.setCookie} ${JSON.stringify(r.samples)}`
+          : '') + '\n')
+    }
+  }
+  await stopChild(stable)
+
+  const rows = buildRows(runs)
+  printTables(rows)
+
+  const shadowRows = rows.filter((r) => r.id !== 'none')
+  const clean = rows.every((r) => r.non2xx + r.errors + r.different + r.setCookie === 0)
+  const over = shadowRows.filter((r) => r.within5Pct === false).map((r) => `${r.id} (${fmt(r.p99Ratio)}×)`)
+  const peaks = shadowRows.flatMap((r) => (r.shadowPeakOpen === null ? [] : [r.shadowPeakOpen]))
+  process.stdout.write(`\nevery client response identical to the no-shadow one (status, body, header names, no Set-Cookie), no errors: ${clean ? 'YES' : 'NO'}\n` +
+    `client p99 within 5 % of none: ${over.length === 0 ? 'all scenarios' : `NOT for ${over.join(', ')}`}\n` +
+    `peak copies open at the shadow server: ${peaks.length === 0 ? '-' : Math.max(...peaks)} (maxInFlight ${SHADOW.maxInFlight})\n` +
+    `proxy peak RSS: ${Math.max(...rows.map((r) => r.rssPeakMb)).toFixed(1)} MB with shadow at worst, ${rows.find((r) => r.id === 'none')?.rssPeakMb.toFixed(1) ?? '-'} MB without\n`)
+
+  const results = {
+    date: new Date().toISOString(),
+    command: [
+      ...Object.entries(process.env).filter(([k]) => k.startsWith('BENCH_')).map(([k, v]) => `${k}=${v ?? ''}`),
+      'npm run bench:shadow', ...(process.argv.length > 2 ? ['--', ...process.argv.slice(2)] : []),
+    ].join(' '),
+    machine: machine(),
+    code: {
+      commit: safeExec('git', ['-C', ROOT, 'rev-parse', '--short', 'HEAD']) || 'unknown',
+      modified: safeExec('git', ['-C', ROOT, 'status', '--porcelain', '--', 'src', 'bin']).split('\n').filter((l) => l !== '').map((l) => l.trim()),
+    },
+    settings: { ...settings, scenarios, shadow: SHADOW, slowShadowMs: SLOW_MS },
+    expectedResponse: expected,
+    rows,
+    runs,
+  }
+  mkdirSync(`${ROOT}bench/results`, { recursive: true })
+  writeFileSync(`${ROOT}bench/results/shadow-latest.json`, JSON.stringify(results, null, 2) + '\n')
+  process.stdout.write(`\nwrote bench/results/shadow-latest.json\n`)
+}
+
+main().then(() => {
+  killAll()
+  process.exit(0)
+}, (err: unknown) => {
+  process.stderr.write(`bench:shadow failed: ${(err as Error).stack ?? String(err)}\n`)
+  killAll()
+  process.exit(1)
+})
