@@ -6,7 +6,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { ERRORS, errorJson, type ErrorCode } from '../errors.ts'
 import type { EventLog } from '../state/event-log.ts'
-import { AdminError, type RouteService, type WriteOptions } from './route-service.ts'
+import { AdminError, type RouteService, type RouteView, type WriteOptions } from './route-service.ts'
 import { createAuthenticator, isCrossSiteWrite, isJsonContentType, isLoopbackHostHeader } from './guard.ts'
 import type { AdminToken } from '../config/load.ts'
 import { MISMATCH_SAMPLE_SIZE } from '../shadow/mismatch-log.ts'
@@ -124,30 +124,23 @@ export async function adminApi (app: FastifyInstance, options: AdminApiOptions):
     return view
   })
 
-  app.put<{ Params: { route: string } }>('/routes/:route/weights', async (request, reply) => {
-    const view = await service.setWeights(request.params.route, request.body, writeOptions(request), caller(request))
-    return reply.header('etag', `"${view.revision}"`).send(view)
-  })
-
-  app.put<{ Params: { route: string } }>('/routes/:route/upstreams', async (request, reply) => {
-    const view = await service.setUpstreams(request.params.route, request.body, writeOptions(request), caller(request))
-    return reply.header('etag', `"${view.revision}"`).send(view)
-  })
-
-  app.put<{ Params: { route: string } }>('/routes/:route/shadow', async (request, reply) => {
-    const view = await service.setShadow(request.params.route, request.body, writeOptions(request), caller(request))
-    return reply.header('etag', `"${view.revision}"`).send(view)
-  })
-
-  app.post<{ Params: { route: string } }>('/routes/:route/switch', async (request, reply) => {
-    const view = await service.switchTo(request.params.route, request.body, writeOptions(request), caller(request))
-    return reply.header('etag', `"${view.revision}"`).send(view)
-  })
-
-  app.post<{ Params: { route: string } }>('/routes/:route/rollback', async (request, reply) => {
-    const view = await service.rollback(request.params.route, writeOptions(request), caller(request))
-    return reply.header('etag', `"${view.revision}"`).send(view)
-  })
+  /** A write to one route: the service's answer is the route after the change, with its revision as ETag. */
+  const routeWrite = (method: 'PUT' | 'POST', path: string,
+    change: (route: string, body: unknown, options: WriteOptions, who: { actor: string; requestId: string }) => Promise<RouteView>): void => {
+    app.route<{ Params: { route: string } }>({
+      method,
+      url: `/routes/:route/${path}`,
+      handler: async (request, reply) => {
+        const view = await change(request.params.route, request.body, writeOptions(request), caller(request))
+        return reply.header('etag', `"${view.revision}"`).send(view)
+      },
+    })
+  }
+  routeWrite('PUT', 'weights', (route, body, options, who) => service.setWeights(route, body, options, who))
+  routeWrite('PUT', 'upstreams', (route, body, options, who) => service.setUpstreams(route, body, options, who))
+  routeWrite('PUT', 'shadow', (route, body, options, who) => service.setShadow(route, body, options, who))
+  routeWrite('POST', 'switch', (route, body, options, who) => service.switchTo(route, body, options, who))
+  routeWrite('POST', 'rollback', (route, _body, options, who) => service.rollback(route, options, who))
 
   app.get<{ Params: { route: string }; Querystring: Record<string, string | string[]> }>('/routes/:route/stats', async (request) => {
     service.get(request.params.route)

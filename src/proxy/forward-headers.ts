@@ -7,8 +7,10 @@ import type { TLSSocket } from 'node:tls'
 import type { BlockList } from 'node:net'
 import type { Exchange } from './exchange.ts'
 
+/** Marks a shadow copy (shadow/mirror.ts); a client's own is dropped like a hop-by-hop header. */
+export const SHADOW_HEADER = 'x-weir-shadow'
 /** Headers that describe one connection, never the message; `expect` too, since we answer 100-continue ourselves. */
-const HOP_BY_HOP_REQUEST = ['keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade', 'transfer-encoding', 'expect', 'x-weir-shadow'] as const
+const HOP_BY_HOP_REQUEST = ['keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade', 'transfer-encoding', 'expect', SHADOW_HEADER] as const
 const HOP_BY_HOP_RESPONSE = ['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade', 'transfer-encoding'] as const
 
 /** The request header that tells the upstream which version it is serving as. */

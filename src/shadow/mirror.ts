@@ -17,12 +17,10 @@ import { classifyUpstreamError } from '../errors.ts'
 import { countDuration } from '../metrics/recorder.ts'
 import type { ShadowOutcome } from '../metrics/recorder.ts'
 import type { CompiledRoute } from '../routing/route-table.ts'
+import { SHADOW_HEADER, UPSTREAM_VERSION_HEADER } from '../proxy/forward-headers.ts'
 import type { UpstreamTarget } from '../proxy/upstreams.ts'
 import { BodyCapture, compareResponses, type CapturedResponse } from './compare.ts'
 import { MismatchLog, type MismatchSample, type MismatchSummary } from './mismatch-log.ts'
-
-/** The header every shadow copy carries, so a shadow (and its logs) can tell copies apart. */
-export const SHADOW_HEADER = 'x-weir-shadow'
 
 /** Consecutive failed copies (refused, reset, cut, timed out: no complete answer) that pause copying. */
 export const PAUSE_AFTER_FAILURES = 5
@@ -161,9 +159,8 @@ export class ShadowCopy implements Dispatcher.DispatchHandler {
   private shadowSide = PENDING
   private primarySide = PENDING
   private primary: CapturedResponse | null = null
-  private primaryStatus = 0
-  private primaryHeaders: IncomingHttpHeaders | null = null
-  private primaryBody: BodyCapture | null = null
+  /** The primary's body on its way to the client (compared copies only), until it ends or fails. */
+  private primaryTap: PrimaryTap | null = null
   private shadowResult: CapturedResponse | null = null
 
   constructor (route: CompiledRoute, target: UpstreamTarget, method: string, url: string, requestId: string, bodyBytes: number) {
@@ -197,7 +194,7 @@ export class ShadowCopy implements Dispatcher.DispatchHandler {
       else if (typeof value === 'number') copy[name] = String(value)
     }
     copy[SHADOW_HEADER] = '1'
-    copy['x-weir-version'] = 'shadow'
+    copy[UPSTREAM_VERSION_HEADER] = 'shadow'
     if (!this.route.config.passHost) copy.host = this.target.host
     this.path = path
     this.headers = copy
@@ -238,7 +235,7 @@ export class ShadowCopy implements Dispatcher.DispatchHandler {
       this.abandon()
       return
     }
-    if (this.primarySide === PENDING && this.primaryBody === null) this.primaryFailed()
+    if (this.primarySide === PENDING && this.primaryTap === null) this.primaryFailed()
   }
 
   /**
@@ -252,11 +249,8 @@ export class ShadowCopy implements Dispatcher.DispatchHandler {
         callback(err, res)
         return
       }
-      this.primaryStatus = res.statusCode
-      this.primaryHeaders = res.headers
-      const capture = new BodyCapture(headerText(res.headers['content-type']), headerText(res.headers['content-encoding']))
-      this.primaryBody = capture
-      const tap = new PrimaryTap(this, capture)
+      const tap = new PrimaryTap(this, res.statusCode, res.headers)
+      this.primaryTap = tap
       // pipeline: an upstream cut reaches the tap as its error (the proxy reads `errored`), and
       // a client that leaves (the tap destroyed) releases the upstream body.
       pipeline(res.body, tap, (failure) => {
@@ -267,18 +261,18 @@ export class ShadowCopy implements Dispatcher.DispatchHandler {
   }
 
   /** The primary's body ended: it can be compared. */
-  primaryEnded (capture: BodyCapture): void {
+  primaryEnded (primary: CapturedResponse): void {
     if (this.primarySide !== PENDING) return
     this.primarySide = DONE
-    this.primary = { status: this.primaryStatus, headers: this.primaryHeaders ?? {}, body: capture.end() }
-    this.primaryBody = null
+    this.primary = primary
+    this.primaryTap = null
     this.tryCompare()
   }
 
   private primaryFailed (): void {
     if (this.primarySide !== PENDING) return
     this.primarySide = FAILED
-    this.primaryBody = null
+    this.primaryTap = null
   }
 
   // ---- sending the copy ------------------------------------------------------------------------
@@ -412,12 +406,16 @@ export class ShadowCopy implements Dispatcher.DispatchHandler {
 /** Passes the primary's response body through unchanged, feeding a copy of each chunk's bytes to the comparison. */
 class PrimaryTap extends Transform {
   private readonly copy: ShadowCopy
+  private readonly status: number
+  private readonly headers: IncomingHttpHeaders
   private readonly capture: BodyCapture
 
-  constructor (copy: ShadowCopy, capture: BodyCapture) {
+  constructor (copy: ShadowCopy, status: number, headers: IncomingHttpHeaders) {
     super()
     this.copy = copy
-    this.capture = capture
+    this.status = status
+    this.headers = headers
+    this.capture = new BodyCapture(headerText(headers['content-type']), headerText(headers['content-encoding']))
   }
 
   override _transform (chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
@@ -426,7 +424,7 @@ class PrimaryTap extends Transform {
   }
 
   override _flush (callback: TransformCallback): void {
-    this.copy.primaryEnded(this.capture)
+    this.copy.primaryEnded({ status: this.status, headers: this.headers, body: this.capture.end() })
     callback()
   }
 }
