@@ -87,6 +87,12 @@ function banner (url: string, adminUrl: string, route: RouteConfig, token: boole
       `  for i in $(seq 20); do curl -s -o /dev/null ${url}/items/$i; done`,
       `  curl -s${auth} ${adminUrl}/api/v1/routes/${route.name}/shadow/mismatches?limit=2`)
   }
+  if (route.upstreams.canary !== undefined) {
+    lines.push('  # a rollout: canary 10 % → 50 % → promoted, 5 s per step, while traffic flows (the controller needs data)',
+      `  for i in $(seq 600); do curl -s -o /dev/null -H "${user}: u$i" ${url}/; sleep 0.03; done &`,
+      `  curl -s${auth} -H 'content-type: application/json' -X POST ${adminUrl}/api/v1/routes/${route.name}/rollout -d '{"steps":[10,50],"interval":"5s","analysis":{"minRequests":10}}'`,
+      `  curl -s${auth} ${adminUrl}/api/v1/routes/${route.name}/rollout`)
+  }
   lines.push(
     '',
     'Ctrl-C stops everything.',

@@ -10,6 +10,7 @@ import { dirname, join } from 'node:path'
 import type { FastifyInstance, FastifyServerFactory } from 'fastify'
 import { createAdminApp } from './admin/plugin.ts'
 import { RouteService } from './admin/route-service.ts'
+import { RolloutController } from './controller/controller.ts'
 import type { Config } from './config/load.ts'
 import { bindRouteMetrics } from './metrics/recorder.ts'
 import { createMetrics, type Metrics } from './metrics/registry.ts'
@@ -37,6 +38,8 @@ export interface Apps {
   readonly events: EventLog
   /** The operations the admin API and the controller change routes through. */
   readonly service: RouteService
+  /** The built-in rollout controller (running: it ticks until close). */
+  readonly controller: RolloutController
   readonly runtime: ProxyRuntime & { draining: boolean }
   /**
    * Swaps in a new config's routes (live state reconciled, see live-routes.ts); listen
@@ -55,7 +58,15 @@ export interface BuildOptions {
    * request_duration_seconds and recording the rolling stats, for bench/run.ts to measure their cost.
    */
   recordRequests?: boolean
+  /** Internal: the controller's tick (default controller.ts TICK_MS). */
+  controllerTickMs?: number
 }
+
+/**
+ * Epoch milliseconds that never go backwards: the rolling stats count whole seconds on it and the
+ * controller aligns its check windows to those seconds, and persisted rollout times stay readable.
+ */
+const clock = (): number => performance.timeOrigin + performance.now()
 
 export async function buildApps (initial: Config, options: BuildOptions = {}): Promise<Apps> {
   let config = initial
@@ -72,7 +83,7 @@ export async function buildApps (initial: Config, options: BuildOptions = {}): P
   const pools = new UpstreamPools()
   const signature = createBucketSigner(config.cookieSecret ?? cookieSecretFor(config.stateFile))
   const metrics = createMetrics({ processDefaults: options.processMetrics ?? true })
-  const stats = new StatsRegistry()
+  const stats = new StatsRegistry({ now: clock })
   const shadows = new ShadowRegistry((route, reason) => metrics.upstreamErrors.labels(route, 'shadow', reason).inc())
   const snapshotOf = (c: Config): ProxySnapshot => ({
     table: buildRouteTable(liveConfig(c, store.all()), {
@@ -108,6 +119,17 @@ export async function buildApps (initial: Config, options: BuildOptions = {}): P
     onEventLogError: (err, route) => proxy.log.error({ err, route }, 'a route change was applied but could not be written to the event log'),
   })
   for (const w of startWarnings) proxy.log.warn(w)
+  const controller = new RolloutController({
+    service,
+    store,
+    stats,
+    events,
+    config: () => config,
+    now: clock,
+    proxyOrigin: () => originOf(proxy.server.address(), config.listen.tls !== undefined),
+    log: proxy.log,
+    ...(options.controllerTickMs === undefined ? {} : { tickMs: options.controllerTickMs }),
+  })
   const admin = await createAdminApp({
     logger: proxy.log,
     metrics,
@@ -116,15 +138,19 @@ export async function buildApps (initial: Config, options: BuildOptions = {}): P
       service,
       events,
       // Each version's window, plus what the shadow's comparisons found over the same window.
+      rollouts: controller,
       stats: { forRoute: (route, window) => ({ ...stats.forRoute(route, window), shadow: shadows.summary(route, window) }) },
       mismatches: shadows,
       tokens: config.admin.tokens,
     },
   })
 
+  await controller.start()
+
   return {
     proxy,
     admin,
+    controller,
     metrics,
     stats,
     store,
@@ -143,6 +169,7 @@ export async function buildApps (initial: Config, options: BuildOptions = {}): P
       return warnings
     },
     async close () {
+      await controller.close()
       runtime.draining = true
       const server = proxy.server as Server
       const force = setTimeout(() => {
@@ -161,6 +188,14 @@ export async function buildApps (initial: Config, options: BuildOptions = {}): P
       }
     },
   }
+}
+
+/** `http://127.0.0.1:8080` for a listening address (an unspecified host is reached on loopback). */
+function originOf (address: ReturnType<Server['address']>, tls: boolean): string | null {
+  if (address === null || typeof address === 'string') return null
+  const host = address.address === '0.0.0.0' || address.address === '::' ? '127.0.0.1'
+    : address.family === 'IPv6' ? `[${address.address}]` : address.address
+  return `${tls ? 'https' : 'http'}://${host}:${address.port}`
 }
 
 function sameTokens (a: Config['admin']['tokens'], b: Config['admin']['tokens']): boolean {

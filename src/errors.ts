@@ -15,6 +15,7 @@ export const ERRORS = {
   WEIR_ERR_ADMIN_ROUTE_NOT_FOUND: { status: 404, message: 'no route has this name' },
   WEIR_ERR_ADMIN_STALE_REVISION: { status: 412, message: 'the route changed since the revision given in If-Match' },
   WEIR_ERR_ADMIN_ROLLOUT_ACTIVE: { status: 409, message: 'a rollout drives this route: abort it, or add ?force=true' },
+  WEIR_ERR_ADMIN_ROLLOUT_STATE: { status: 409, message: 'the rollout cannot do that in its current phase' },
   WEIR_ERR_ADMIN_STATE_WRITE_FAILED: { status: 503, message: 'the change could not be persisted' },
   WEIR_ERR_BODY_TIMEOUT: { status: 408, message: 'the request body did not arrive in time' },
   WEIR_ERR_BODY_TOO_LARGE: { status: 413, message: 'the request body is larger than this route accepts' },

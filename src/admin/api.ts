@@ -1,12 +1,14 @@
 // The /api/v1 control API (CONTRACT §7): routes, weights, upstreams, shadow settings, switch,
-// rollback, stats, shadow mismatches and events. Every write is authenticated, refused when a browser on another site could have sent
+// rollback, rollouts, stats, shadow mismatches and events. Every write is authenticated, refused when a browser on another site could have sent
 // it, validated by the route service, persisted before the reply and logged as an event; any
 // refusal answers `{error, message, problems?, requestId}` and changes nothing.
 
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { ERRORS, errorJson, type ErrorCode } from '../errors.ts'
 import type { EventLog } from '../state/event-log.ts'
-import { AdminError, type RouteService, type RouteView, type WriteOptions } from './route-service.ts'
+import { AdminError, type Caller, type RouteService, type RouteView, type WriteOptions } from './route-service.ts'
+import type { RolloutView } from '../controller/rollout-view.ts'
+import type { Command } from '../controller/step.ts'
 import { createAuthenticator, isCrossSiteWrite, isJsonContentType, isLoopbackHostHeader } from './guard.ts'
 import type { AdminToken } from '../config/load.ts'
 import { MISMATCH_SAMPLE_SIZE } from '../shadow/mismatch-log.ts'
@@ -28,8 +30,16 @@ export interface MismatchSource {
   recent (route: string, limit: number): { recorded: number; samples: unknown[] }
 }
 
+/** The rollout operations (the built-in controller: it also calls the rollout's webhooks). */
+export interface RolloutApi {
+  startRollout (route: string, body: unknown, options: WriteOptions, caller: Caller): Promise<RolloutView>
+  command (route: string, command: Command, caller: Caller): Promise<RolloutView>
+  rollback (route: string, options: WriteOptions, caller: Caller): Promise<RouteView>
+}
+
 export interface AdminApiOptions {
   service: RouteService
+  rollouts: RolloutApi
   events: EventLog
   stats: StatsSource
   mismatches: MismatchSource
@@ -43,7 +53,7 @@ interface WithActor { [kActor]?: string }
 const WRITE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])
 
 export async function adminApi (app: FastifyInstance, options: AdminApiOptions): Promise<void> {
-  const { service, events, stats, mismatches } = options
+  const { service, rollouts, events, stats, mismatches } = options
   const authenticate = createAuthenticator(options.tokens)
   const open = options.tokens.length === 0
 
@@ -140,7 +150,25 @@ export async function adminApi (app: FastifyInstance, options: AdminApiOptions):
   routeWrite('PUT', 'upstreams', (route, body, options, who) => service.setUpstreams(route, body, options, who))
   routeWrite('PUT', 'shadow', (route, body, options, who) => service.setShadow(route, body, options, who))
   routeWrite('POST', 'switch', (route, body, options, who) => service.switchTo(route, body, options, who))
-  routeWrite('POST', 'rollback', (route, _body, options, who) => service.rollback(route, options, who))
+  routeWrite('POST', 'rollback', (route, _body, options, who) => rollouts.rollback(route, options, who))
+
+  app.get<{ Params: { route: string } }>('/routes/:route/rollout', async (request, reply) => {
+    const view = service.rollout(request.params.route)
+    return reply.header('etag', `"${view.revision}"`).send(view)
+  })
+  /** A rollout write: the answer is the rollout's view after it, with the route's revision as ETag. */
+  const rolloutWrite = (path: string, status: number,
+    change: (route: string, request: FastifyRequest, who: Caller) => Promise<RolloutView>): void => {
+    app.post<{ Params: { route: string } }>(`/routes/:route/${path}`, async (request, reply) => {
+      const view = await change(request.params.route, request, caller(request))
+      return reply.code(status).header('etag', `"${view.revision}"`).send(view)
+    })
+  }
+  rolloutWrite('rollout', 201, (route, request, who) => rollouts.startRollout(route, request.body, writeOptions(request), who))
+  for (const command of ['pause', 'resume', 'abort'] as const) {
+    rolloutWrite(`rollout/${command}`, 200, (route, _request, who) => rollouts.command(route, command, who))
+  }
+  rolloutWrite('rollout/promote', 200, (route, request, who) => rollouts.command(route, booleanParam(request, 'full') ? 'promote-full' : 'promote', who))
 
   app.get<{ Params: { route: string }; Querystring: Record<string, string | string[]> }>('/routes/:route/stats', async (request) => {
     service.get(request.params.route)
@@ -169,6 +197,14 @@ function refuse (reply: FastifyReply, code: ErrorCode, message?: string, extra?:
 function routeOf (request: FastifyRequest): { route?: string } {
   const route = (request.params as { route?: unknown } | undefined)?.route
   return typeof route === 'string' ? { route } : {}
+}
+
+/** `?name=true` or `?name=false` (absent: false). */
+function booleanParam (request: FastifyRequest, name: string): boolean {
+  const value = (request.query as Record<string, unknown>)[name]
+  if (value === undefined || value === 'false') return false
+  if (value === 'true') return true
+  throw new AdminError('WEIR_ERR_ADMIN_INVALID', `${name}: must be true or false`, [{ path: name, reason: 'must be true or false' }])
 }
 
 /** `If-Match: 7`, `"7"` or `W/"7"` → 7; `?force=true`. */

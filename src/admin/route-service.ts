@@ -7,7 +7,10 @@ import { Value } from '@sinclair/typebox/value'
 import type { Config, RouteConfig } from '../config/load.ts'
 import { normalizeUpstreams, schemaProblems } from '../config/load.ts'
 import { VERSIONS, checkWeights, type Problem, type UpstreamName, type Version, type WeightsBp } from '../config/rules.ts'
-import { ShadowSchema, UpstreamSchema, WeightsSchema, type ShadowInput } from '../config/schema.ts'
+import { RolloutPolicySchema, ShadowSchema, UpstreamSchema, WeightsSchema, type RolloutPolicy, type ShadowInput } from '../config/schema.ts'
+import { planOf, resolvePolicy } from '../controller/policy.ts'
+import { advance, CommandRefused, start, type Command, type RolloutState, type Transition } from '../controller/step.ts'
+import { readRollout, rolloutSummary, rolloutView, type RolloutSummary, type RolloutView } from '../controller/rollout-view.ts'
 import { OperationalError, type ErrorCode } from '../errors.ts'
 import type { EventLog } from '../state/event-log.ts'
 import { configuredValues, effectiveUpstreams, isRolloutActive, liveShadow, shadowProblems, weightsFit } from '../state/live-routes.ts'
@@ -45,7 +48,8 @@ export interface RouteView {
   weights: Record<Version, number>
   /** 0 while the route runs on the config file's values alone. */
   revision: number
-  rollout: unknown
+  /** The rollout driving the route, or the last one that ran; null when none ever did. */
+  rollout: RolloutSummary | null
   /** The shadow settings in force, complete, in the config file's form. */
   shadow: ShadowInput
   /** `config` until the first change through the API or controller, then `live`. */
@@ -67,6 +71,9 @@ const ShadowIgnoreSchema = ShadowSchema.properties.ignore
 const SwitchBodySchema = Type.Object({
   to: Type.Union([Type.Literal('stable'), Type.Literal('green')], { errorMessage: 'must be "green" or "stable"' }),
 }, { additionalProperties: false })
+
+/** What a change computes: the fields to write, and optionally the event's action and reason. */
+type ChangeResult = Pick<RouteUpdate, 'weights'> & Partial<RouteUpdate> & { action?: string; eventReason?: unknown }
 
 /** Attempts of a write without If-Match that lost a race to another write (each retry re-validates). */
 const MAX_ATTEMPTS = 5
@@ -184,13 +191,97 @@ export class RouteService {
   }
 
   /** POST rollback: stable 100 % at once, and any rollout marked failed. Allowed during a rollout. */
-  rollback (name: string, options: WriteOptions, caller: Caller): Promise<RouteView> {
+  rollback (name: string, options: WriteOptions, caller: Caller, now = Date.now()): Promise<RouteView> {
     return this.#change(name, 'rollback', { ...options, force: true }, caller, (_route, state) => {
-      const rollout = isRolloutActive(state?.rollout)
-        ? { ...(state?.rollout as object), phase: 'failed', reason: `rolled back by ${caller.actor}` }
-        : state?.rollout ?? null
+      const current = readRollout(state?.rollout)
+      let rollout = state?.rollout ?? null
+      if (current !== null && isRolloutActive(current)) {
+        // The same end as an abort, in the rollback's own write (weights: stable 100 %).
+        const aborted = advance(current, { kind: 'command', command: 'abort', now, actor: caller.actor }).state
+        rollout = { ...aborted, reason: `rolled back by ${caller.actor}` }
+      } else if (isRolloutActive(rollout)) {
+        rollout = { ...(rollout as object), phase: 'failed', reason: `rolled back by ${caller.actor}` }
+      }
       return { weights: { stable: 10_000, canary: 0, green: 0 }, rollout }
     })
+  }
+
+  /** GET rollout: the route's rollout in full (phase `idle` when none ever ran). */
+  rollout (name: string): RolloutView {
+    const route = this.#route(name)
+    const state = this.#store.get(name)
+    return rolloutView(route.name, readRollout(state?.rollout), percent(state?.weights ?? route.weights), state?.revision ?? 0)
+  }
+
+  /**
+   * POST rollout: checks the policy (body over the route's configured policy, then defaults) and
+   * the route (the version it moves has an upstream, the other one no weight), then writes the
+   * rollout's first state, with the first step's weights when nothing has to be checked first.
+   */
+  startRollout (name: string, body: unknown, options: WriteOptions, caller: Caller, now: number, id: string): Promise<{ view: RolloutView; transition: Transition }> {
+    let transition: Transition | undefined
+    return this.#change(name, 'rollout.started', { ...options, force: true }, caller, (route, state) => {
+      if (isRolloutActive(state?.rollout)) {
+        throw new AdminError('WEIR_ERR_ADMIN_ROLLOUT_ACTIVE', 'a rollout already drives this route: abort it first')
+      }
+      const resolved = resolvePolicy(route.rollout, body, (value) => schemaProblems(RolloutPolicySchema, value, 'rollout'))
+      problemsOrThrow(resolved.problems)
+      const policy = resolved.policy as RolloutPolicy
+      const upstreams = effectiveUpstreams(route, state)
+      const weights = state?.weights ?? route.weights
+      const target = policy.strategy === 'canary' ? 'canary' : 'green'
+      const other = policy.strategy === 'canary' ? 'green' : 'canary'
+      const problems: Problem[] = []
+      if (upstreams[target] === undefined) problems.push({ path: 'rollout.strategy', reason: `a ${policy.strategy} rollout needs upstreams.${target}: set it with PUT .../upstreams first` })
+      if (weights[other] !== 0) problems.push({ path: 'rollout.strategy', reason: `a ${policy.strategy} rollout needs ${other} at weight 0 (it is ${weights[other] / 100})` })
+      if (policy.strategy === 'bluegreen') {
+        if (policy.smoke === undefined && !policy.webhooks.some((h) => h.type === 'pre-rollout')) {
+          problems.push({ path: 'rollout.smoke', reason: 'a bluegreen rollout needs smoke.path or a pre-rollout webhook to check green before the switch' })
+        }
+        if (policy.smoke !== undefined && !policy.smoke.path.startsWith(route.pathPrefix)) {
+          problems.push({ path: 'rollout.smoke.path', reason: `must start with the route's pathPrefix ${route.pathPrefix}` })
+        }
+      }
+      problemsOrThrow(problems)
+      transition = start(planOf(policy), weights, now, caller.actor, id)
+      return this.#applied(route, state, transition)
+    }).then((view) => ({ view: rolloutView(name, readRollout(transition?.state), view.weights, view.revision), transition: transition as Transition }))
+  }
+
+  /** The manual gates (pause, resume, promote, promote-full, abort), judged by the state machine. */
+  commandRollout (name: string, command: Command, caller: Caller, now: number): Promise<{ view: RolloutView; transition: Transition }> {
+    let transition: Transition | undefined
+    return this.#change(name, `rollout.${command}`, { force: true }, caller, (route, state) => {
+      const rollout = readRollout(state?.rollout)
+      if (rollout === null) throw new AdminError('WEIR_ERR_ADMIN_ROLLOUT_STATE', 'no rollout has run on this route: start one with POST .../rollout')
+      try {
+        transition = advance(rollout, { kind: 'command', command, now, actor: caller.actor })
+      } catch (err) {
+        if (err instanceof CommandRefused) throw new AdminError('WEIR_ERR_ADMIN_ROLLOUT_STATE', `${command}: ${err.message}`)
+        throw err
+      }
+      return this.#applied(route, state, transition)
+    }).then((view) => ({ view: rolloutView(name, readRollout(transition?.state), view.weights, view.revision), transition: transition as Transition }))
+  }
+
+  /**
+   * The controller's write of a transition it computed on the route at `revision`: refused with
+   * 412 when anything changed the route since (the controller then looks again).
+   */
+  applyRollout (name: string, revision: number, transition: Transition, caller: Caller): Promise<RouteView> {
+    return this.#change(name, transition.action, { ifMatch: revision, force: true }, caller, (route, state) => this.#applied(route, state, transition))
+  }
+
+  /** A transition as a route change: the new rollout state plus its weights or promotion. */
+  #applied (route: RouteConfig, state: RouteState | undefined, transition: Transition): ChangeResult {
+    const { effect } = transition
+    const base = { rollout: transition.state as unknown, action: transition.action, eventReason: transition.reason }
+    if (effect.kind === 'none') return { ...base, weights: state?.weights ?? route.weights }
+    if (effect.kind === 'weights') return { ...base, weights: effect.weights }
+    // Promotion: stable's upstreams become the promoted version's, in the same write as the weights.
+    const from = effectiveUpstreams(route, state)[effect.from]
+    if (from === undefined) throw new AdminError('WEIR_ERR_ADMIN_ROLLOUT_STATE', `${effect.from} has no upstream to promote`)
+    return { ...base, weights: effect.weights, upstreams: { ...state?.upstreams, stable: from } }
   }
 
   #route (name: string): RouteConfig {
@@ -207,7 +298,7 @@ export class RouteService {
    */
   #change (
     name: string, action: string, options: WriteOptions, caller: Caller,
-    compute: (route: RouteConfig, state: RouteState | undefined) => Pick<RouteUpdate, 'weights'> & Partial<RouteUpdate>,
+    compute: (route: RouteConfig, state: RouteState | undefined) => ChangeResult,
   ): Promise<RouteView> {
     const previous = this.#queues.get(name) ?? Promise.resolve()
     const run = previous.then(() => this.#changeNow(name, action, options, caller, compute))
@@ -219,7 +310,7 @@ export class RouteService {
 
   async #changeNow (
     name: string, action: string, options: WriteOptions, caller: Caller,
-    compute: (route: RouteConfig, state: RouteState | undefined) => Pick<RouteUpdate, 'weights'> & Partial<RouteUpdate>,
+    compute: (route: RouteConfig, state: RouteState | undefined) => ChangeResult,
   ): Promise<RouteView> {
     for (let attempt = 1; ; attempt++) {
       const route = this.#route(name)
@@ -266,9 +357,10 @@ export class RouteService {
         await this.#events.append({
           actor: caller.actor,
           route: name,
-          action,
+          action: change.action ?? action,
           old: summary(state, route, action),
           new: summary(result.state, route, action),
+          ...(change.eventReason == null ? {} : { reason: change.eventReason }),
           ...(caller.requestId === undefined ? {} : { requestId: caller.requestId }),
         })
       } catch (err) {
@@ -286,7 +378,7 @@ export class RouteService {
       upstreams: effectiveUpstreams(route, state),
       weights: percent(weights),
       revision: state?.revision ?? 0,
-      rollout: state?.rollout ?? null,
+      rollout: rolloutSummary(readRollout(state?.rollout)),
       shadow: shadowView(liveShadow(route, state).input),
       source: state === undefined ? 'config' : 'live',
       updatedAt: state?.updatedAt ?? null,
@@ -318,6 +410,7 @@ function summary (state: RouteState | undefined, route: RouteConfig, action: str
     weights: percent(state?.weights ?? route.weights),
     upstreams: effectiveUpstreams(route, state),
     ...(action === 'shadow.set' ? { shadow: shadowView(liveShadow(route, state).input) } : {}),
+    ...(action.startsWith('rollout') ? { rollout: rolloutSummary(readRollout(state?.rollout)) } : {}),
   }
 }
 

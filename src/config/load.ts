@@ -7,6 +7,7 @@ import type { BlockList } from 'node:net'
 import type { TSchema } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 import { parseDocument } from 'yaml'
+import { rolloutPolicyProblems } from '../controller/policy.ts'
 import { ConfigSchema, UpstreamsSchema, WeightsSchema, type ConfigInput, type RolloutPolicy, type RouteInput, type ShadowInput, type Weights } from './schema.ts'
 import { parseJsonPath } from '../shadow/json-path.ts'
 import { byteSize, durationMs } from './units.ts'
@@ -291,6 +292,7 @@ function normalizeRoute (
     }
   })
   const shadow = normalizeShadow(route.shadow, upstreams, `${path}.shadow`, problems)
+  if (route.rollout !== undefined) rolloutPolicyProblems(route.rollout, `${path}.rollout`, problems)
   if (route.tls?.ca !== undefined) checkReadable(resolve(baseDir, route.tls.ca), `${path}.tls.ca`, problems)
   const t = route.timeouts ?? {}
   const override = route.override === false

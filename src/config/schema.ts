@@ -108,19 +108,44 @@ export const ShadowSchema = Type.Object({
 }, { additionalProperties: false, description: 'Copies of a share of requests sent to the shadow upstream; never served to clients.' })
 
 export const AnalysisSchema = Type.Object({
-  minRequests: Type.Optional(Type.Integer({ minimum: 0 })),
-  maxErrorRate: Type.Optional(Type.Number({ minimum: 0, maximum: 1 })),
-  maxErrorRatio: Type.Optional(Type.Number({ minimum: 0 })),
-  maxP99Ms: Type.Optional(Type.Number({ minimum: 0 })),
-  maxP99Ratio: Type.Optional(Type.Number({ minimum: 0 })),
-  failureThreshold: Type.Optional(Type.Integer({ minimum: 1 })),
+  minRequests: Type.Integer({ minimum: 1, default: 50, description: 'Requests per version per check below which the check holds (no data means halt, not promote).' }),
+  maxErrorRate: Type.Number({ minimum: 0, maximum: 1, default: 0.01, description: 'Canary error rate, absolute (0..1).' }),
+  maxErrorRatio: Type.Number({ minimum: 1, default: 2, description: 'Canary error rate / stable error rate.' }),
+  maxP99Ms: Type.Number({ exclusiveMinimum: 0, default: 500, description: 'Canary p99 latency in ms, absolute.' }),
+  maxP99Ratio: Type.Number({ minimum: 1, default: 1.5, description: 'Canary p99 / stable p99.' }),
+  p99ToleranceMs: Type.Number({ minimum: 0, default: 5, description: 'A canary p99 within this many ms of stable\'s passes the ratio check (sub-millisecond p99s jitter by more than any ratio).' }),
+  significance: Type.Number({ exclusiveMinimum: 0, maximum: 0.5, default: 0.01, description: 'p-value below which a limit counts as broken; above it, a check over its limit holds (inconclusive).' }),
+  failureThreshold: Type.Integer({ minimum: 1, default: 2, description: 'Failed checks before an automatic revert.' }),
+}, { additionalProperties: false, default: {} })
+
+export const WEBHOOK_TYPES = ['pre-rollout', 'rollout', 'confirm-promotion', 'post-rollout', 'rollback'] as const
+
+export const WebhookSchema = Type.Object({
+  name: Type.String({ pattern: '^[a-z0-9][a-z0-9-]{0,62}$' }),
+  type: Type.Union(WEBHOOK_TYPES.map((t) => Type.Literal(t)), { errorMessage: `must be one of ${WEBHOOK_TYPES.join(', ')}` }),
+  url: Type.String({ pattern: '^https?://', description: 'Called with POST and a JSON payload; 2xx passes.' }),
+  timeout: withDefault(DurationSchema, '5s'),
+  metadata: Type.Optional(Type.Record(Type.String(), Type.String(), { description: 'Sent as-is in the payload.' })),
 }, { additionalProperties: false })
 
 export const RolloutPolicySchema = Type.Object({
-  strategy: Type.Optional(Type.Union([Type.Literal('canary'), Type.Literal('bluegreen')])),
-  steps: Type.Optional(Type.Array(Type.Number({ exclusiveMinimum: 0, maximum: 100 }), { minItems: 1, maxItems: 100 })),
-  interval: Type.Optional(DurationSchema),
-  analysis: Type.Optional(AnalysisSchema),
+  strategy: Type.Union([Type.Literal('canary'), Type.Literal('bluegreen')], { default: 'canary' }),
+  steps: Type.Array(Type.Number({ exclusiveMinimum: 0, maximum: 100 }), {
+    minItems: 1, maxItems: 100, default: [1, 5, 10, 25, 50, 100],
+    description: 'Canary weights in percent, increasing; after the last one passes, the canary is promoted.',
+  }),
+  interval: withDefault(DurationSchema, '30s'),
+  analysis: AnalysisSchema,
+  guard: Type.Object({
+    maxErrorRate: Type.Number({ exclusiveMinimum: 0, maximum: 1, default: 0.5, description: 'Over the last second; more reverts at once.' }),
+    minRequests: Type.Integer({ minimum: 1, default: 20, description: 'Requests the error rate needs; this many failures in a row also revert.' }),
+  }, { additionalProperties: false, default: {}, description: 'The fast guard, checked ten times a second whatever the interval.' }),
+  smoke: Type.Optional(Type.Object({
+    path: Type.String({ pattern: '^/', description: 'GET through the proxy with the override header set to green; 2xx passes.' }),
+    timeout: withDefault(DurationSchema, '5s'),
+  }, { additionalProperties: false })),
+  watch: withDefault(DurationSchema, '1m'),
+  webhooks: Type.Array(WebhookSchema, { default: [], maxItems: 32 }),
 }, { additionalProperties: false, description: 'Default policy for POST /api/v1/routes/:route/rollout.' })
 
 export const RouteSchema = Type.Object({
@@ -185,4 +210,6 @@ export type RouteInput = Static<typeof RouteSchema>
 export type Weights = Static<typeof WeightsSchema>
 export type RolloutPolicy = Static<typeof RolloutPolicySchema>
 export type ShadowInput = Static<typeof ShadowSchema>
+export type WebhookInput = Static<typeof WebhookSchema>
+export type WebhookType = typeof WEBHOOK_TYPES[number]
 

@@ -77,6 +77,13 @@ export function bucketLowerBound (bucket: number): number {
 
 // ---- rolling window -----------------------------------------------------------------------------
 
+/** Requests, errors and the latency histogram of a window: `counts[bucket]`, buckets in increasing latency. */
+export interface LatencyHistogram {
+  requests: number
+  errors: number
+  counts: Float64Array
+}
+
 export interface WindowStats {
   requests: number
   errors: number
@@ -155,6 +162,10 @@ export class RollingStats {
   private readonly counts = new Uint32Array(BUCKET_COUNT)
   private readonly touched = new Uint16Array(BUCKET_COUNT)
   private touchedCount = 0
+  // Since creation, for the fast guard (never reset: it reads differences).
+  private totalRequests = 0
+  private totalErrors = 0
+  private consecutiveErrors = 0
 
   // Sealed seconds, at slot second % SLOTS; -Infinity marks an empty slot.
   private readonly slotSecond = new Float64Array(SLOTS).fill(-Infinity)
@@ -193,11 +204,47 @@ export class RollingStats {
     this.counts[bucket] = count + 1
     if (count === 0) this.touched[this.touchedCount++] = bucket
     this.requests++
-    if (isError) this.errors++
+    this.totalRequests++
+    if (isError) {
+      this.errors++
+      this.totalErrors++
+      this.consecutiveErrors++
+    } else {
+      this.consecutiveErrors = 0
+    }
   }
 
   /** Totals and latency quantiles over the last `windowSeconds` (1–600) clock seconds. */
   snapshot (windowSeconds: number): WindowStats {
+    const { requests, errors } = this.accumulate(windowSeconds)
+    if (requests === 0) return { requests: 0, errors: 0, errorRate: 0, p50: null, p90: null, p99: null }
+
+    // Nearest rank: the value at rank ⌈q·n⌉. `n · percent / 100` keeps the product exact, so
+    // ceil does not turn 99.00000000000001 into 100.
+    const rank50 = Math.ceil((requests * 50) / 100)
+    const rank90 = Math.ceil((requests * 90) / 100)
+    const rank99 = Math.ceil((requests * 99) / 100)
+    let p50 = -1
+    let p90 = -1
+    let p99 = -1
+    let seen = 0
+    for (let bucket = 0; bucket < BUCKET_COUNT; bucket++) {
+      const count = scratch[bucket] as number
+      if (count === 0) continue
+      scratch[bucket] = 0 // leaves the scratch zeroed for the next snapshot
+      seen += count
+      if (p50 < 0 && seen >= rank50) p50 = VALUE[bucket] as number
+      if (p90 < 0 && seen >= rank90) p90 = VALUE[bucket] as number
+      if (p99 < 0 && seen >= rank99) p99 = VALUE[bucket] as number
+    }
+    return { requests, errors, errorRate: errors / requests, p50, p90, p99 }
+  }
+
+  /**
+   * Adds the window's histogram into `scratch` (which the caller must zero again) and returns
+   * its totals.
+   */
+  private accumulate (windowSeconds: number): { requests: number; errors: number } {
     checkWindow(windowSeconds)
     // Read-only: time that passed since the last record is accounted for here, not stored.
     const current = Math.max(Math.floor(this.now() / 1000), this.second)
@@ -237,27 +284,25 @@ export class RollingStats {
         for (let bucket = 0; bucket < BUCKET_COUNT; bucket++) scratch[bucket] = (scratch[bucket] as number) + (minuteCounts[base + bucket] as number)
       }
     }
-    if (requests === 0) return { requests: 0, errors: 0, errorRate: 0, p50: null, p90: null, p99: null }
+    return { requests, errors }
+  }
 
-    // Nearest rank: the value at rank ⌈q·n⌉. `n · percent / 100` keeps the product exact, so
-    // ceil does not turn 99.00000000000001 into 100.
-    const rank50 = Math.ceil((requests * 50) / 100)
-    const rank90 = Math.ceil((requests * 90) / 100)
-    const rank99 = Math.ceil((requests * 99) / 100)
-    let p50 = -1
-    let p90 = -1
-    let p99 = -1
-    let seen = 0
-    for (let bucket = 0; bucket < BUCKET_COUNT; bucket++) {
-      const count = scratch[bucket] as number
-      if (count === 0) continue
-      scratch[bucket] = 0 // leaves the scratch zeroed for the next snapshot
-      seen += count
-      if (p50 < 0 && seen >= rank50) p50 = VALUE[bucket] as number
-      if (p90 < 0 && seen >= rank90) p90 = VALUE[bucket] as number
-      if (p99 < 0 && seen >= rank99) p99 = VALUE[bucket] as number
-    }
-    return { requests, errors, errorRate: errors / requests, p50, p90, p99 }
+  /**
+   * The window's latency histogram (counts per bucket, see bucketValue) with its totals, for the
+   * controller's rank tests. Allocates one array per call: for readers once per check, not the
+   * data path.
+   */
+  histogram (windowSeconds: number): LatencyHistogram {
+    const { requests, errors } = this.accumulate(windowSeconds)
+    const counts = new Float64Array(BUCKET_COUNT)
+    counts.set(scratch)
+    scratch.fill(0)
+    return { requests, errors, counts }
+  }
+
+  /** Requests and errors since this instance was created, and the errors since the last success: the fast guard's reading. */
+  get totals (): { requests: number; errors: number; consecutiveErrors: number } {
+    return { requests: this.totalRequests, errors: this.totalErrors, consecutiveErrors: this.consecutiveErrors }
   }
 
   /** Bytes of typed-array storage this instance holds now (the log grows with traffic, see above). */

@@ -10,6 +10,7 @@
 
 import { isDeepStrictEqual } from 'node:util'
 import { normalizeShadow, type Config, type RouteConfig, type ShadowConfig } from '../config/load.ts'
+import { ACTIVE } from '../controller/step.ts'
 import { VERSIONS, type Problem, type UpstreamName, type WeightsBp } from '../config/rules.ts'
 import type { ShadowInput } from '../config/schema.ts'
 import type { EventLog } from './event-log.ts'
@@ -17,11 +18,9 @@ import type { ConfiguredValues, RouteState, RouteUpdate, StateStore } from './st
 
 const UPSTREAM_NAMES: readonly UpstreamName[] = [...VERSIONS, 'shadow']
 
-/** Phases in which a rollout drives the route's weights (manual writes need ?force=true). */
-const ACTIVE_PHASES: ReadonlySet<string> = new Set(['progressing', 'paused', 'promoting', 'smoke', 'watching'])
-
+/** Whether a rollout drives the route's weights (manual writes need ?force=true): it is in an active phase. */
 export function isRolloutActive (rollout: unknown): boolean {
-  return typeof rollout === 'object' && rollout !== null && ACTIVE_PHASES.has(String((rollout as { phase?: unknown }).phase))
+  return typeof rollout === 'object' && rollout !== null && (ACTIVE as ReadonlySet<string>).has(String((rollout as { phase?: unknown }).phase))
 }
 
 /** The file's weights, upstreams and shadow settings of a route, as recorded in states written against it. */

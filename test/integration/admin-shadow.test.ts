@@ -3,6 +3,7 @@
 // edits winning, other writes keeping the settings, and the route table the proxy reads.
 
 import t, { type Test } from 'tap'
+import { runningRollout } from '../helpers/rollout-state.ts'
 import { readFileSync } from 'node:fs'
 import { startUpstreams, type Upstream } from '../helpers/upstream.ts'
 import { configDoc, mustBuild, startProxy, type RouteDoc, type TestProxy } from '../helpers/proxy.ts'
@@ -136,7 +137,7 @@ t.test('If-Match: a stale revision is 412 and changes nothing; the current one p
 
 t.test('a shadow change is allowed while a rollout drives the route (weights get 409); the rollout is kept', async (t) => {
   const { proxy, api } = await setup(t)
-  const written = await proxy.apps.store.compareAndSet('shop', 0, { weights: { stable: 9000, canary: 1000, green: 0 }, rollout: { phase: 'progressing', step: 1 } })
+  const written = await proxy.apps.store.compareAndSet('shop', 0, { weights: { stable: 9000, canary: 1000, green: 0 }, rollout: runningRollout(1) })
   t.ok(written.ok)
   const weights = await api.call('PUT', '/api/v1/routes/shop/weights', { stable: 50, canary: 50 })
   t.equal(weights.status, 409)

@@ -1,0 +1,88 @@
+// A persisted rollout read back (checked, since the state file is outside our control) and shown
+// by the admin API: the summary in a route, the full view of GET .../rollout.
+
+import type { Version } from '../config/rules.ts'
+import type { CheckResult, HistoryEntry, Phase, RolloutState } from './step.ts'
+
+const PHASES: ReadonlySet<string> = new Set<Phase>(['smoke', 'progressing', 'watching', 'paused', 'promoting', 'succeeded', 'failed'])
+
+/**
+ * The rollout of a route's live state, or null when there is none or it is not one this weir
+ * wrote (a state file edited by hand, or from an older version): such a value is kept, unread.
+ */
+export function readRollout (value: unknown): RolloutState | null {
+  if (typeof value !== 'object' || value === null) return null
+  const r = value as Partial<RolloutState>
+  const ok = typeof r.id === 'string' && (r.strategy === 'canary' || r.strategy === 'bluegreen') &&
+    typeof r.phase === 'string' && PHASES.has(r.phase) && typeof r.plan === 'object' && r.plan !== null &&
+    Array.isArray(r.plan.steps) && typeof r.step === 'number' && typeof r.weight === 'number' &&
+    typeof r.failures === 'number' && typeof r.windowStart === 'number' && typeof r.nextCheckAt === 'number' &&
+    typeof r.baseline === 'object' && r.baseline !== null && Array.isArray(r.history)
+  return ok ? value as RolloutState : null
+}
+
+/** What a route shows of its rollout. */
+export interface RolloutSummary {
+  id: string
+  strategy: 'canary' | 'bluegreen'
+  phase: Phase
+  step: number
+  weight: number
+  reason: string | null
+}
+
+export function rolloutSummary (state: RolloutState | null): RolloutSummary | null {
+  if (state === null) return null
+  return { id: state.id, strategy: state.strategy, phase: state.phase, step: state.step, weight: state.weight, reason: state.reason }
+}
+
+/** GET .../rollout: the phase, where it stands, the last check with values and thresholds, the history. */
+export interface RolloutView {
+  route: string
+  phase: Phase | 'idle'
+  /** The route's weights now, in percent. */
+  weights: Record<Version, number>
+  /** The route's revision (also the ETag). */
+  revision: number
+  rollout: null | (RolloutSummary & {
+    steps: number[]
+    failures: number
+    failureThreshold: number
+    startedAt: string
+    startedBy: string
+    nextCheckAt: string | null
+    watchUntil: string | null
+    waitingFor: string | null
+    finishedAt: string | null
+    lastCheck: (Omit<CheckResult, 'at'> & { at: string }) | null
+    history: (Omit<HistoryEntry, 'at'> & { at: string })[]
+    policy: RolloutState['plan']
+  })
+}
+
+export function rolloutView (route: string, state: RolloutState | null, weights: Record<Version, number>, revision: number): RolloutView {
+  if (state === null) return { route, phase: 'idle', weights, revision, rollout: null }
+  const iso = (t: number | null): string | null => t === null ? null : new Date(t).toISOString()
+  const running = state.phase !== 'succeeded' && state.phase !== 'failed' && state.phase !== 'paused'
+  return {
+    route,
+    phase: state.phase,
+    weights,
+    revision,
+    rollout: {
+      ...(rolloutSummary(state) as RolloutSummary),
+      steps: state.plan.steps.map((s) => s / 100),
+      failures: state.failures,
+      failureThreshold: state.plan.analysis.failureThreshold,
+      startedAt: iso(state.startedAt) as string,
+      startedBy: state.startedBy,
+      nextCheckAt: running ? iso(state.nextCheckAt) : null,
+      watchUntil: iso(state.watchUntil),
+      waitingFor: state.waitingFor,
+      finishedAt: iso(state.finishedAt),
+      lastCheck: state.lastCheck === null ? null : { ...state.lastCheck, at: iso(state.lastCheck.at) as string },
+      history: state.history.map((h) => ({ ...h, at: iso(h.at) as string })),
+      policy: state.plan,
+    },
+  }
+}

@@ -1,0 +1,355 @@
+// The rollout state machine, pure: (rollout state × observation) → new state + one route change
+// + webhooks to notify. Every phase change of every strategy is here, in one function per
+// observation kind; controller.ts owns the clock, the stats and all I/O.
+
+import type { WeightsBp } from '../config/rules.ts'
+import type { WebhookType } from '../config/schema.ts'
+import { overall, type CheckOutcome, type Verdict } from './analysis.ts'
+import type { RolloutPlan } from './policy.ts'
+
+/** `idle` is the absence of a rollout. */
+export type Phase = 'smoke' | 'progressing' | 'watching' | 'paused' | 'promoting' | 'succeeded' | 'failed'
+
+/** Phases in which the rollout drives the route: manual writes need ?force=true, the controller acts. */
+export const ACTIVE: ReadonlySet<Phase> = new Set(['smoke', 'progressing', 'watching', 'paused', 'promoting'])
+
+/** One check: analysis and webhooks together, with the confirm-promotion gate's answer when it was asked. */
+export interface CheckResult {
+  /** Epoch ms. */
+  at: number
+  verdict: Verdict
+  checks: CheckOutcome[]
+  /** The confirm-promotion gate, asked only when this check could promote. */
+  gate?: { ok: boolean; detail: string }
+}
+
+export interface HistoryEntry {
+  at: number
+  phase: Phase
+  /** Canary step index (-1 before the first); 0 for blue/green. */
+  step: number
+  /** The weight, in percent, the rollout gave its version after this entry. */
+  weight: number
+  note: string
+}
+
+/** A rollout as persisted in the route's live state (RouteState.rollout). Times in epoch ms. */
+export interface RolloutState {
+  id: string
+  strategy: 'canary' | 'bluegreen'
+  plan: RolloutPlan
+  phase: Phase
+  /** Index into plan.steps (canary); -1 before the first step (pre-rollout webhooks). */
+  step: number
+  /** Percent of traffic the rollout gives its version (canary or green) now. */
+  weight: number
+  /** Failed checks so far (the rollout reverts at plan.analysis.failureThreshold). */
+  failures: number
+  startedAt: number
+  startedBy: string
+  /** Where the current check window starts: the clock second in which the step's weights took effect. */
+  windowStart: number
+  nextCheckAt: number
+  /** Blue/green: when the watch window ends (null before the switch). */
+  watchUntil: number | null
+  /** The phase a paused rollout returns to, and when it was paused. */
+  pausedFrom: Phase | null
+  pausedAt: number | null
+  /** Set while the confirm-promotion gate holds the rollout. */
+  waitingFor: 'confirm-promotion' | null
+  /** The route's weights before the rollout: what a revert returns to. */
+  baseline: WeightsBp
+  lastCheck: CheckResult | null
+  /** Why it holds, failed or succeeded, in words. */
+  reason: string | null
+  finishedAt: number | null
+  history: HistoryEntry[]
+}
+
+export type Command = 'pause' | 'resume' | 'promote' | 'promote-full' | 'abort'
+
+export type Observation =
+  /** A check that was due (isCheckDue), with what the controller measured and asked. */
+  | { kind: 'check'; now: number; result: CheckResult }
+  /** The fast guard's reading over the last second. */
+  | { kind: 'guard'; now: number; tripped: CheckOutcome }
+  /** Time passed: finishes a promotion. */
+  | { kind: 'tick'; now: number }
+  | { kind: 'command'; now: number; command: Command; actor: string }
+  /** The process restarted: the stats windows are empty, so the current step's window starts again. */
+  | { kind: 'restart'; now: number }
+
+/** The route change that goes with a transition, applied in the same write as the new state. */
+export type Effect =
+  | { kind: 'none' }
+  | { kind: 'weights'; weights: WeightsBp }
+  /** Stable's upstreams become `from`'s; stable takes 100 %. */
+  | { kind: 'promote'; from: 'canary' | 'green'; weights: WeightsBp }
+
+export interface Transition {
+  state: RolloutState
+  effect: Effect
+  /** The event-log action: `rollout.step`, `rollout.failed`, ... */
+  action: string
+  /** Details for the event (the failed check with its value and threshold, ...). */
+  reason: unknown
+  /** Webhooks to notify after the write (their answers change nothing). */
+  notify: WebhookType[]
+}
+
+/** A command that does not apply to the rollout's phase (→ 409). */
+export class CommandRefused extends Error {
+  override readonly name = 'CommandRefused'
+}
+
+const HISTORY_LIMIT = 100
+
+/** The version a strategy moves traffic to. */
+export function targetOf (state: Pick<RolloutState, 'strategy'>): 'canary' | 'green' {
+  return state.strategy === 'canary' ? 'canary' : 'green'
+}
+
+/**
+ * The start of the clock second holding `t`: where a check window that begins at `t` starts, as
+ * the stats count whole seconds. So a window also holds up to a second from before its step
+ * (the same versions, at the previous weights).
+ */
+export function secondOf (t: number): number {
+  return Math.floor(t / 1000) * 1000
+}
+
+/** The first state of a rollout, and the weights it writes (none before smoke or pre-rollout webhooks). */
+export function start (plan: RolloutPlan, weights: WeightsBp, now: number, actor: string, id: string): Transition {
+  const hasPreRollout = plan.webhooks.some((h) => h.type === 'pre-rollout')
+  const base: RolloutState = {
+    id,
+    strategy: plan.strategy,
+    plan,
+    phase: plan.strategy === 'canary' ? 'progressing' : 'smoke',
+    step: -1,
+    weight: 0,
+    failures: 0,
+    startedAt: now,
+    startedBy: actor,
+    windowStart: secondOf(now),
+    nextCheckAt: now,
+    watchUntil: null,
+    pausedFrom: null,
+    pausedAt: null,
+    waitingFor: null,
+    baseline: { ...weights },
+    lastCheck: null,
+    reason: null,
+    finishedAt: null,
+    history: [],
+  }
+  if (plan.strategy === 'canary' && !hasPreRollout) {
+    const state = enterStep(base, 0, now, `started by ${actor}`)
+    return { state, effect: { kind: 'weights', weights: weightsFor(state, state.weight) }, action: 'rollout.started', reason: null, notify: [] }
+  }
+  const note = plan.strategy === 'canary' ? `started by ${actor}: pre-rollout checks first` : `started by ${actor}: smoke checks on green first`
+  return { state: record(base, now, note), effect: { kind: 'none' }, action: 'rollout.started', reason: null, notify: [] }
+}
+
+/** Whether a check is due now (the controller then measures and calls webhooks). */
+export function isCheckDue (state: RolloutState, now: number): boolean {
+  return (state.phase === 'progressing' || state.phase === 'smoke' || state.phase === 'watching') && now >= state.nextCheckAt
+}
+
+/** Whether this check, if it passes, promotes: then the controller asks the confirm-promotion gate. */
+export function checkCanPromote (state: RolloutState, now: number): boolean {
+  if (!state.plan.webhooks.some((h) => h.type === 'confirm-promotion')) return false
+  if (state.strategy === 'canary') return state.phase === 'progressing' && state.step === state.plan.steps.length - 1
+  return state.phase === 'watching' && state.watchUntil !== null && now >= state.watchUntil
+}
+
+/** The next state for an observation. A check that is not due, or a guard outside a watched phase, changes nothing (action `none`). */
+export function advance (state: RolloutState, obs: Observation): Transition {
+  switch (obs.kind) {
+    case 'check': return onCheck(state, obs.now, obs.result)
+    case 'guard': return onGuard(state, obs.now, obs.tripped)
+    case 'tick': return onTick(state, obs.now)
+    case 'command': return onCommand(state, obs.now, obs.command, obs.actor)
+    case 'restart': return onRestart(state, obs.now)
+  }
+}
+
+function unchanged (state: RolloutState): Transition {
+  return { state, effect: { kind: 'none' }, action: 'none', reason: null, notify: [] }
+}
+
+function onCheck (state: RolloutState, now: number, result: CheckResult): Transition {
+  if (!isCheckDue(state, now)) return unchanged(state)
+  const checked: RolloutState = { ...state, lastCheck: result }
+  const failed = result.checks.find((c) => c.verdict === 'fail')
+  const held = result.checks.find((c) => c.verdict === 'hold')
+  if (result.verdict === 'fail' && failed !== undefined) {
+    const failures = state.failures + 1
+    const limit = state.plan.analysis.failureThreshold
+    const why = `${failed.name}: ${failed.detail}`
+    if (failures >= limit) return fail({ ...checked, failures }, now, `check failed ${failures} of ${limit} allowed: ${why}`, failed)
+    // A fresh window for the next check, so it judges new traffic only.
+    const next = { ...checked, failures, reason: `check failed (${failures} of ${limit}): ${why}`, windowStart: secondOf(now), nextCheckAt: nextCheckAfter(state, now) }
+    return { state: record(next, now, next.reason), effect: { kind: 'none' }, action: 'rollout.check-failed', reason: checkReason(failed), notify: [] }
+  }
+  if (result.verdict === 'hold' && held !== undefined) {
+    // The window keeps growing from the step's start: more data, until the check is conclusive.
+    const reason = `holding: ${held.name}: ${held.detail}`
+    const next = { ...checked, reason, nextCheckAt: nextCheckAfter(state, now) }
+    const noted = state.reason === reason ? next : record(next, now, reason)
+    return { state: noted, effect: { kind: 'none' }, action: 'rollout.held', reason: checkReason(held), notify: [] }
+  }
+  return onPass(checked, now, result)
+}
+
+function onPass (state: RolloutState, now: number, result: CheckResult): Transition {
+  if (state.phase === 'smoke') {
+    const switched = record({
+      ...state, phase: 'watching', step: 0, weight: 100, reason: null, windowStart: secondOf(now),
+      nextCheckAt: nextCheckAfter(state, now), watchUntil: now + state.plan.watchMs,
+    }, now, 'smoke checks passed: switched 100 % to green')
+    return { state: switched, effect: { kind: 'weights', weights: weightsFor(switched, 100) }, action: 'rollout.switched', reason: null, notify: [] }
+  }
+  if (state.strategy === 'canary' && state.step < state.plan.steps.length - 1) {
+    const next = enterStep(state, state.step + 1, now, `step ${state.step + 1} passed its check`)
+    return { state: next, effect: { kind: 'weights', weights: weightsFor(next, next.weight) }, action: 'rollout.step', reason: null, notify: [] }
+  }
+  if (state.phase === 'watching' && state.watchUntil !== null && now < state.watchUntil) {
+    return { state: { ...state, reason: null, nextCheckAt: nextCheckAfter(state, now) }, effect: { kind: 'none' }, action: 'rollout.checked', reason: null, notify: [] }
+  }
+  // The last step (or the end of the watch) passed: promote, once the gate (if any) agrees.
+  if (checkCanPromote(state, now) && result.gate?.ok !== true) {
+    const reason = `waiting for confirm-promotion: ${result.gate?.detail ?? 'not asked'}`
+    const next = { ...state, waitingFor: 'confirm-promotion' as const, reason, nextCheckAt: nextCheckAfter(state, now) }
+    return { state: state.reason === reason ? next : record(next, now, reason), effect: { kind: 'none' }, action: 'rollout.held', reason: { check: 'confirm-promotion', detail: result.gate?.detail ?? null }, notify: [] }
+  }
+  return promoting(state, now, 'analysis passed')
+}
+
+function promoting (state: RolloutState, now: number, why: string): Transition {
+  const next = record({ ...state, phase: 'promoting', waitingFor: null, reason: null, pausedFrom: null, pausedAt: null }, now, `promoting: ${why}`)
+  return { state: next, effect: { kind: 'none' }, action: 'rollout.promoting', reason: null, notify: [] }
+}
+
+function onTick (state: RolloutState, now: number): Transition {
+  if (state.phase !== 'promoting') return unchanged(state)
+  const from = targetOf(state)
+  const done = record({ ...state, phase: 'succeeded', weight: 0, reason: `${from} promoted: stable now runs its upstreams`, finishedAt: now }, now, `promoted ${from} to stable`)
+  return {
+    state: done,
+    effect: { kind: 'promote', from, weights: { stable: 10_000, canary: 0, green: 0 } },
+    action: 'rollout.succeeded',
+    reason: null,
+    notify: ['post-rollout'],
+  }
+}
+
+function onGuard (state: RolloutState, now: number, tripped: CheckOutcome): Transition {
+  if (!ACTIVE.has(state.phase) || state.phase === 'promoting' || state.weight === 0) return unchanged(state)
+  return fail({ ...state, failures: state.failures + 1 }, now, `fast guard: ${tripped.detail}`, tripped)
+}
+
+function onCommand (state: RolloutState, now: number, command: Command, actor: string): Transition {
+  if (!ACTIVE.has(state.phase)) throw new CommandRefused(`the rollout has ${state.phase}; start a new one`)
+  switch (command) {
+    case 'abort':
+      return fail(state, now, `aborted by ${actor}`, null, 'rollout.aborted')
+    case 'pause': {
+      if (state.phase === 'paused') throw new CommandRefused('the rollout is already paused')
+      if (state.phase === 'promoting') throw new CommandRefused('the rollout is being promoted')
+      const next = record({ ...state, phase: 'paused', pausedFrom: state.phase, pausedAt: now, reason: `paused by ${actor}` }, now, `paused by ${actor}`)
+      return { state: next, effect: { kind: 'none' }, action: 'rollout.paused', reason: null, notify: [] }
+    }
+    case 'resume': {
+      if (state.phase !== 'paused' || state.pausedFrom === null) throw new CommandRefused('the rollout is not paused')
+      const pausedFor = now - (state.pausedAt ?? now)
+      const next = record({
+        ...state,
+        phase: state.pausedFrom,
+        pausedFrom: null,
+        pausedAt: null,
+        reason: null,
+        // The paused time does not count: a fresh window, and the watch is extended by the pause.
+        windowStart: secondOf(now),
+        nextCheckAt: nextCheckAfter(state, now),
+        watchUntil: state.watchUntil === null ? null : state.watchUntil + pausedFor,
+      }, now, `resumed by ${actor}`)
+      return { state: next, effect: { kind: 'none' }, action: 'rollout.resumed', reason: null, notify: [] }
+    }
+    case 'promote': {
+      if (state.phase === 'promoting') throw new CommandRefused('the rollout is already being promoted')
+      const phase = state.phase === 'paused' ? (state.pausedFrom ?? 'progressing') : state.phase
+      const resumed = { ...state, phase, pausedFrom: null, pausedAt: null }
+      if (phase === 'smoke') return onPass({ ...resumed, failures: state.failures }, now, { at: now, verdict: 'pass', checks: [] })
+      if (state.strategy === 'canary' && state.step < state.plan.steps.length - 1) {
+        const next = enterStep(resumed, state.step + 1, now, `promoted to the next step by ${actor}`)
+        return { state: next, effect: { kind: 'weights', weights: weightsFor(next, next.weight) }, action: 'rollout.step', reason: null, notify: [] }
+      }
+      return promoting(resumed, now, `promoted by ${actor}`)
+    }
+    case 'promote-full':
+      if (state.phase === 'promoting') throw new CommandRefused('the rollout is already being promoted')
+      return promoting(state, now, `promoted fully by ${actor}`)
+  }
+}
+
+function onRestart (state: RolloutState, now: number): Transition {
+  if (!ACTIVE.has(state.phase) || state.phase === 'promoting') return unchanged(state)
+  const next = record({
+    ...state,
+    windowStart: secondOf(now),
+    nextCheckAt: state.phase === 'paused' ? state.nextCheckAt : Math.max(now, nextCheckAfter(state, now)),
+    watchUntil: state.watchUntil === null ? null : Math.max(state.watchUntil, now + state.plan.intervalMs),
+  }, now, `resumed after a restart at step ${state.step} (${state.weight} %); the check window starts again`)
+  return { state: next, effect: { kind: 'none' }, action: 'rollout.restarted', reason: null, notify: [] }
+}
+
+/** Fails the rollout and reverts: the version's weight back to stable at once. */
+function fail (state: RolloutState, now: number, reason: string, check: CheckOutcome | null, action = 'rollout.failed'): Transition {
+  const reverted = revertWeights(state)
+  const next = record({ ...state, phase: 'failed', weight: 0, waitingFor: null, pausedFrom: null, pausedAt: null, reason, finishedAt: now }, now, `reverted: ${reason}`)
+  return { state: next, effect: { kind: 'weights', weights: reverted }, action, reason: check === null ? { detail: reason } : checkReason(check), notify: ['rollback'] }
+}
+
+function checkReason (check: CheckOutcome): Record<string, unknown> {
+  return { check: check.name, value: check.value, threshold: check.threshold, ...(check.pValue === undefined ? {} : { pValue: check.pValue }), detail: check.detail }
+}
+
+function enterStep (state: RolloutState, step: number, now: number, why: string): RolloutState {
+  const weight = (state.plan.steps[step] as number) / 100
+  return record({ ...state, phase: 'progressing', step, weight, reason: null, waitingFor: null, windowStart: secondOf(now), nextCheckAt: nextCheckAfter(state, now) },
+    now, `${why}: ${targetOf(state)} at ${weight} %`)
+}
+
+/** When the next check is due: one interval from now. */
+function nextCheckAfter (state: RolloutState, now: number): number {
+  return now + state.plan.intervalMs
+}
+
+/** The route's weights with the rollout's version at `percent`: the rest goes to (or comes from) stable. */
+function weightsFor (state: RolloutState, percent: number): WeightsBp {
+  const target = targetOf(state)
+  const bp = Math.round(percent * 100)
+  const other = target === 'canary' ? 'green' : 'canary'
+  const w: WeightsBp = { stable: 0, canary: 0, green: 0 }
+  w[target] = bp
+  // Blue/green takes everything; a canary leaves the other version's share where it was.
+  w[other] = target === 'green' && bp === 10_000 ? 0 : Math.min(state.baseline[other], 10_000 - bp)
+  w.stable = 10_000 - bp - w[other]
+  return w
+}
+
+/** The weights before the rollout, with the rollout's version at 0 (its share back on stable). */
+function revertWeights (state: RolloutState): WeightsBp {
+  const target = targetOf(state)
+  const w = { ...state.baseline }
+  w.stable += w[target]
+  w[target] = 0
+  return w
+}
+
+function record (state: RolloutState, at: number, note: string): RolloutState {
+  const entry: HistoryEntry = { at, phase: state.phase, step: state.step, weight: state.weight, note }
+  const history = [...state.history, entry]
+  return { ...state, history: history.length > HISTORY_LIMIT ? history.slice(-HISTORY_LIMIT) : history }
+}

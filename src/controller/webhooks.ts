@@ -1,0 +1,83 @@
+// The controller's outbound HTTP: rollout webhooks (POST with a JSON payload, 2xx passes) and the
+// blue/green smoke check (GET through weir's own listener with the override set to green).
+// Every call is bounded by its timeout, reads the answer to the end and never throws.
+
+import { Agent, request } from 'undici'
+import type { RouteConfig } from '../config/load.ts'
+import type { WebhookPlan } from './policy.ts'
+
+export interface CallResult {
+  ok: boolean
+  /** HTTP status, or null when there was no answer. */
+  status: number | null
+  detail: string
+}
+
+/** At most this much of an answer's body is kept for the detail (the rest is read and dropped). */
+const DETAIL_BYTES = 200
+
+// Smoke checks go to weir's own listener, which may use a self-signed certificate.
+const selfAgent = new Agent({ connect: { rejectUnauthorized: false }, keepAliveTimeout: 1000 })
+
+/** POSTs `payload` to the webhook; 2xx passes, anything else (or no answer in time) fails. */
+export async function callWebhook (hook: WebhookPlan, payload: unknown): Promise<CallResult> {
+  const what = `webhook ${hook.name} (${hook.type})`
+  return exchange(hook.url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'user-agent': 'weir-controller' },
+    body: JSON.stringify(payload),
+  }, hook.timeoutMs, what)
+}
+
+export interface SmokeTarget {
+  /** weir's proxy origin (`http://127.0.0.1:8080`), or null when it does not listen yet. */
+  proxyOrigin: string | null
+  route: RouteConfig
+  path: string
+  timeoutMs: number
+}
+
+/**
+ * GETs the smoke path the way a tester would reach green before it takes traffic: through
+ * weir, with the route's host and its override header (or cookie). A route without an override
+ * is checked on green's first upstream directly.
+ */
+export async function smokeCheck (target: SmokeTarget): Promise<CallResult> {
+  const { route, path } = target
+  const green = route.upstreams.green?.[0]
+  if (green === undefined) return { ok: false, status: null, detail: 'green has no upstream' }
+  const headers: Record<string, string> = { 'user-agent': 'weir-smoke', accept: '*/*' }
+  let origin: string
+  if (route.override === false || target.proxyOrigin === null) {
+    origin = green
+  } else {
+    origin = target.proxyOrigin
+    const host = route.hosts[0]
+    if (host !== undefined) headers.host = host.startsWith('*.') ? `smoke${host.slice(1)}` : host
+    if (route.override.header !== undefined) headers[route.override.header] = 'green'
+    else if (route.override.cookie !== undefined) headers.cookie = `${route.override.cookie}=green`
+  }
+  return exchange(new URL(path, origin).href, { method: 'GET', headers, dispatcher: selfAgent }, target.timeoutMs, `smoke check GET ${path}`)
+}
+
+async function exchange (url: string, options: Parameters<typeof request>[1] & object, timeoutMs: number, what: string): Promise<CallResult> {
+  const signal = AbortSignal.timeout(timeoutMs)
+  try {
+    const res = await request(url, { ...options, signal, headersTimeout: timeoutMs, bodyTimeout: timeoutMs })
+    let text = ''
+    for await (const chunk of res.body) {
+      if (text.length < DETAIL_BYTES) text += (chunk as Buffer).toString('utf8')
+    }
+    const ok = res.statusCode >= 200 && res.statusCode < 300
+    const excerpt = text.trim().slice(0, DETAIL_BYTES)
+    return { ok, status: res.statusCode, detail: `${what} answered ${res.statusCode}${excerpt === '' ? '' : `: ${excerpt}`}` }
+  } catch (err) {
+    const reason = signal.aborted ? `no answer within ${timeoutMs} ms` : describe(err)
+    return { ok: false, status: null, detail: `${what} failed: ${reason}` }
+  }
+}
+
+function describe (err: unknown): string {
+  const e = err as { code?: string; cause?: { code?: string }; message?: string }
+  return e.cause?.code ?? e.code ?? e.message ?? String(err)
+}

@@ -1,0 +1,197 @@
+// The canary strategy end to end: real upstreams, real traffic through weir, the built-in
+// controller stepping weights, judging canary against stable, promoting or reverting.
+
+import t, { type Test } from 'tap'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { adminClient } from '../helpers/admin.ts'
+import { rolloutClient, type RolloutBody } from '../helpers/rollout-client.ts'
+import { configDoc, startProxy } from '../helpers/proxy.ts'
+import { sleep } from '../helpers/raw-http.ts'
+import { startUpstreams } from '../helpers/upstream.ts'
+import { failures, startTraffic } from '../helpers/traffic.ts'
+
+
+
+const fastPolicy = {
+  steps: [10, 50, 100],
+  interval: '1s',
+  analysis: { minRequests: 20, failureThreshold: 2 },
+}
+
+async function setup (t: Test, policy: Record<string, unknown> = fastPolicy) {
+  const [stable, canary] = await startUpstreams(t, 'stable', 'canary')
+  const proxy = await startProxy(configDoc([{
+    name: 'app',
+    upstreams: { stable: stable!.url, canary: canary!.url },
+    rollout: policy,
+  }]))
+  t.teardown(() => proxy.close())
+  const admin = adminClient(proxy.adminUrl)
+  return { stable: stable!, canary: canary!, proxy, admin, ...rolloutClient(admin) }
+}
+
+t.test('a healthy canary walks 10, 50, 100 and is promoted; no client request fails', async (t) => {
+  const { canary, proxy, admin, rollout, event, events } = await setup(t)
+  const traffic = startTraffic(proxy.url, { rate: 200, maxMs: 20_000 })
+  t.teardown(() => traffic.stop())
+  await sleep(300)
+  const started = await admin.call('POST', '/api/v1/routes/app/rollout', {})
+  t.equal(started.status, 201, started.body)
+  t.equal(started.json<RolloutBody>().weights.canary, 10, 'the first step applies at once')
+  let last: RolloutBody | undefined
+  for (let i = 0; i < 120; i++) {
+    last = await rollout()
+    if (last.phase === 'succeeded' || last.phase === 'failed') break
+    await sleep(100)
+  }
+  t.equal(last?.phase, 'succeeded', JSON.stringify(last?.rollout?.history.map((h) => h.note)))
+  const route = (await admin.get('/api/v1/routes/app')).json<{ upstreams: Record<string, string[]>; weights: Record<string, number> }>()
+  t.same(route.upstreams.stable, [canary.url], 'stable now points at the canary\'s upstream')
+  t.same(route.weights, { stable: 100, canary: 0, green: 0 })
+  await sleep(300)
+  const results = await traffic.stop()
+  t.ok(results.length > 500, `traffic flowed (${results.length} requests)`)
+  t.same(failures(results), [], 'no client request failed')
+  t.ok(await event('rollout.succeeded'), 'the promotion is logged')
+  const all = (await events()).filter((e) => e.action.startsWith('rollout.'))
+  // A check may hold for more data (too few canary requests in a 1 s window); it never fails here.
+  const holds = all.filter((e) => e.action === 'rollout.held').map((e) => e.reason?.detail)
+  t.same(all.map((e) => e.action).filter((a) => a !== 'rollout.held'), ['rollout.started', 'rollout.step', 'rollout.step', 'rollout.promoting', 'rollout.succeeded'], JSON.stringify(holds))
+  const metrics = await admin.get('/metrics')
+  t.match(metrics.body, /weir_rollout_state\{route="app",phase="succeeded"\} 1/)
+})
+
+t.test('a canary answering 30 % of requests with 500 is reverted within two intervals', async (t) => {
+  const { canary, proxy, admin, rollout, event } = await setup(t)
+  let n = 0
+  canary.handle((_req, res) => {
+    n++
+    res.statusCode = n % 10 < 3 ? 500 : 200
+    res.end('canary')
+  })
+  const traffic = startTraffic(proxy.url, { rate: 300, maxMs: 20_000 })
+  t.teardown(() => traffic.stop())
+  await sleep(300)
+  const started = await admin.call('POST', '/api/v1/routes/app/rollout', {})
+  t.equal(started.status, 201, started.body)
+  const startedAt = Date.now()
+  let last: RolloutBody | undefined
+  for (let i = 0; i < 100; i++) {
+    last = await rollout()
+    if (last.phase !== 'progressing') break
+    await sleep(50)
+  }
+  const tookMs = Date.now() - startedAt
+  t.equal(last?.phase, 'failed')
+  t.same(last?.weights, { stable: 100, canary: 0, green: 0 })
+  // Two 1 s intervals, plus a controller tick and the write for each check.
+  t.ok(tookMs < 2600, `reverted after ${tookMs} ms`)
+  await traffic.stop()
+  const failed = await event('rollout.failed')
+  t.equal(failed?.actor, 'controller')
+  t.equal(failed?.reason?.check, 'error-rate')
+  t.ok((failed?.reason?.value ?? 0) > 0.2, `measured value ${failed?.reason?.value}`)
+  t.equal(failed?.reason?.threshold, 0.01)
+  t.match(failed?.reason?.detail ?? '', /canary error rate .* is above maxErrorRate 0\.01/)
+})
+
+t.test('a canary 200 ms slower than stable is reverted on the latency check', async (t) => {
+  const { canary, proxy, admin, event, events, leaves } = await setup(t, { ...fastPolicy, analysis: { ...fastPolicy.analysis, maxP99Ms: 1000 } })
+  canary.handle((_req, res) => { setTimeout(() => res.end('slow canary'), 200) })
+  const traffic = startTraffic(proxy.url, { rate: 300, maxMs: 20_000 })
+  t.teardown(() => traffic.stop())
+  await sleep(300)
+  t.equal((await admin.call('POST', '/api/v1/routes/app/rollout', {})).status, 201)
+  const last = await leaves('progressing', 6000)
+  t.equal(last.phase, 'failed')
+  t.same(last.weights, { stable: 100, canary: 0, green: 0 })
+  const failed = await event('rollout.failed')
+  t.equal(failed?.reason?.check, 'p99-ratio', JSON.stringify(failed ?? (await events()).map((e) => e.action)))
+  t.ok((failed?.reason?.value ?? 0) > 1.5, `p99 ratio ${failed?.reason?.value}`)
+  t.equal(failed?.reason?.threshold, 1.5)
+})
+
+t.test('at 2 requests per second the rollout holds, neither promoting nor reverting, and says why', async (t) => {
+  const { proxy, admin, rollout } = await setup(t)
+  const traffic = startTraffic(proxy.url, { rate: 2, maxMs: 10_000 })
+  t.teardown(() => traffic.stop())
+  t.equal((await admin.call('POST', '/api/v1/routes/app/rollout', {})).status, 201)
+  await sleep(3500)
+  const last = await rollout()
+  t.equal(last.phase, 'progressing')
+  t.equal(last.rollout?.step, 0, 'still at the first step')
+  t.equal(last.weights.canary, 10)
+  t.equal(last.rollout?.failures, 0)
+  t.match(last.rollout?.reason ?? '', /^holding: requests: canary had [0-9]+ requests in [0-9]+s; a check needs 20 \(no data means halt, not promote\)/)
+  const check = last.rollout?.lastCheck?.checks[0]
+  t.equal(check?.name, 'requests')
+  t.equal(check?.verdict, 'hold')
+  t.equal(check?.threshold, 20)
+})
+
+t.test('a canary whose process dies is reverted by the fast guard within 2 s; GET clients see no error', async (t) => {
+  const { canary, proxy, admin, event, leaves } = await setup(t, { ...fastPolicy, interval: '30s' })
+  const traffic = startTraffic(proxy.url, { rate: 200, maxMs: 20_000 })
+  t.teardown(() => traffic.stop())
+  t.equal((await admin.call('POST', '/api/v1/routes/app/rollout', { steps: [50] })).status, 201)
+  await sleep(1000)
+  const diedAt = Date.now()
+  await canary.close()
+  const last = await leaves('progressing', 5000)
+  const revertedAfter = Date.now() - diedAt
+  t.equal(last.phase, 'failed')
+  t.ok(revertedAfter < 2000, `reverted ${revertedAfter} ms after the canary died`)
+  await sleep(300)
+  const results = await traffic.stop()
+  t.same(failures(results), [], 'every GET was answered (failed over to stable)')
+  const failed = await event('rollout.failed')
+  t.equal(failed?.reason?.check, 'guard')
+  t.match(failed?.reason?.detail ?? '', /canary (error rate|failed [0-9]+ requests in a row)/)
+})
+
+t.test('a confirm-promotion webhook that answers 403 holds the last step until it answers 200', async (t) => {
+  let answer = 403
+  const calls: { type: string; step: number }[] = []
+  const hooks = createServer((req, res) => {
+    let text = ''
+    req.on('data', (c: Buffer) => { text += c.toString() })
+    req.on('end', () => {
+      const payload = JSON.parse(text) as { type: string; step: number }
+      calls.push({ type: payload.type, step: payload.step })
+      res.statusCode = payload.type === 'confirm-promotion' ? answer : 200
+      res.end(res.statusCode === 200 ? 'ok' : 'not yet: waiting for sign-off')
+    })
+  })
+  await new Promise<void>((resolve) => hooks.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => new Promise<void>((resolve) => hooks.close(() => resolve())))
+  const hookUrl = `http://127.0.0.1:${(hooks.address() as AddressInfo).port}/`
+  const { proxy, admin, rollout, leaves } = await setup(t, {
+    ...fastPolicy,
+    steps: [50],
+    webhooks: [
+      { name: 'sign-off', type: 'confirm-promotion', url: hookUrl, timeout: '2s' },
+      { name: 'notify', type: 'post-rollout', url: hookUrl },
+    ],
+  })
+  const traffic = startTraffic(proxy.url, { rate: 200, maxMs: 20_000 })
+  t.teardown(() => traffic.stop())
+  t.equal((await admin.call('POST', '/api/v1/routes/app/rollout', {})).status, 201)
+  await sleep(3500)
+  const held = await rollout()
+  t.equal(held.phase, 'progressing')
+  t.equal(held.weights.canary, 50, 'held at the last step')
+  t.match(held.rollout?.reason ?? '', /waiting for confirm-promotion: webhook sign-off \(confirm-promotion\) answered 403: not yet/)
+  t.ok(calls.filter((c) => c.type === 'confirm-promotion').length >= 1, 'the gate was asked')
+  answer = 200
+  const last = await leaves('progressing', 5000)
+  t.equal((await leaves('promoting', 2000)).phase, 'succeeded', JSON.stringify(last.rollout?.reason))
+  await traffic.stop()
+  t.ok(await waitFor(() => calls.some((c) => c.type === 'post-rollout'), 2000), 'post-rollout was notified')
+})
+
+async function waitFor (check: () => boolean, limitMs: number): Promise<boolean> {
+  const deadline = Date.now() + limitMs
+  while (!check() && Date.now() < deadline) await sleep(20)
+  return check()
+}
