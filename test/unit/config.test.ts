@@ -170,3 +170,23 @@ t.test('shadow settings: defaults, and every mistake named by its path', async (
   t.same(problemsOf({ routes: [{ ...route, shadow: { percent: 5 } }] }),
     ['routes[0].shadow.percent: must be 0: the route has no shadow upstream (upstreams.shadow)'])
 })
+
+t.test('a route\'s rollout policy gets its defaults and is checked by the rules the schema cannot express', async (t) => {
+  const r = buildConfig({ routes: [{ ...route, rollout: { steps: [5, 50] } }] })
+  t.ok(r.ok)
+  if (r.ok) {
+    t.match(r.config.routes[0]?.rollout, {
+      strategy: 'canary', steps: [5, 50], interval: '30s', watch: '1m', webhooks: [],
+      analysis: { minRequests: 50, maxErrorRate: 0.01, maxErrorRatio: 2, maxP99Ms: 500, maxP99Ratio: 1.5, p99ToleranceMs: 5, significance: 0.01, failureThreshold: 2 },
+      guard: { maxErrorRate: 0.5, minRequests: 20 },
+    })
+  }
+  t.same(problemsOf({ routes: [{ ...route, rollout: { steps: [50, 10.001], interval: '200ms', webhooks: [{ name: 'a', type: 'rollout', url: 'http://x/' }, { name: 'a', type: 'rollback', url: 'http://u:p@y/' }] } }] }), [
+    'routes[0].rollout.steps[1]: must have at most two decimals',
+    'routes[0].rollout.steps[1]: must be greater than the step before it (50)',
+    'routes[0].rollout.interval: must be at least 1s (stats are kept per second)',
+    'routes[0].rollout.webhooks[1].name: "a" is used by another webhook',
+    'routes[0].rollout.webhooks[1].url: must not carry credentials (use a token in metadata or the query)',
+  ])
+  t.match(problemsOf({ routes: [{ ...route, rollout: { analysis: { maxErrorRatio: 0.5 } } }] }), ['routes[0].rollout.analysis.maxErrorRatio: expected number to be greater or equal to 1'])
+})
