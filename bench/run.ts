@@ -9,6 +9,7 @@ import { parseArgs } from 'node:util'
 import { killAll, pinned, portOpen, processTicks, ROOT, safeExec, startChild, stopChild, TICK_MS, waitForPort, type Child } from './children.ts'
 import { makeUserIds, type LoadResult, type LoadSpec } from './load.ts'
 import { compareProfiles, formatComparison, formatProfile, summarizeProfile, type CpuProfile, type ProfileComparison, type ProfileSummary } from './profile.ts'
+import { setting } from './settings.ts'
 
 const TMP = '/tmp/weir-bench'
 
@@ -40,14 +41,6 @@ env: BENCH_DURATION (10), BENCH_WARMUP (2), BENCH_CONNECTIONS (50), BENCH_PIPELI
      BENCH_SCENARIOS (direct,bare,floor,weir-user,weir-cookie,weir-norecord), BENCH_PROFILE=1 (adds --cpu-prof runs of the bare plugin and weir)
 `)
   process.exit(0)
-}
-
-function setting (flag: string | undefined, env: string, fallback: number): number {
-  const raw = flag ?? process.env[env]
-  if (raw === undefined || raw === '') return fallback
-  const value = Number(raw)
-  if (!Number.isFinite(value) || value <= 0) throw new Error(`${env}: expected a positive number, got "${raw}"`)
-  return value
 }
 
 const settings = {

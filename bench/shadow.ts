@@ -10,6 +10,7 @@ import { cpus, totalmem } from 'node:os'
 import { parseArgs } from 'node:util'
 import { killAll, NODE, pinned, portOpen, processTicks, ROOT, safeExec, startChild, stopChild, TICK_MS, waitForPort, type Child } from './children.ts'
 import { headerNamesOf, type ExpectedResponse, type RateLoadResult, type RateLoadSpec } from './rate-load.ts'
+import { setting } from './settings.ts'
 
 const TMP = '/tmp/weir-bench-shadow'
 
@@ -49,14 +50,6 @@ env: BENCH_RATE (1000 req/s), BENCH_DURATION (15), BENCH_WARMUP (2), BENCH_CONNE
      BENCH_SHADOW_PERCENT (100: share of requests copied)
 `)
   process.exit(0)
-}
-
-function setting (flag: string | undefined, env: string, fallback: number): number {
-  const raw = flag ?? process.env[env]
-  if (raw === undefined || raw === '') return fallback
-  const value = Number(raw)
-  if (!Number.isFinite(value) || value <= 0) throw new Error(`${env}: expected a positive number, got "${raw}"`)
-  return value
 }
 
 const settings = {

@@ -1,0 +1,382 @@
+// `npm run bench:blast`: the blast radius of a failing canary. weir takes a fixed request rate, a
+// rollout puts the canary at 5 %, then the canary answers every request 500; measures how long
+// the fast guard takes to revert it and how many client requests failed meanwhile, round by round.
+
+import { execFileSync } from 'node:child_process'
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { cpus } from 'node:os'
+import { parseArgs } from 'node:util'
+import { killAll, NODE, pinned, portOpen, ROOT, safeExec, sleep, startChild, stopChild, waitForPort, type Child } from './children.ts'
+import type { RateLoadResult, RateLoadSpec } from './rate-load.ts'
+import { setting } from './settings.ts'
+
+const TMP = '/tmp/weir-bench-blast'
+
+// Apart from bench/run.ts's and bench/shadow.ts's ports, so none of them collide.
+const PORTS = { weir: 18280, admin: 19921, stable: 18281, canary: 18282 }
+/** weir runs alone on PROXY_CPU; the upstreams and the load generator share LOAD_CPU. */
+const PROXY_CPU = 0
+const LOAD_CPU = 1
+/** The issue's target: the canary reverted within this long of its first failure. */
+const TARGET_MS = 1000
+
+// ---- settings: flags win over env vars, env vars over defaults ----------------------------
+
+const { values: flags } = parseArgs({
+  options: {
+    rate: { type: 'string' },
+    duration: { type: 'string' },
+    connections: { type: 'string' },
+    rounds: { type: 'string' },
+    percent: { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  },
+})
+
+if (flags.help === true) {
+  process.stdout.write(`usage: npm run bench:blast [-- --rate N --duration S --connections N --rounds N --percent P]
+env: BENCH_RATE (1000 req/s), BENCH_DURATION (12 s of load per round), BENCH_CONNECTIONS (20),
+     BENCH_ROUNDS (5, each with fresh processes), BENCH_PERCENT (5: the canary's step),
+     BENCH_ROLLOUT_AT (3: seconds into the load the rollout starts),
+     BENCH_FLIP_AFTER (3: seconds after the rollout the canary starts failing)
+`)
+  process.exit(0)
+}
+
+const settings = {
+  rate: setting(flags.rate, 'BENCH_RATE', 1000),
+  duration: setting(flags.duration, 'BENCH_DURATION', 12),
+  connections: setting(flags.connections, 'BENCH_CONNECTIONS', 20),
+  rounds: Math.round(setting(flags.rounds, 'BENCH_ROUNDS', 5)),
+  percent: setting(flags.percent, 'BENCH_PERCENT', 5),
+  rolloutAt: setting(undefined, 'BENCH_ROLLOUT_AT', 3),
+  flipAfter: setting(undefined, 'BENCH_FLIP_AFTER', 3),
+  userIds: 10_000,
+}
+if (settings.percent > 100) throw new Error('BENCH_PERCENT: at most 100')
+/** Seconds of load left after the flip: the revert has this long to happen. */
+const afterFlip = settings.duration - settings.rolloutAt - settings.flipAfter
+if (afterFlip < 2) throw new Error(`BENCH_DURATION (${settings.duration}) must leave at least 2 s of load after the flip (at ${settings.rolloutAt + settings.flipAfter} s)`)
+
+/** The rollout every round starts: one step, and an interval long enough that only the fast guard acts. */
+const POLICY = { steps: [settings.percent], interval: '30s', analysis: { minRequests: 20 } }
+
+// weir's admin API is open to loopback callers only when it has no token: a token in the
+// environment would be picked up by weir (the config falls back to it) and refuse our calls.
+delete process.env.WEIR_ADMIN_TOKEN
+
+// ---- /proc/stat: was the machine ours during the round? ------------------------------------
+
+/** [busy, steal, total] jiffies per CPU; busy excludes steal (time the hypervisor gave elsewhere). */
+function cpuTicks (): [number, number, number][] {
+  const out: [number, number, number][] = []
+  try {
+    for (const line of readFileSync('/proc/stat', 'utf8').split('\n')) {
+      const m = /^cpu(\d+)\s+(.*)$/.exec(line)
+      if (m === null) continue
+      const v = (m[2] as string).split(/\s+/).map(Number)
+      const total = v.slice(0, 8).reduce((a, b) => a + b, 0)
+      const idle = (v[3] ?? 0) + (v[4] ?? 0)
+      const steal = v[7] ?? 0
+      out[Number(m[1])] = [total - idle - steal, steal, total]
+    }
+  } catch { /* not Linux */ }
+  return out
+}
+
+/** "busy/steal" % of each CPU between two readings. */
+function cpuShares (a: [number, number, number][], b: [number, number, number][]): string[] {
+  return b.map(([busy, steal, total], i) => {
+    const before = a[i]
+    if (before === undefined || total === before[2]) return '-'
+    const d = total - before[2]
+    return `${Math.round(((busy - before[0]) / d) * 100)}/${Math.round(((steal - before[1]) / d) * 100)}`
+  })
+}
+
+// ---- weir, the upstreams, the admin API -----------------------------------------------------
+
+function writeWeirConfig (dir: string): string {
+  const file = `${dir}/weir.yaml`
+  writeFileSync(file, `# Written by bench/blast-radius.ts.
+listen: { host: 127.0.0.1, port: ${PORTS.weir} }
+admin: { host: 127.0.0.1, port: ${PORTS.admin} }
+state: { file: ${dir}/state.json }
+cookieSecret: bench-secret-bench-secret
+logLevel: warn
+drainTimeout: 2s
+routes:
+  - name: app
+    upstreams: { stable: http://127.0.0.1:${PORTS.stable}, canary: http://127.0.0.1:${PORTS.canary} }
+    weights: { stable: 100, canary: 0 }
+    stickiness: { userId: { header: x-user-id } }
+`)
+  if (!validated) {
+    // Checked once with weir's own validator: a rejected config stops the run before any load.
+    try {
+      execFileSync(NODE, [`${ROOT}bin/weir.js`, 'validate', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] })
+    } catch (err) {
+      const e = err as { stdout?: Buffer; stderr?: Buffer }
+      throw new Error(`weir validate rejects ${file}:\n${String(e.stdout ?? '')}${String(e.stderr ?? '')}`)
+    }
+    validated = true
+  }
+  return file
+}
+
+let validated = false
+/** The guard's settings, from the first POST .../rollout's answer. */
+let guard: { maxErrorRate: number; minRequests: number } | null = null
+
+async function call<T> (port: number, method: 'GET' | 'POST', path: string, body?: unknown): Promise<{ status: number; json: T }> {
+  const res = await fetch(`http://127.0.0.1:${port}${path}`, {
+    method,
+    ...(body === undefined ? {} : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }),
+    signal: AbortSignal.timeout(5000),
+  })
+  return { status: res.status, json: await res.json() as T }
+}
+
+interface RolloutBody {
+  phase: string
+  weights: Record<string, number>
+  rollout: null | { startedAt: string; finishedAt: string | null; reason: string | null; policy: { guard: { maxErrorRate: number; minRequests: number } } }
+}
+
+interface WeirEvent { time: string; actor: string; action: string; route?: string; reason?: { check?: string; value?: number; threshold?: number; detail?: string } }
+
+interface CanaryStats { ok: number; failed: number; flippedAt: number | null; firstFailedAt: number | null; lastFailedAt: number | null; failedAt: number[] }
+
+// ---- one round ---------------------------------------------------------------------------------
+
+interface Round {
+  round: number
+  /** The rollout's start (weir's clock) and the flip (the canary's), epoch ms. */
+  startedAt: number
+  flippedAt: number
+  /** Requests the canary answered 200 at its step, before the flip, and per second. */
+  canaryOk: number
+  canaryRate: number
+  /** From the flip command to the canary's first 500. */
+  flipToFirstFailMs: number | null
+  /** The rollout.failed event (null when the guard did not revert within the run). */
+  event: WeirEvent | null
+  /** The guard rule the event names: `in-a-row` or `error-rate` (the error rate is tested first, so it is named when both hold). */
+  rule: string | null
+  /** From the first 500 to the guard's decision (the rollout's finishedAt: the tick that tripped). */
+  decideMs: number | null
+  /** From the first 500 to the rollout.failed event (appended once the reverted weights are on disk and in force). */
+  revertMs: number | null
+  /** From the decision to the event: the state write. */
+  writeMs: number | null
+  /** From the first 500 to the guard's minRequests-th (20th) 500: when the in-a-row rule can hold at the earliest. */
+  nthFailMs: number | null
+  /** From the first 500 to this script seeing phase `failed` (polled every 50 ms). */
+  seenMs: number | null
+  /** 500s the canary sent in all, and those sent after the decision and after the event (already on their way to it). */
+  failed: number
+  failedAfterDecision: number
+  failedAfterEvent: number
+  phaseAfter: string
+  canaryWeightAfter: number | null
+  load: RateLoadResult
+  /** "busy/steal" % of CPU 0 (weir) and CPU 1 (upstreams + load) over the round. */
+  cpu: string[]
+}
+
+/** Starts bench/rate-load.ts pinned to LOAD_CPU; `started` resolves when it prints "start". */
+function startLoad (spec: RateLoadSpec): { child: Child; started: Promise<void>; result: Promise<RateLoadResult> } {
+  const child = startChild('load', LOAD_CPU, ['bench/rate-load.ts', JSON.stringify(spec)], 'pipe')
+  let out = ''
+  let onStart: () => void = () => {}
+  const started = new Promise<void>((resolve) => { onStart = resolve })
+  child.proc.stdout?.on('data', (chunk: Buffer) => {
+    out += chunk.toString()
+    if (out.includes('start\n')) onStart()
+  })
+  const guard = setTimeout(() => {
+    if (child.proc.pid !== undefined) process.kill(child.proc.pid, 'SIGKILL')
+  }, (spec.duration + 45) * 1000)
+  const result = new Promise<RateLoadResult>((resolve, reject) => {
+    child.proc.once('exit', (code) => {
+      clearTimeout(guard)
+      onStart()
+      const line = out.split('\n').find((l) => l.startsWith('{'))
+      if (code !== 0 || line === undefined) reject(new Error(`load generator failed (exit ${code}):\n${child.stderr()}`))
+      else resolve(JSON.parse(line) as RateLoadResult)
+    })
+  })
+  return { child, started, result }
+}
+
+async function measure (round: number): Promise<Round> {
+  const dir = `${TMP}/round-${round + 1}`
+  mkdirSync(dir, { recursive: true })
+  const started: Child[] = []
+  try {
+    const stable = startChild('upstream stable', LOAD_CPU, ['bench/servers/upstream.ts', String(PORTS.stable), 'stable'])
+    started.push(stable)
+    const canary = startChild('upstream canary', LOAD_CPU, ['bench/servers/flip-upstream.ts', String(PORTS.canary), 'canary'])
+    started.push(canary)
+    await waitForPort(stable, PORTS.stable)
+    await waitForPort(canary, PORTS.canary)
+    const weir = startChild('weir', PROXY_CPU, ['bin/weir.js', 'serve', '--config', writeWeirConfig(dir)])
+    started.unshift(weir)
+    await waitForPort(weir, PORTS.weir)
+    await waitForPort(weir, PORTS.admin)
+
+    const cpuBefore = cpuTicks()
+    const load = startLoad({ url: `http://127.0.0.1:${PORTS.weir}/`, connections: settings.connections, rate: settings.rate, duration: settings.duration, userIds: settings.userIds })
+    let loadDone = false
+    void load.result.then(() => { loadDone = true }, () => { loadDone = true })
+    await Promise.race([load.started, sleep(15_000)])
+    const loadStart = Date.now()
+
+    await sleep(settings.rolloutAt * 1000)
+    const post = await call<RolloutBody>(PORTS.admin, 'POST', '/api/v1/routes/app/rollout', POLICY)
+    if (post.status !== 201) throw new Error(`POST .../rollout answered ${post.status}: ${JSON.stringify(post.json)}`)
+    if (post.json.weights.canary !== settings.percent) throw new Error(`the rollout put the canary at ${post.json.weights.canary} %, expected ${settings.percent} %`)
+    const startedAt = Date.parse(post.json.rollout?.startedAt ?? '')
+    // The guard's settings as weir resolved them (the policy leaves them at their defaults).
+    guard = post.json.rollout?.policy.guard ?? null
+    const nth = guard?.minRequests ?? 20
+
+    await sleep(loadStart + (settings.rolloutAt + settings.flipAfter) * 1000 - Date.now())
+    const flip = await call<{ flippedAt: number }>(PORTS.canary, 'POST', '/__flip')
+    const flippedAt = flip.json.flippedAt
+
+    // Bounded by the load: a guard that has not reverted by the end of the run did not make it.
+    let seenAt: number | null = null
+    let last: RolloutBody | null = null
+    while (!loadDone) {
+      last = (await call<RolloutBody>(PORTS.admin, 'GET', '/api/v1/routes/app/rollout')).json
+      if (last.phase === 'failed') {
+        seenAt = Date.now()
+        break
+      }
+      await sleep(50)
+    }
+    const result = await load.result
+    const cpu = cpuShares(cpuBefore, cpuTicks())
+
+    const stats = (await call<CanaryStats>(PORTS.canary, 'GET', '/__stats')).json
+    last = (await call<RolloutBody>(PORTS.admin, 'GET', '/api/v1/routes/app/rollout')).json
+    const events = (await call<{ events: WeirEvent[] }>(PORTS.admin, 'GET', '/api/v1/events')).json.events
+    const event = events.find((e) => e.action === 'rollout.failed' && e.actor === 'controller') ?? null
+    const eventAt = event === null ? null : Date.parse(event.time)
+    const decidedAt = event === null || last.rollout?.finishedAt == null ? null : Date.parse(last.rollout.finishedAt)
+    const first = stats.firstFailedAt
+    const since = (t: number | null): number | null => (t === null || first === null ? null : t - first)
+    const detail = event?.reason?.detail ?? ''
+    return {
+      round,
+      startedAt,
+      flippedAt,
+      canaryOk: stats.ok,
+      canaryRate: Math.round((stats.ok / Math.max(0.001, (flippedAt - startedAt) / 1000)) * 10) / 10,
+      flipToFirstFailMs: first === null ? null : first - flippedAt,
+      event,
+      rule: event === null ? null : /in a row/.test(detail) ? 'in-a-row' : /error rate/.test(detail) ? 'error-rate' : (event.reason?.check ?? '?'),
+      decideMs: since(decidedAt),
+      revertMs: since(eventAt),
+      writeMs: eventAt === null || decidedAt === null ? null : eventAt - decidedAt,
+      nthFailMs: first === null || stats.failedAt.length < nth ? null : (stats.failedAt[nth - 1] as number) - first,
+      seenMs: since(seenAt),
+      failed: stats.failed,
+      failedAfterDecision: decidedAt === null ? 0 : stats.failedAt.filter((t) => t > decidedAt).length,
+      failedAfterEvent: eventAt === null ? 0 : stats.failedAt.filter((t) => t > eventAt).length,
+      phaseAfter: last.phase,
+      canaryWeightAfter: last.weights.canary ?? null,
+      load: result,
+      cpu,
+    }
+  } finally {
+    // weir first, so it does not count the upstreams going away as errors.
+    for (const child of started) await stopChild(child)
+  }
+}
+
+// ---- report -------------------------------------------------------------------------------------
+
+function median (values: number[]): number | null {
+  if (values.length === 0) return null
+  const s = [...values].sort((a, b) => a - b)
+  const mid = Math.floor(s.length / 2)
+  return s.length % 2 === 1 ? s[mid] as number : ((s[mid - 1] as number) + (s[mid] as number)) / 2
+}
+
+const show = (n: number | null): string => (n === null ? '-' : String(Math.round(n * 10) / 10))
+
+function table (header: string[], body: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...body.map((row) => (row[i] as string).length)))
+  const line = (cells: string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] as number) : c.padStart(widths[i] as number))).join('  ')
+  return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(line)].join('\n') + '\n'
+}
+
+function report (rounds: Round[]): void {
+  process.stdout.write('\n' + table(
+    ['round', 'canary req/s', 'canary 200s', 'flip→1st 500 ms', 'guard rule', `${guard?.minRequests ?? 20}th 500 ms`, 'decided ms', 'revert ms', 'write ms', 'seen ms',
+      '500s sent', 'after decision', 'after event', 'client non-2xx', 'client errors', 'client req/s', 'p99 ms', 'phase / canary %', 'CPU0 / CPU1 busy/steal %'],
+    rounds.map((r) => [
+      String(r.round + 1), String(r.canaryRate), String(r.canaryOk), show(r.flipToFirstFailMs), r.rule ?? 'NOT REVERTED',
+      show(r.nthFailMs), show(r.decideMs), show(r.revertMs), show(r.writeMs), show(r.seenMs),
+      String(r.failed), String(r.failedAfterDecision), String(r.failedAfterEvent),
+      String(r.load.non2xx), String(r.load.errors + r.load.timeouts), String(r.load.reqPerSec), String(r.load.latencyP99),
+      `${r.phaseAfter} / ${show(r.canaryWeightAfter)}`, r.cpu.slice(0, 2).join(' · '),
+    ])))
+  const reverted = rounds.filter((r) => r.revertMs !== null)
+  const of = (f: (r: Round) => number | null): number[] => rounds.flatMap((r) => { const v = f(r); return v === null ? [] : [v] })
+  const stat = (values: number[]): string => values.length === 0 ? '-' : `median ${show(median(values))}, max ${Math.max(...values)}`
+  process.stdout.write('\n' +
+    `revert time, first 500 → rollout.failed event (ms): ${stat(of((r) => r.revertMs))}\n` +
+    `  of which first 500 → guard decision: ${stat(of((r) => r.decideMs))}; decision → event (state write): ${stat(of((r) => r.writeMs))}\n` +
+    `failed requests, 500s the canary sent: ${stat(of((r) => r.failed))}; non-2xx the client saw: ${stat(of((r) => r.load.non2xx))}\n` +
+    `canary at ${settings.percent} %: ${stat(of((r) => r.canaryRate))} req/s before the flip\n` +
+    // The guard tests the error rate first: when both rules hold at the same tick, the event names the error rate.
+    `guard rule named by the event: ${[...new Set(rounds.map((r) => r.rule ?? 'none'))].join(', ')}\n` +
+    `client non-2xx = canary 500s in every round: ${rounds.every((r) => r.load.non2xx === r.failed) ? 'yes' : 'NO'}; ` +
+    `client errors/timeouts: ${rounds.reduce((a, r) => a + r.load.errors + r.load.timeouts, 0)}\n`)
+  const example = rounds.find((r) => r.event !== null)?.event
+  if (example !== undefined && example !== null) process.stdout.write(`event (round ${(rounds.find((r) => r.event === example)?.round ?? 0) + 1}): ${JSON.stringify({ time: example.time, actor: example.actor, action: example.action, reason: example.reason })}\n`)
+  const worst = reverted.length === 0 ? null : Math.max(...reverted.map((r) => r.revertMs as number))
+  const holds = reverted.length === rounds.length && worst !== null && worst <= TARGET_MS
+  process.stdout.write(`\n"a failing canary is reverted within ${TARGET_MS / 1000} s": ${holds ? 'HOLDS' : 'DOES NOT HOLD'} ` +
+    `(${reverted.length} of ${rounds.length} rounds reverted${worst === null ? '' : `, slowest ${worst} ms`})\n`)
+}
+
+// ---- main -------------------------------------------------------------------------------------
+
+async function main (): Promise<void> {
+  rmSync(TMP, { recursive: true, force: true })
+  mkdirSync(TMP, { recursive: true })
+  for (const [name, port] of Object.entries(PORTS)) {
+    if (await portOpen(port)) throw new Error(`port ${port} (${name}) is already in use: stop whatever listens there`)
+  }
+  const model = /model name\s*:\s*(.*)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1]?.trim() ?? cpus()[0]?.model ?? 'unknown'
+  process.stdout.write(`weir blast-radius bench: ${settings.rate} req/s over ${settings.connections} connections for ${settings.duration} s per round, ` +
+    `rollout ${JSON.stringify(POLICY)} at ${settings.rolloutAt} s, canary fails every request from ${settings.rolloutAt + settings.flipAfter} s; ` +
+    `${settings.rounds} round(s), about ${Math.ceil((settings.rounds * (settings.duration + 5)) / 60)} min; ` +
+    (pinned ? `weir on CPU ${PROXY_CPU}, upstreams + autocannon on CPU ${LOAD_CPU}` : 'taskset not found: not pinned') +
+    `\nmachine: ${Number(safeExec('nproc', [])) || cpus().length} CPUs, ${model}, node ${process.version}, ` +
+    `commit ${safeExec('git', ['-C', ROOT, 'rev-parse', '--short', 'HEAD']) || 'unknown'}` +
+    `${safeExec('git', ['-C', ROOT, 'status', '--porcelain', '--', 'src', 'bin']) === '' ? '' : ' (src/ modified)'}\n`)
+
+  const rounds: Round[] = []
+  for (let round = 0; round < settings.rounds; round++) {
+    const r = await measure(round)
+    rounds.push(r)
+    process.stdout.write(`  round ${round + 1}/${settings.rounds}: ${r.rule === null ? 'NOT reverted' : `reverted by the guard (${r.rule})`}` +
+      `  revert ${show(r.revertMs)} ms (decided ${show(r.decideMs)} ms, write ${show(r.writeMs)} ms)  500s ${r.failed} (client non-2xx ${r.load.non2xx})` +
+      `  canary ${r.canaryRate} req/s, ${r.canaryOk} ok before the flip  client ${r.load.reqPerSec} req/s\n`)
+  }
+  report(rounds)
+}
+
+main().then(() => {
+  killAll()
+  process.exit(0)
+}, (err: unknown) => {
+  process.stderr.write(`bench:blast failed: ${(err as Error).stack ?? String(err)}\n`)
+  killAll()
+  process.exit(1)
+})
