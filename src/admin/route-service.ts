@@ -410,7 +410,7 @@ function summary (state: RouteState | undefined, route: RouteConfig, action: str
     weights: percent(state?.weights ?? route.weights),
     upstreams: effectiveUpstreams(route, state),
     ...(action === 'shadow.set' ? { shadow: shadowView(liveShadow(route, state).input) } : {}),
-    ...(action.startsWith('rollout') ? { rollout: rolloutSummary(readRollout(state?.rollout)) } : {}),
+    ...(action.startsWith('rollout') || action === 'rollback' ? { rollout: rolloutSummary(readRollout(state?.rollout)) } : {}),
   }
 }
 

@@ -2,32 +2,8 @@
 // stable: is the canary's error rate or latency worse beyond what sampling noise explains? Pure
 // numeric code, no dependencies; accurate for windows of up to ~1e7 requests per version.
 
-// ---- log gamma ----------------------------------------------------------------------------------
-
-// Lanczos approximation, g = 7, 9 coefficients (the set Numerical Recipes and most libraries use).
-const LANCZOS_G = 7
-const LANCZOS = [
-  0.99999999999980993, 676.5203681218851, -1259.1392167224028, 771.32342877765313, -176.61502916214059,
-  12.507343278686905, -0.13857109526572012, 9.9843695780195716e-6, 1.5056327351493116e-7,
-] as const
 const LN_SQRT_2PI = 0.91893853320467274178 // ln √(2π)
 const LN_2PI = 1.8378770664093454836 // ln 2π
-
-/**
- * ln Γ(x) for x > 0 (Lanczos, ~1e-13 relative accuracy; near its roots x = 1 and x = 2 the
- * error is ~1e-15 absolute instead). NaN for x ≤ 0 or NaN.
- */
-export function lnGamma (x: number): number {
-  if (!(x > 0)) return NaN
-  if (x === Infinity) return Infinity
-  // Reflection keeps the series in the range it was fitted for; Γ(x)Γ(1 − x) = π / sin(πx).
-  if (x < 0.5) return Math.log(Math.PI / Math.sin(Math.PI * x)) - lnGamma(1 - x)
-  const z = x - 1
-  let a = LANCZOS[0]
-  for (let i = 1; i < LANCZOS.length; i++) a += (LANCZOS[i] as number) / (z + i)
-  const t = z + LANCZOS_G + 0.5
-  return LN_SQRT_2PI + (z + 0.5) * Math.log(t) - t + Math.log(a)
-}
 
 // ---- log probability mass functions ---------------------------------------------------------------
 //

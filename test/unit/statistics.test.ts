@@ -2,7 +2,7 @@
 // digits where scipy itself is off), exact rational arithmetic on small cases, and edge cases.
 
 import t from 'tap'
-import { binomialUpperTail, fisherGreater, lnGamma, mannWhitneyGreater } from '../../src/controller/statistics.ts'
+import { binomialUpperTail, fisherGreater, mannWhitneyGreater } from '../../src/controller/statistics.ts'
 
 // ---- helpers --------------------------------------------------------------------------------------
 
@@ -46,47 +46,6 @@ function ratio (numerator: bigint, denominator: bigint): number {
   const shift = Math.max(0, 64 + denominator.toString(2).length - numerator.toString(2).length)
   return Number((numerator << BigInt(shift)) / denominator) * 2 ** -shift
 }
-
-// ---- lnGamma --------------------------------------------------------------------------------------
-
-// [x, scipy.special.gammaln(x)]
-const LN_GAMMA: Array<[number, number]> = [
-  [1e-8, 18.42068073818021],
-  [0.1, 2.252712651734206],
-  [0.5, 0.5723649429247],
-  [1.5, -0.12078223763524526],
-  [2.5, 0.2846828704729192],
-  [3, 0.6931471805599453],
-  [7.25, 7.0521854507385395],
-  [10, 12.801827480081469],
-  [33.3, 82.60372358165493],
-  [100.5, 361.43554046777757],
-  [1000, 5905.220423209181],
-  [12345.678, 103959.91990554606],
-  [10_000_001, 151180965.48756957],
-  [100_000_001, 1742068084.5245154],
-]
-
-t.test('lnGamma matches scipy.special.gammaln within 1e-13 relative from 1e-8 to 1e8', async (t) => {
-  for (const [x, expected] of LN_GAMMA) {
-    const error = relativeError(lnGamma(x), expected)
-    t.ok(error <= 1e-13, `lnGamma(${x}) = ${lnGamma(x)}, expected ${expected}, relative error ${error}`)
-  }
-})
-
-t.test('lnGamma is 0 within 1e-15 at its roots 1 and 2, and ln n! at whole numbers', async (t) => {
-  t.ok(Math.abs(lnGamma(1)) <= 1e-15, `lnGamma(1) = ${lnGamma(1)}`)
-  t.ok(Math.abs(lnGamma(2)) <= 1e-15, `lnGamma(2) = ${lnGamma(2)}`)
-  let factorial = 1
-  for (let n = 1; n <= 20; n++) {
-    factorial *= n
-    t.ok(relativeError(lnGamma(n + 1), Math.log(factorial)) <= 1e-13, `lnGamma(${n + 1})`)
-  }
-})
-
-t.test('lnGamma is NaN outside its domain', async (t) => {
-  for (const x of [0, -1, -0.5, NaN]) t.ok(Number.isNaN(lnGamma(x)), String(x))
-})
 
 // ---- binomialUpperTail ----------------------------------------------------------------------------
 
