@@ -58,8 +58,6 @@ export interface BuildOptions {
    * request_duration_seconds and recording the rolling stats, for bench/run.ts to measure their cost.
    */
   recordRequests?: boolean
-  /** Internal: the controller's tick (default controller.ts TICK_MS). */
-  controllerTickMs?: number
 }
 
 /**
@@ -128,7 +126,6 @@ export async function buildApps (initial: Config, options: BuildOptions = {}): P
     now: clock,
     proxyOrigin: () => originOf(proxy.server.address(), config.listen.tls !== undefined),
     log: proxy.log,
-    ...(options.controllerTickMs === undefined ? {} : { tickMs: options.controllerTickMs }),
   })
   const admin = await createAdminApp({
     logger: proxy.log,
@@ -137,8 +134,8 @@ export async function buildApps (initial: Config, options: BuildOptions = {}): P
     api: {
       service,
       events,
-      // Each version's window, plus what the shadow's comparisons found over the same window.
       rollouts: controller,
+      // Each version's window, plus what the shadow's comparisons found over the same window.
       stats: { forRoute: (route, window) => ({ ...stats.forRoute(route, window), shadow: shadows.summary(route, window) }) },
       mismatches: shadows,
       tokens: config.admin.tokens,

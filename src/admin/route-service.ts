@@ -9,7 +9,7 @@ import { normalizeUpstreams, schemaProblems } from '../config/load.ts'
 import { VERSIONS, checkWeights, type Problem, type UpstreamName, type Version, type WeightsBp } from '../config/rules.ts'
 import { RolloutPolicySchema, ShadowSchema, UpstreamSchema, WeightsSchema, type RolloutPolicy, type ShadowInput } from '../config/schema.ts'
 import { planOf, resolvePolicy } from '../controller/policy.ts'
-import { advance, CommandRefused, start, type Command, type RolloutState, type Transition } from '../controller/step.ts'
+import { advance, CommandRefused, start, targetOf, type Command, type RolloutState, type Transition } from '../controller/step.ts'
 import { readRollout, rolloutSummary, rolloutView, type RolloutSummary, type RolloutView } from '../controller/rollout-view.ts'
 import { OperationalError, type ErrorCode } from '../errors.ts'
 import type { EventLog } from '../state/event-log.ts'
@@ -229,8 +229,8 @@ export class RouteService {
       const policy = resolved.policy as RolloutPolicy
       const upstreams = effectiveUpstreams(route, state)
       const weights = state?.weights ?? route.weights
-      const target = policy.strategy === 'canary' ? 'canary' : 'green'
-      const other = policy.strategy === 'canary' ? 'green' : 'canary'
+      const target = targetOf(policy)
+      const other = target === 'canary' ? 'green' : 'canary'
       const problems: Problem[] = []
       if (upstreams[target] === undefined) problems.push({ path: 'rollout.strategy', reason: `a ${policy.strategy} rollout needs upstreams.${target}: set it with PUT .../upstreams first` })
       if (weights[other] !== 0) problems.push({ path: 'rollout.strategy', reason: `a ${policy.strategy} rollout needs ${other} at weight 0 (it is ${weights[other] / 100})` })

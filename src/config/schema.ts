@@ -210,6 +210,5 @@ export type RouteInput = Static<typeof RouteSchema>
 export type Weights = Static<typeof WeightsSchema>
 export type RolloutPolicy = Static<typeof RolloutPolicySchema>
 export type ShadowInput = Static<typeof ShadowSchema>
-export type WebhookInput = Static<typeof WebhookSchema>
 export type WebhookType = typeof WEBHOOK_TYPES[number]
 

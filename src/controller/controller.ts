@@ -8,6 +8,7 @@ import type { WebhookType } from '../config/schema.ts'
 import { AdminError, type Caller, type RouteService, type RouteView, type WriteOptions } from '../admin/route-service.ts'
 import { MAX_WINDOW_SECONDS, type StatsRegistry } from '../metrics/window.ts'
 import type { EventLog } from '../state/event-log.ts'
+import { liveRoute } from '../state/live-routes.ts'
 import type { StateStore } from '../state/store.ts'
 import { analyze, overall, type CheckOutcome } from './analysis.ts'
 import { readRollout, type RolloutView } from './rollout-view.ts'
@@ -33,15 +34,13 @@ export interface ControllerOptions {
   now: () => number
   /** weir's own proxy origin for smoke checks, once it listens. */
   proxyOrigin: () => string | null
-  log: { warn: (obj: object, msg: string) => void; error: (obj: object, msg: string) => void }
-  tickMs?: number
+  log: { error: (obj: object, msg: string) => void }
 }
 
 interface GuardSample { at: number; requests: number; errors: number }
 
 export class RolloutController {
   readonly #o: ControllerOptions
-  readonly #tickMs: number
   #timer: NodeJS.Timeout | null = null
   /** Routes with a check in flight (webhooks can take seconds; the guard keeps running meanwhile). */
   readonly #checking = new Set<string>()
@@ -53,7 +52,6 @@ export class RolloutController {
 
   constructor (options: ControllerOptions) {
     this.#o = options
-    this.#tickMs = options.tickMs ?? TICK_MS
   }
 
   /** Resumes the rollouts the state file holds (each at its step, with a fresh window), then ticks. */
@@ -64,7 +62,7 @@ export class RolloutController {
       if (state === undefined || rollout === null || !ACTIVE.has(rollout.phase)) continue
       await this.#apply(route.name, state.revision, advance(rollout, { kind: 'restart', now: this.#o.now() }))
     }
-    this.#timer = setInterval(() => this.#tick(), this.#tickMs)
+    this.#timer = setInterval(() => this.#tick(), TICK_MS)
     this.#timer.unref()
   }
 
@@ -77,14 +75,13 @@ export class RolloutController {
   /** POST .../rollout. */
   async startRollout (name: string, body: unknown, options: WriteOptions, caller: Caller): Promise<RolloutView> {
     const { view } = await this.#o.service.startRollout(name, body, options, caller, this.#o.now(), randomBytes(6).toString('hex'))
-    this.#guard.delete(name)
     return view
   }
 
   /** POST .../rollout/{pause,resume,promote,abort}. */
   async command (name: string, command: Command, caller: Caller): Promise<RolloutView> {
     const { view, transition } = await this.#o.service.commandRollout(name, command, caller, this.#o.now())
-    this.#notify(name, transition)
+    this.#notify(name, transition.state, transition.notify)
     return view
   }
 
@@ -94,7 +91,7 @@ export class RolloutController {
     const view = await this.#o.service.rollback(name, options, caller, this.#o.now())
     const after = readRollout(this.#o.store.get(name)?.rollout)
     if (before !== null && ACTIVE.has(before.phase) && after !== null) {
-      this.#notify(name, { state: after, effect: { kind: 'none' }, action: 'rollback', reason: null, notify: ['rollback'] })
+      this.#notify(name, after, ['rollback'])
     }
     return view
   }
@@ -174,7 +171,8 @@ export class RolloutController {
     if (rollout.phase === 'smoke') {
       const smoke = rollout.plan.smoke
       if (smoke !== null) {
-        const live = this.#liveRoute(route.name) ?? route
+        // With its live upstreams: the smoke check may need green's.
+        const live = liveRoute(route, this.#o.store.get(route.name))
         checks.push(outcome('smoke', await smokeCheck({ proxyOrigin: this.#o.proxyOrigin(), route: live, path: smoke.path, timeoutMs: smoke.timeoutMs })))
       }
       await ask('pre-rollout')
@@ -226,14 +224,14 @@ export class RolloutController {
     } finally {
       this.#writing.delete(name)
     }
-    this.#notify(name, transition)
+    this.#notify(name, transition.state, transition.notify)
   }
 
-  /** Fires the notification webhooks of a transition; a failure is logged as an event, it changes nothing. */
-  #notify (name: string, transition: Transition): void {
-    for (const type of transition.notify) {
-      for (const hook of transition.state.plan.webhooks.filter((h) => h.type === type)) {
-        this.#track(callWebhook(hook, this.#payload(name, transition.state, type, hook.metadata)).then(async (r) => {
+  /** Fires the rollout's webhooks of these types; a failure is logged as an event, it changes nothing. */
+  #notify (name: string, rollout: RolloutState, types: readonly WebhookType[]): void {
+    for (const type of types) {
+      for (const hook of rollout.plan.webhooks.filter((h) => h.type === type)) {
+        this.#track(callWebhook(hook, this.#payload(name, rollout, type, hook.metadata)).then(async (r) => {
           if (r.ok) return
           await this.#o.events.append({ actor: 'controller', route: name, action: 'rollout.webhook-failed', reason: { webhook: hook.name, type, detail: r.detail } })
         }).catch((err: unknown) => this.#o.log.error({ err, route: name }, 'could not log a failed webhook')))
@@ -257,14 +255,6 @@ export class RolloutController {
       lastCheck: rollout.lastCheck,
       metadata,
     }
-  }
-
-  /** The route with its live upstreams (the smoke check needs green's). */
-  #liveRoute (name: string): RouteConfig | null {
-    const route = this.#o.config().routes.find((r) => r.name === name)
-    if (route === undefined) return null
-    const view = this.#o.service.get(name)
-    return { ...route, upstreams: view.upstreams }
   }
 
   #track (work: Promise<unknown>): void {

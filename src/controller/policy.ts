@@ -40,7 +40,7 @@ export interface RolloutPlan {
 }
 
 /** The smallest interval: the rolling stats count whole seconds. */
-export const MIN_INTERVAL_MS = 1000
+const MIN_INTERVAL_MS = 1000
 
 /** The rules of a schema-valid policy the schema cannot express; appends one problem per broken rule. */
 export function rolloutPolicyProblems (policy: RolloutPolicy, path: string, problems: Problem[]): void {

@@ -114,7 +114,7 @@ export function targetOf (state: Pick<RolloutState, 'strategy'>): 'canary' | 'gr
  * the stats count whole seconds. So a window also holds up to a second from before its step
  * (the same versions, at the previous weights).
  */
-export function secondOf (t: number): number {
+function secondOf (t: number): number {
   return Math.floor(t / 1000) * 1000
 }
 
