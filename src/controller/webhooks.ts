@@ -16,7 +16,7 @@ export interface CallResult {
 /** At most this much of an answer's body is kept for the detail (the rest is read and dropped). */
 const DETAIL_BYTES = 200
 
-// Smoke checks go to weir's own listener, which may use a self-signed certificate.
+// For smoke checks that must not verify the certificate (see smokeCheck).
 const selfAgent = new Agent({ connect: { rejectUnauthorized: false }, keepAliveTimeout: 1000 })
 
 /** POSTs `payload` to the webhook; 2xx passes, anything else (or no answer in time) fails. */
@@ -48,16 +48,20 @@ export async function smokeCheck (target: SmokeTarget): Promise<CallResult> {
   if (green === undefined) return { ok: false, status: null, detail: 'green has no upstream' }
   const headers: Record<string, string> = { 'user-agent': 'weir-smoke', accept: '*/*' }
   let origin: string
+  // weir's own listener may have a self-signed certificate; green itself is verified as the
+  // route says (its `tls.ca` is not loaded here: such a route should check green through weir).
+  let verify = route.tls.rejectUnauthorized
   if (route.override === false || target.proxyOrigin === null) {
     origin = green
   } else {
+    verify = false
     origin = target.proxyOrigin
     const host = route.hosts[0]
     if (host !== undefined) headers.host = host.startsWith('*.') ? `smoke${host.slice(1)}` : host
     if (route.override.header !== undefined) headers[route.override.header] = 'green'
     else if (route.override.cookie !== undefined) headers.cookie = `${route.override.cookie}=green`
   }
-  return exchange(new URL(path, origin).href, { method: 'GET', headers, dispatcher: selfAgent }, target.timeoutMs, `smoke check GET ${path}`)
+  return exchange(new URL(path, origin).href, { method: 'GET', headers, ...(verify ? {} : { dispatcher: selfAgent }) }, target.timeoutMs, `smoke check GET ${path}`)
 }
 
 async function exchange (url: string, options: Parameters<typeof request>[1] & object, timeoutMs: number, what: string): Promise<CallResult> {
