@@ -20,15 +20,18 @@ export interface CheckOutcome {
   detail: string
 }
 
-/** The versions compared: `subject` is the canary (or green), `baseline` is stable. */
+/**
+ * The versions compared: `subject` is the canary (or green), `baseline` is stable over the same
+ * window, or null when stable takes no traffic now (a last step of 100 %, blue/green after the
+ * switch): then only the absolute limits are judged.
+ */
 export interface AnalysisInput {
   subject: LatencyHistogram
-  baseline: LatencyHistogram
+  baseline: LatencyHistogram | null
   /** Names for the messages: `canary` or `green`. */
   subjectName: string
-  /** Seconds each histogram covers. */
-  subjectWindow: number
-  baselineWindow: number
+  /** Seconds both histograms cover. */
+  window: number
 }
 
 /** The five checks, or the one `requests` check that holds them all when the subject has too few requests. */
@@ -40,13 +43,21 @@ export function analyze (input: AnalysisInput, plan: AnalysisPlan): CheckOutcome
       verdict: 'hold',
       value: subject.requests,
       threshold: plan.minRequests,
-      detail: `${name} had ${subject.requests} requests in ${input.subjectWindow}s; a check needs ${plan.minRequests} (no data means halt, not promote)`,
+      detail: `${name} had ${subject.requests} requests in ${input.window}s; a check needs ${plan.minRequests} (no data means halt, not promote)`,
     }]
   }
   const alpha = plan.significance
   const out: CheckOutcome[] = [errorRate(subject, name, plan, alpha), p99(subject, name, plan, alpha)]
+  if (baseline === null) {
+    // Stable's traffic from before would be a comparison across time: load, time of day and the
+    // machine's other work change between the two, and a ratio would judge those.
+    const why = 'not judged: stable takes no traffic now, so nothing runs beside it to compare with (the absolute limits apply)'
+    out.splice(1, 0, { name: 'error-ratio', verdict: 'pass', value: null, threshold: plan.maxErrorRatio, detail: why })
+    out.push({ name: 'p99-ratio', verdict: 'pass', value: null, threshold: plan.maxP99Ratio, detail: why })
+    return out
+  }
   if (baseline.requests < plan.minRequests) {
-    const why = `stable had ${baseline.requests} requests in ${input.baselineWindow}s; a comparison needs ${plan.minRequests}`
+    const why = `stable had ${baseline.requests} requests in ${input.window}s; a comparison needs ${plan.minRequests}`
     out.splice(1, 0, { name: 'error-ratio', verdict: 'hold', value: null, threshold: plan.maxErrorRatio, detail: why })
     out.push({ name: 'p99-ratio', verdict: 'hold', value: null, threshold: plan.maxP99Ratio, detail: why })
     return out

@@ -19,8 +19,6 @@ const CONTROLLER: Caller = { actor: 'controller' }
 
 /** How often the controller looks at every rollout: the fast guard's cadence, and the lateness bound of a check. */
 export const TICK_MS = 100
-/** How far before the rollout's start a stable without weight is judged from. */
-const BASELINE_LOOKBACK_MS = 60_000
 /** The fast guard judges the last second of traffic. */
 const GUARD_WINDOW_MS = 1000
 
@@ -192,22 +190,16 @@ export class RolloutController {
     await this.#apply(route.name, revision, advance(rollout, { kind: 'check', now, result }))
   }
 
-  /**
-   * Canary (or green) against stable over the check window. Stable with no weight now (the last
-   * canary step, blue/green after the switch) is judged on its traffic since a minute before the
-   * rollout started.
-   */
+  /** Canary (or green) against stable over the check window; only absolute limits while stable has no weight. */
   #analysis (name: string, rollout: RolloutState, now: number): CheckOutcome[] {
     const target = targetOf(rollout)
-    const subjectWindow = windowSeconds(rollout.windowStart, now)
+    const window = windowSeconds(rollout.windowStart, now)
     const stableWeight = this.#o.store.get(name)?.weights.stable ?? 0
-    const baselineWindow = stableWeight === 0 ? windowSeconds(rollout.startedAt - BASELINE_LOOKBACK_MS, now) : subjectWindow
     return analyze({
-      subject: this.#o.stats.get(name, target).histogram(subjectWindow),
-      baseline: this.#o.stats.get(name, 'stable').histogram(baselineWindow),
+      subject: this.#o.stats.get(name, target).histogram(window),
+      baseline: stableWeight === 0 ? null : this.#o.stats.get(name, 'stable').histogram(window),
       subjectName: target,
-      subjectWindow,
-      baselineWindow,
+      window,
     }, rollout.plan.analysis)
   }
 

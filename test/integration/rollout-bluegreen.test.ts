@@ -113,7 +113,7 @@ t.test('a green whose analysis fails in the watch window is switched back at onc
   const load = traffic(proxy.url)
   t.teardown(() => load.stop())
   await sleep(1000)
-  t.equal((await admin.call('POST', '/api/v1/routes/app/rollout', { analysis: { failureThreshold: 2 } })).status, 201)
+  t.equal((await admin.call('POST', '/api/v1/routes/app/rollout', { analysis: { failureThreshold: 2, maxP99Ms: 100 } })).status, 201)
   t.equal((await leaves('smoke', 3000)).phase, 'watching')
   slow = true
   const last = await leaves('watching', 5000)

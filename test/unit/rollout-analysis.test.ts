@@ -16,7 +16,7 @@ function hist (n: number, errors: number, latency: (i: number) => number): Laten
 }
 const normal = (i: number): number => 10 + (i % 10) // 10–19 ms
 const run = (subject: LatencyHistogram, baseline: LatencyHistogram, plan = PLAN) =>
-  analyze({ subject, baseline, subjectName: 'canary', subjectWindow: 10, baselineWindow: 10 }, plan)
+  analyze({ subject, baseline, subjectName: 'canary', window: 10 }, plan)
 const byName = (checks: ReturnType<typeof run>, name: string) => checks.find((c) => c.name === name)
 
 t.test('fewer canary requests than minRequests hold every check, whatever they show', async (t) => {
@@ -66,4 +66,12 @@ t.test('quantile reads the nearest rank of a histogram', async (t) => {
   const h = hist(100, 0, (i) => (i < 99 ? 1 : 100))
   t.ok(Math.abs(quantile(h, 0.99) - 1) < 0.03)
   t.ok(Math.abs(quantile(h, 1) - 100) < 2)
+})
+
+t.test('while stable takes no traffic only the absolute limits are judged; the ratios say why they are not', async (t) => {
+  const checks = analyze({ subject: hist(200, 0, (i) => normal(i) + 200), baseline: null, subjectName: 'canary', window: 10 }, PLAN)
+  t.same(checks.map((c) => `${c.name}:${c.verdict}`), ['error-rate:pass', 'error-ratio:pass', 'p99:pass', 'p99-ratio:pass'])
+  t.match(byName(checks, 'p99-ratio'), { value: null, detail: /^not judged: stable takes no traffic now/ })
+  const slow = analyze({ subject: hist(200, 0, () => 900), baseline: null, subjectName: 'green', window: 10 }, PLAN)
+  t.equal(byName(slow, 'p99')?.verdict, 'fail', 'an absolute limit still fails')
 })
