@@ -2,21 +2,21 @@
 // rollout puts the canary at 5 %, then the canary answers every request 500; measures how long
 // the fast guard takes to revert it and how many client requests failed meanwhile, round by round.
 
-import { execFileSync } from 'node:child_process'
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { cpus } from 'node:os'
+import { mkdirSync, rmSync } from 'node:fs'
 import { parseArgs } from 'node:util'
-import { killAll, NODE, pinned, portOpen, ROOT, safeExec, sleep, startChild, stopChild, waitForPort, type Child } from './children.ts'
-import type { RateLoadResult, RateLoadSpec } from './rate-load.ts'
+import { LOAD_CPU, pinned, portOpen, PROXY_CPU, runBench, sleep, startChild, startLoad, stopChild, waitForPort, type Child } from './children.ts'
+import { busyStealPct, cpuTicks, type Ticks } from './cpu-ticks.ts'
+import { codeVersion, machine } from './machine.ts'
+import { median } from './median.ts'
+import type { RateLoadResult } from './rate-load.ts'
 import { setting } from './settings.ts'
+import { table } from './table.ts'
+import { writeWeirConfig } from './weir-config.ts'
 
 const TMP = '/tmp/weir-bench-blast'
 
 // Apart from bench/run.ts's and bench/shadow.ts's ports, so none of them collide.
 const PORTS = { weir: 18280, admin: 19921, stable: 18281, canary: 18282 }
-/** weir runs alone on PROXY_CPU; the upstreams and the load generator share LOAD_CPU. */
-const PROXY_CPU = 0
-const LOAD_CPU = 1
 /** The issue's target: the canary reverted within this long of its first failure. */
 const TARGET_MS = 1000
 
@@ -67,64 +67,16 @@ delete process.env.WEIR_ADMIN_TOKEN
 
 // ---- /proc/stat: was the machine ours during the round? ------------------------------------
 
-/** [busy, steal, total] jiffies per CPU; busy excludes steal (time the hypervisor gave elsewhere). */
-function cpuTicks (): [number, number, number][] {
-  const out: [number, number, number][] = []
-  try {
-    for (const line of readFileSync('/proc/stat', 'utf8').split('\n')) {
-      const m = /^cpu(\d+)\s+(.*)$/.exec(line)
-      if (m === null) continue
-      const v = (m[2] as string).split(/\s+/).map(Number)
-      const total = v.slice(0, 8).reduce((a, b) => a + b, 0)
-      const idle = (v[3] ?? 0) + (v[4] ?? 0)
-      const steal = v[7] ?? 0
-      out[Number(m[1])] = [total - idle - steal, steal, total]
-    }
-  } catch { /* not Linux */ }
-  return out
-}
-
 /** "busy/steal" % of each CPU between two readings. */
-function cpuShares (a: [number, number, number][], b: [number, number, number][]): string[] {
-  return b.map(([busy, steal, total], i) => {
-    const before = a[i]
-    if (before === undefined || total === before[2]) return '-'
-    const d = total - before[2]
-    return `${Math.round(((busy - before[0]) / d) * 100)}/${Math.round(((steal - before[1]) / d) * 100)}`
+function cpuShares (a: Ticks[], b: Ticks[]): string[] {
+  return b.map((after, i) => {
+    const shares = busyStealPct(a[i], after)
+    return shares === null ? '-' : `${shares[0]}/${shares[1]}`
   })
 }
 
 // ---- weir, the upstreams, the admin API -----------------------------------------------------
 
-function writeWeirConfig (dir: string): string {
-  const file = `${dir}/weir.yaml`
-  writeFileSync(file, `# Written by bench/blast-radius.ts.
-listen: { host: 127.0.0.1, port: ${PORTS.weir} }
-admin: { host: 127.0.0.1, port: ${PORTS.admin} }
-state: { file: ${dir}/state.json }
-cookieSecret: bench-secret-bench-secret
-logLevel: warn
-drainTimeout: 2s
-routes:
-  - name: app
-    upstreams: { stable: http://127.0.0.1:${PORTS.stable}, canary: http://127.0.0.1:${PORTS.canary} }
-    weights: { stable: 100, canary: 0 }
-    stickiness: { userId: { header: x-user-id } }
-`)
-  if (!validated) {
-    // Checked once with weir's own validator: a rejected config stops the run before any load.
-    try {
-      execFileSync(NODE, [`${ROOT}bin/weir.js`, 'validate', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] })
-    } catch (err) {
-      const e = err as { stdout?: Buffer; stderr?: Buffer }
-      throw new Error(`weir validate rejects ${file}:\n${String(e.stdout ?? '')}${String(e.stderr ?? '')}`)
-    }
-    validated = true
-  }
-  return file
-}
-
-let validated = false
 /** The guard's settings, from the first POST .../rollout's answer. */
 let guard: { maxErrorRate: number; minRequests: number } | null = null
 
@@ -184,31 +136,6 @@ interface Round {
   cpu: string[]
 }
 
-/** Starts bench/rate-load.ts pinned to LOAD_CPU; `started` resolves when it prints "start". */
-function startLoad (spec: RateLoadSpec): { child: Child; started: Promise<void>; result: Promise<RateLoadResult> } {
-  const child = startChild('load', LOAD_CPU, ['bench/rate-load.ts', JSON.stringify(spec)], 'pipe')
-  let out = ''
-  let onStart: () => void = () => {}
-  const started = new Promise<void>((resolve) => { onStart = resolve })
-  child.proc.stdout?.on('data', (chunk: Buffer) => {
-    out += chunk.toString()
-    if (out.includes('start\n')) onStart()
-  })
-  const guard = setTimeout(() => {
-    if (child.proc.pid !== undefined) process.kill(child.proc.pid, 'SIGKILL')
-  }, (spec.duration + 45) * 1000)
-  const result = new Promise<RateLoadResult>((resolve, reject) => {
-    child.proc.once('exit', (code) => {
-      clearTimeout(guard)
-      onStart()
-      const line = out.split('\n').find((l) => l.startsWith('{'))
-      if (code !== 0 || line === undefined) reject(new Error(`load generator failed (exit ${code}):\n${child.stderr()}`))
-      else resolve(JSON.parse(line) as RateLoadResult)
-    })
-  })
-  return { child, started, result }
-}
-
 async function measure (round: number): Promise<Round> {
   const dir = `${TMP}/round-${round + 1}`
   mkdirSync(dir, { recursive: true })
@@ -220,13 +147,23 @@ async function measure (round: number): Promise<Round> {
     started.push(canary)
     await waitForPort(stable, PORTS.stable)
     await waitForPort(canary, PORTS.canary)
-    const weir = startChild('weir', PROXY_CPU, ['bin/weir.js', 'serve', '--config', writeWeirConfig(dir)])
+    const config = writeWeirConfig({
+      writer: 'bench/blast-radius.ts',
+      file: `${dir}/weir.yaml`,
+      stateFile: `${dir}/state.json`,
+      ports: PORTS,
+      route: 'app',
+      upstreams: { stable: `http://127.0.0.1:${PORTS.stable}`, canary: `http://127.0.0.1:${PORTS.canary}` },
+      weights: { stable: 100, canary: 0 },
+      validate: round === 0,
+    })
+    const weir = startChild('weir', PROXY_CPU, ['bin/weir.js', 'serve', '--config', config])
     started.unshift(weir)
     await waitForPort(weir, PORTS.weir)
     await waitForPort(weir, PORTS.admin)
 
     const cpuBefore = cpuTicks()
-    const load = startLoad({ url: `http://127.0.0.1:${PORTS.weir}/`, connections: settings.connections, rate: settings.rate, duration: settings.duration, userIds: settings.userIds })
+    const load = startLoad('bench/rate-load.ts', { url: `http://127.0.0.1:${PORTS.weir}/`, connections: settings.connections, rate: settings.rate, duration: settings.duration, userIds: settings.userIds })
     let loadDone = false
     void load.result.then(() => { loadDone = true }, () => { loadDone = true })
     await Promise.race([load.started, sleep(15_000)])
@@ -248,6 +185,8 @@ async function measure (round: number): Promise<Round> {
     // Bounded by the load: a guard that has not reverted by the end of the run did not make it.
     let seenAt: number | null = null
     let last: RolloutBody | null = null
+    // loadDone is set by the load's completion callback, which runs while this loop awaits.
+    // eslint-disable-next-line no-unmodified-loop-condition
     while (!loadDone) {
       last = (await call<RolloutBody>(PORTS.admin, 'GET', '/api/v1/routes/app/rollout')).json
       if (last.phase === 'failed') {
@@ -298,20 +237,7 @@ async function measure (round: number): Promise<Round> {
 
 // ---- report -------------------------------------------------------------------------------------
 
-function median (values: number[]): number | null {
-  if (values.length === 0) return null
-  const s = [...values].sort((a, b) => a - b)
-  const mid = Math.floor(s.length / 2)
-  return s.length % 2 === 1 ? s[mid] as number : ((s[mid - 1] as number) + (s[mid] as number)) / 2
-}
-
 const show = (n: number | null): string => (n === null ? '-' : String(Math.round(n * 10) / 10))
-
-function table (header: string[], body: string[][]): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...body.map((row) => (row[i] as string).length)))
-  const line = (cells: string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] as number) : c.padStart(widths[i] as number))).join('  ')
-  return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(line)].join('\n') + '\n'
-}
 
 function report (rounds: Round[]): void {
   process.stdout.write('\n' + table(
@@ -352,14 +278,13 @@ async function main (): Promise<void> {
   for (const [name, port] of Object.entries(PORTS)) {
     if (await portOpen(port)) throw new Error(`port ${port} (${name}) is already in use: stop whatever listens there`)
   }
-  const model = /model name\s*:\s*(.*)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1]?.trim() ?? cpus()[0]?.model ?? 'unknown'
+  const m = machine()
+  const code = codeVersion()
   process.stdout.write(`weir blast-radius bench: ${settings.rate} req/s over ${settings.connections} connections for ${settings.duration} s per round, ` +
     `rollout ${JSON.stringify(POLICY)} at ${settings.rolloutAt} s, canary fails every request from ${settings.rolloutAt + settings.flipAfter} s; ` +
     `${settings.rounds} round(s), about ${Math.ceil((settings.rounds * (settings.duration + 5)) / 60)} min; ` +
     (pinned ? `weir on CPU ${PROXY_CPU}, upstreams + autocannon on CPU ${LOAD_CPU}` : 'taskset not found: not pinned') +
-    `\nmachine: ${Number(safeExec('nproc', [])) || cpus().length} CPUs, ${model}, node ${process.version}, ` +
-    `commit ${safeExec('git', ['-C', ROOT, 'rev-parse', '--short', 'HEAD']) || 'unknown'}` +
-    `${safeExec('git', ['-C', ROOT, 'status', '--porcelain', '--', 'src', 'bin']) === '' ? '' : ' (src/ modified)'}\n`)
+    `\nmachine: ${m.nproc} CPUs, ${m.cpuModel}, node ${m.node}, commit ${code.commit}${code.modified.length === 0 ? '' : ' (src/ modified)'}\n`)
 
   const rounds: Round[] = []
   for (let round = 0; round < settings.rounds; round++) {
@@ -372,11 +297,4 @@ async function main (): Promise<void> {
   report(rounds)
 }
 
-main().then(() => {
-  killAll()
-  process.exit(0)
-}, (err: unknown) => {
-  process.stderr.write(`bench:blast failed: ${(err as Error).stack ?? String(err)}\n`)
-  killAll()
-  process.exit(1)
-})
+runBench('bench:blast', main)

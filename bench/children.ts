@@ -1,11 +1,13 @@
-// Child processes of the benchmarks (bench/run.ts, bench/shadow.ts): each one pinned to a CPU
-// when taskset exists, tracked, and killed by its pid on the way out (exit, Ctrl-C, error); and
-// the CPU time of a process from /proc.
+// Child processes of the benches (run.ts, shadow.ts, blast-radius.ts): each one pinned to a CPU
+// when taskset exists, tracked, and killed by its pid on the way out (exit, Ctrl-C, error);
+// the load generator's start / result protocol; waiting for ports.
 
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process'
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync } from 'node:fs'
 import { connect } from 'node:net'
 import { fileURLToPath } from 'node:url'
+import type { LoadResult, LoadSpec } from './load.ts'
+import type { RateLoadResult, RateLoadSpec } from './rate-load.ts'
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url))
 export const NODE = process.execPath
@@ -13,13 +15,17 @@ const TASKSET = '/usr/bin/taskset'
 
 /** True when children are pinned to CPUs (taskset exists). */
 export const pinned = existsSync(TASKSET)
+/** The proxy under test runs alone on PROXY_CPU; upstreams, shadows and the load generator share LOAD_CPU. */
+export const PROXY_CPU = 0
+export const LOAD_CPU = 1
 const children = new Set<ChildProcess>()
 
 export interface Child { proc: ChildProcess; name: string; stderr: () => string }
 
-export function startChild (name: string, cpu: number, nodeArgs: string[], stdout: 'ignore' | 'pipe' = 'ignore'): Child {
+/** Starts `node ...nodeArgs` on `cpu`, in `cwd` (this checkout by default). */
+export function startChild (name: string, cpu: number, nodeArgs: string[], options: { stdout?: 'ignore' | 'pipe'; cwd?: string } = {}): Child {
   const [command, args] = pinned ? [TASKSET, ['-c', String(cpu), NODE, ...nodeArgs]] : [NODE, nodeArgs]
-  const proc = spawn(command, args, { cwd: ROOT, stdio: ['ignore', stdout, 'pipe'] })
+  const proc = spawn(command, args, { cwd: options.cwd ?? ROOT, stdio: ['ignore', options.stdout ?? 'ignore', 'pipe'] })
   children.add(proc)
   let err = ''
   proc.stderr?.on('data', (chunk: Buffer) => {
@@ -95,17 +101,57 @@ export function safeExec (file: string, args: string[]): string {
   }
 }
 
-/** Milliseconds per clock tick of /proc CPU times. */
-export const TICK_MS = 1000 / Number(safeExec('getconf', ['CLK_TCK']) || 100)
+/** The load generators: spec and result of each. */
+interface Loads { 'bench/load.ts': [LoadSpec, LoadResult]; 'bench/rate-load.ts': [RateLoadSpec, RateLoadResult] }
 
-/** User + system CPU ticks a process has used (0 once it is gone). */
-export function processTicks (pid: number | undefined): number {
-  if (pid === undefined) return 0
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    return Number(fields[11]) + Number(fields[12])
-  } catch {
-    return 0
-  }
+/**
+ * Starts a load generator (bench/load.ts or bench/rate-load.ts) on LOAD_CPU with `spec` as JSON.
+ * It prints "start" when its measured run begins, then its result as one JSON line: `on.start`
+ * and `on.result` run the moment each arrives (to sample CPU counters over that run alone);
+ * `started` resolves then too, or when the generator exits. SIGKILLed 45 s after its duration.
+ */
+export function startLoad<S extends keyof Loads> (script: S, spec: Loads[S][0], on: { start?: () => void; result?: () => void } = {}): { started: Promise<void>; result: Promise<Loads[S][1]> } {
+  const child = startChild('load', LOAD_CPU, [script, JSON.stringify(spec)], { stdout: 'pipe' })
+  let out = ''
+  let seenStart = false
+  let seenResult = false
+  let markStarted: () => void = () => {}
+  const started = new Promise<void>((resolve) => { markStarted = resolve })
+  child.proc.stdout?.on('data', (chunk: Buffer) => {
+    out += chunk.toString()
+    if (!seenStart && out.includes('start\n')) {
+      seenStart = true
+      on.start?.()
+      markStarted()
+    }
+    if (!seenResult && /\{.*\}\n/.test(out)) {
+      seenResult = true
+      on.result?.()
+    }
+  })
+  const guard = setTimeout(() => {
+    if (child.proc.pid !== undefined) process.kill(child.proc.pid, 'SIGKILL')
+  }, (spec.duration + 45) * 1000)
+  const result = new Promise<Loads[S][1]>((resolve, reject) => {
+    child.proc.once('exit', (code) => {
+      clearTimeout(guard)
+      markStarted()
+      const line = out.split('\n').find((l) => l.startsWith('{'))
+      if (code !== 0 || line === undefined) reject(new Error(`load generator failed (exit ${code}):\n${child.stderr()}`))
+      else resolve(JSON.parse(line) as Loads[S][1])
+    })
+  })
+  return { started, result }
+}
+
+/** Runs a bench's main, then kills every child left and exits (1, with the error, if main failed). */
+export function runBench (name: string, main: () => Promise<void>): void {
+  main().then(() => {
+    killAll()
+    process.exit(0)
+  }, (err: unknown) => {
+    process.stderr.write(`${name} failed: ${(err as Error).stack ?? String(err)}\n`)
+    killAll()
+    process.exit(1)
+  })
 }

@@ -1,6 +1,7 @@
 // Load generator for bench/run.ts: one autocannon run (programmatic API, so every request can
 // carry its own x-user-id) in its own process so it can be pinned to a CPU. Reads a LoadSpec
-// as JSON from argv[2] and prints one LoadResult as JSON on stdout.
+// as JSON from argv[2], prints "start", then one LoadResult as JSON on stdout. Also the user-id
+// pool and the child side of that protocol, shared with bench/rate-load.ts.
 
 import { createRequire } from 'node:module'
 
@@ -69,6 +70,41 @@ export function makeUserIds (count: number): string[] {
   return ids
 }
 
+/** A setupRequest that gives every request the next id of a pool of `count` (cycled). */
+export function nextUserId<R extends { headers?: Record<string, string> }> (count: number): (req: R) => R {
+  const ids = makeUserIds(count)
+  let next = 0
+  return (req) => {
+    const id = ids[next] as string
+    next = next + 1 === ids.length ? 0 : next + 1
+    return { ...req, headers: { 'x-user-id': id } }
+  }
+}
+
+/**
+ * The child side of the load generators' protocol (bench/children.ts startLoad): reads the spec
+ * from argv[2], prints "start" right before the run, then the result as one JSON line; exits 3 if
+ * the run does not end within 30 s of its duration, 1 if it fails.
+ */
+export function runLoadGenerator<S extends { duration: number }> (name: string, run: (spec: S) => Promise<unknown>): void {
+  const spec = JSON.parse(process.argv[2] ?? '{}') as S
+  // A hard stop in case autocannon never calls back (it should end after `duration`).
+  const guard = setTimeout(() => {
+    process.stderr.write(`${name}: did not finish in time\n`)
+    process.exit(3)
+  }, (spec.duration + 30) * 1000)
+  guard.unref()
+  // Tells the bench the load is starting, so it can sample CPU counters over the run alone.
+  process.stdout.write('start\n')
+  run(spec).then((result) => {
+    process.stdout.write(JSON.stringify(result) + '\n')
+    process.exit(0)
+  }, (err: unknown) => {
+    process.stderr.write(`${name}: ${(err as Error).stack ?? String(err)}\n`)
+    process.exit(1)
+  })
+}
+
 function requestsFor (spec: LoadSpec): AutocannonRequest[] {
   // Both modes rebuild each request (setupRequest), so the load generator does the same work
   // per request in every scenario.
@@ -76,17 +112,7 @@ function requestsFor (spec: LoadSpec): AutocannonRequest[] {
     const headers = { cookie: spec.cookie ?? '' }
     return [{ method: 'GET', path: '/', setupRequest: (req) => ({ ...req, headers }) }]
   }
-  const ids = makeUserIds(spec.userIds)
-  let next = 0
-  return [{
-    method: 'GET',
-    path: '/',
-    setupRequest: (req) => {
-      const id = ids[next] as string
-      next = next + 1 === ids.length ? 0 : next + 1
-      return { ...req, headers: { 'x-user-id': id } }
-    },
-  }]
+  return [{ method: 'GET', path: '/', setupRequest: nextUserId(spec.userIds) }]
 }
 
 function cpuMs (usage: NodeJS.CpuUsage): number {
@@ -120,21 +146,4 @@ export async function load (spec: LoadSpec): Promise<LoadResult> {
   }
 }
 
-if (import.meta.main) {
-  const spec = JSON.parse(process.argv[2] ?? '{}') as LoadSpec
-  // A hard stop in case autocannon never calls back (it should end after `duration`).
-  const guard = setTimeout(() => {
-    process.stderr.write('load: did not finish in time\n')
-    process.exit(3)
-  }, (spec.duration + 30) * 1000)
-  guard.unref()
-  // Tells bench/run.ts the load is starting, so it can sample CPU counters over the run alone.
-  process.stdout.write('start\n')
-  load(spec).then((result) => {
-    process.stdout.write(JSON.stringify(result) + '\n')
-    process.exit(0)
-  }, (err: unknown) => {
-    process.stderr.write(`load: ${(err as Error).stack ?? String(err)}\n`)
-    process.exit(1)
-  })
-}
+if (import.meta.main) runLoadGenerator('load', load)

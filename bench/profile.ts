@@ -4,6 +4,7 @@
 
 import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
+import { median } from './median.ts'
 
 interface CallFrame { functionName: string; url: string; lineNumber: number; columnNumber: number }
 interface ProfileNode { id: number; callFrame: CallFrame; children?: number[] }
@@ -42,16 +43,38 @@ export interface ProfileSummary {
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 
 const GROUP_OF_PACKAGE: Record<string, string> = {
-  fastify: 'fastify', 'find-my-way': 'fastify', avvio: 'fastify', 'light-my-request': 'fastify',
-  'fast-json-stringify': 'fastify', 'abstract-logging': 'fastify', '@fastify/error': 'fastify',
-  '@fastify/fast-json-stringify-compiler': 'fastify', '@fastify/ajv-compiler': 'fastify', 'fastify-plugin': 'fastify',
-  'process-warning': 'fastify', 'fast-decode-uri-component': 'fastify', 'fast-querystring': 'fastify',
-  'safe-regex2': 'fastify', ret: 'fastify', rfdc: 'fastify', 'toad-cache': 'reply-from/http-proxy',
-  '@fastify/reply-from': 'reply-from/http-proxy', '@fastify/http-proxy': 'reply-from/http-proxy',
-  'end-of-stream': 'reply-from/http-proxy', 'fast-content-type-parse': 'reply-from/http-proxy',
-  undici: 'undici', pino: 'pino (logger)', 'sonic-boom': 'pino (logger)', 'thread-stream': 'pino (logger)',
-  'pino-std-serializers': 'pino (logger)', 'quick-format-unescaped': 'pino (logger)', 'atomic-sleep': 'pino (logger)',
-  'on-exit-leak-free': 'pino (logger)', 'prom-client': 'prom-client', tdigest: 'prom-client', bintrees: 'prom-client',
+  fastify: 'fastify',
+  'find-my-way': 'fastify',
+  avvio: 'fastify',
+  'light-my-request': 'fastify',
+  'fast-json-stringify': 'fastify',
+  'abstract-logging': 'fastify',
+  '@fastify/error': 'fastify',
+  '@fastify/fast-json-stringify-compiler': 'fastify',
+  '@fastify/ajv-compiler': 'fastify',
+  'fastify-plugin': 'fastify',
+  'process-warning': 'fastify',
+  'fast-decode-uri-component': 'fastify',
+  'fast-querystring': 'fastify',
+  'safe-regex2': 'fastify',
+  ret: 'fastify',
+  rfdc: 'fastify',
+  'toad-cache': 'reply-from/http-proxy',
+  '@fastify/reply-from': 'reply-from/http-proxy',
+  '@fastify/http-proxy': 'reply-from/http-proxy',
+  'end-of-stream': 'reply-from/http-proxy',
+  'fast-content-type-parse': 'reply-from/http-proxy',
+  undici: 'undici',
+  pino: 'pino (logger)',
+  'sonic-boom': 'pino (logger)',
+  'thread-stream': 'pino (logger)',
+  'pino-std-serializers': 'pino (logger)',
+  'quick-format-unescaped': 'pino (logger)',
+  'atomic-sleep': 'pino (logger)',
+  'on-exit-leak-free': 'pino (logger)',
+  'prom-client': 'prom-client',
+  tdigest: 'prom-client',
+  bintrees: 'prom-client',
 }
 
 function packageOf (url: string): string | null {
@@ -87,11 +110,6 @@ function locationOf (frame: CallFrame): string {
   return `${short.replace(/^.*node_modules\//, '')}:${frame.lineNumber + 1}`
 }
 
-function median (values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b)
-  return sorted[Math.floor(sorted.length / 2)] ?? 0
-}
-
 const OWNED_BY_WEIR = new Set(['weir src', 'node internals', 'prom-client', 'gc', '(program)'])
 
 interface Tally { frame: CallFrame; us: number }
@@ -121,7 +139,7 @@ function analyze (profile: CpuProfile, options: SummaryOptions): Analysis {
   const { samples, timeDeltas } = profile
   // Every sample counts as one sampling interval. Weighting samples by the time to the next
   // one would charge whole scheduler time slices (on a busy machine) to whatever ran last.
-  const interval = median(timeDeltas.filter((d) => d > 0))
+  const interval = median(timeDeltas.filter((d) => d > 0), 'upper') ?? 0
   let at = profile.startTime
   for (let i = 0; i < samples.length; i++) {
     at += timeDeltas[i] ?? 0
@@ -259,7 +277,7 @@ export function formatComparison (c: ProfileComparison): string {
   const lines = [`main-thread CPU µs per request: ${c.base} ${c.busyUsPerReq.base}, ${c.other} ${c.busyUsPerReq.other} (+${c.busyUsPerReq.delta})`,
     '', `  ${c.base.padStart(8)}  ${c.other.padStart(8)}     delta  group`]
   for (const g of c.groups) lines.push(`  ${n(g.base)}  ${n(g.other)}  ${n(g.delta)}  ${g.group}`)
-  lines.push('', `functions that grew most (µs/req):`, `  ${c.base.padStart(8)}  ${c.other.padStart(8)}     delta  function`)
+  lines.push('', 'functions that grew most (µs/req):', `  ${c.base.padStart(8)}  ${c.other.padStart(8)}     delta  function`)
   for (const f of c.grew) lines.push(`  ${n(f.base)}  ${n(f.other)}  ${n(f.delta)}  ${f.name}  [${f.group}]  ${f.location}`)
   return lines.join('\n')
 }

@@ -1,11 +1,11 @@
-// Fixed-rate load generator for bench/shadow.ts: one autocannon run at `overallRate`, every
-// request with the next x-user-id of bench/load.ts's pool, every response checked against the
-// one expected (status, body, header names) and its latency kept exactly (float ms, no
-// coordinated-omission back-fill). Reads a RateLoadSpec as JSON from argv[2]; prints "start",
-// then one RateLoadResult as JSON on stdout.
+// Fixed-rate load generator for bench/shadow.ts and bench/blast-radius.ts: one autocannon run at
+// `overallRate`, every request with the next x-user-id of bench/load.ts's pool, every response
+// checked against the one expected (status, body, header names) and its latency kept exactly
+// (float ms, no coordinated-omission back-fill). Reads a RateLoadSpec as JSON from argv[2];
+// prints "start", then one RateLoadResult as JSON on stdout.
 
 import { createRequire } from 'node:module'
-import { makeUserIds } from './load.ts'
+import { nextUserId, runLoadGenerator } from './load.ts'
 
 export interface RateLoadSpec {
   url: string
@@ -89,8 +89,7 @@ function percentile (sorted: Float64Array, p: number): number {
 
 export async function rateLoad (spec: RateLoadSpec): Promise<RateLoadResult> {
   const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon
-  const ids = makeUserIds(spec.userIds)
-  let next = 0
+  const setupRequest = nextUserId<AutocannonRequest>(spec.userIds)
   let different = 0
   let setCookie = 0
   const samples: string[] = []
@@ -107,11 +106,7 @@ export async function rateLoad (spec: RateLoadSpec): Promise<RateLoadResult> {
       requests: [{
         method: 'GET',
         path: '/',
-        setupRequest: (req) => {
-          const id = ids[next] as string
-          next = next + 1 === ids.length ? 0 : next + 1
-          return { ...req, headers: { 'x-user-id': id } }
-        },
+        setupRequest,
         onResponse: (status, body, _context, headers) => {
           if (headers['set-cookie'] !== undefined) setCookie++
           if (expect === undefined) return
@@ -146,20 +141,4 @@ export async function rateLoad (spec: RateLoadSpec): Promise<RateLoadResult> {
   }
 }
 
-if (import.meta.main) {
-  const spec = JSON.parse(process.argv[2] ?? '{}') as RateLoadSpec
-  // A hard stop in case autocannon never calls back (it should end after `duration`).
-  const guard = setTimeout(() => {
-    process.stderr.write('rate-load: did not finish in time\n')
-    process.exit(3)
-  }, (spec.duration + 30) * 1000)
-  guard.unref()
-  process.stdout.write('start\n')
-  rateLoad(spec).then((result) => {
-    process.stdout.write(JSON.stringify(result) + '\n')
-    process.exit(0)
-  }, (err: unknown) => {
-    process.stderr.write(`rate-load: ${(err as Error).stack ?? String(err)}\n`)
-    process.exit(1)
-  })
-}
+if (import.meta.main) runLoadGenerator('rate-load', rateLoad)

@@ -1,22 +1,24 @@
 // `npm run bench`: measures the same upstream hit directly, through a bare @fastify/http-proxy,
 // through a hand-written undici proxy (the Node floor) and through weir (user-id and cookie
-// routing, and user-id without per-request metrics to price them), each proxy alone on CPU 0;
-// prints a table and writes bench/results/latest.json.
+// routing, user-id without per-request metrics to price them, and optionally another checkout's
+// weir as a baseline), each proxy alone on CPU 0; prints a table, writes bench/results/latest.json.
 
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
-import { cpus, totalmem } from 'node:os'
+import { resolve } from 'node:path'
 import { parseArgs } from 'node:util'
-import { killAll, pinned, portOpen, processTicks, ROOT, safeExec, startChild, stopChild, TICK_MS, waitForPort, type Child } from './children.ts'
+import { LOAD_CPU, pinned, portOpen, PROXY_CPU, ROOT, runBench, startChild, startLoad, stopChild, waitForPort, type Child } from './children.ts'
+import { busyStealPct, cpuTicks, processTicks, TICK_MS, type Ticks } from './cpu-ticks.ts'
 import { makeUserIds, type LoadResult, type LoadSpec } from './load.ts'
+import { codeVersion, commandLine, machine } from './machine.ts'
+import { medianOf } from './median.ts'
 import { compareProfiles, formatComparison, formatProfile, summarizeProfile, type CpuProfile, type ProfileComparison, type ProfileSummary } from './profile.ts'
-import { setting } from './settings.ts'
+import { scenarioSetting, setting } from './settings.ts'
+import { fmt, ratio, table } from './table.ts'
+import { writeWeirConfig } from './weir-config.ts'
 
 const TMP = '/tmp/weir-bench'
 
 const PORTS = { stable: 18081, canary: 18082, weir: 18080, admin: 19901, bare: 18090, floor: 18091 }
-/** The proxy under test runs alone on PROXY_CPU; upstreams and the load generator share LOAD_CPU. */
-const PROXY_CPU = 0
-const LOAD_CPU = 1
 
 // ---- settings: flags win over env vars, env vars over defaults ----------------------------
 
@@ -29,16 +31,18 @@ const { values: flags } = parseArgs({
     'user-ids': { type: 'string' },
     rounds: { type: 'string' },
     scenarios: { type: 'string' },
+    baseline: { type: 'string' },
     profile: { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
   },
 })
 
 if (flags.help === true) {
-  process.stdout.write(`usage: npm run bench [-- --duration S --warmup S --connections N --pipelining N --user-ids N --rounds N --scenarios a,b --profile]
+  process.stdout.write(`usage: npm run bench [-- --duration S --warmup S --connections N --pipelining N --user-ids N --rounds N --scenarios a,b --baseline PATH --profile]
 env: BENCH_DURATION (10), BENCH_WARMUP (2), BENCH_CONNECTIONS (50), BENCH_PIPELINING (1), BENCH_USER_IDS (10000),
      BENCH_ROUNDS (1; >1 repeats every scenario in rotated order and reports the median round),
-     BENCH_SCENARIOS (direct,bare,floor,weir-user,weir-cookie,weir-norecord), BENCH_PROFILE=1 (adds --cpu-prof runs of the bare plugin and weir)
+     BENCH_SCENARIOS (direct,bare,floor,weir-user,weir-cookie,weir-norecord), BENCH_PROFILE=1 (adds --cpu-prof runs of the bare plugin and weir),
+     BENCH_BASELINE=PATH (adds weir-baseline: weir-user's config and load against PATH/bin/weir.js, another weir checkout)
 `)
   process.exit(0)
 }
@@ -53,45 +57,35 @@ const settings = {
 }
 const profile = flags.profile === true || process.env.BENCH_PROFILE === '1'
 
-type ScenarioId = 'direct' | 'bare' | 'floor' | 'weir-user' | 'weir-cookie' | 'weir-norecord'
-const ALL_SCENARIOS: readonly ScenarioId[] = ['direct', 'bare', 'floor', 'weir-user', 'weir-cookie', 'weir-norecord']
+type ScenarioId = 'direct' | 'bare' | 'floor' | 'weir-user' | 'weir-baseline' | 'weir-cookie' | 'weir-norecord'
+const ALL_SCENARIOS: readonly ScenarioId[] = ['direct', 'bare', 'floor', 'weir-user', 'weir-baseline', 'weir-cookie', 'weir-norecord']
 const LABELS: Record<ScenarioId, string> = {
   direct: 'direct (no proxy)',
   bare: 'bare @fastify/http-proxy',
   floor: 'undici floor (node:http + Pool)',
   'weir-user': 'weir, x-user-id routing',
+  'weir-baseline': 'weir baseline, x-user-id routing',
   'weir-cookie': 'weir, bucket cookie routing',
   'weir-norecord': 'weir, x-user-id, no request metrics',
 }
-const selected = (flags.scenarios ?? process.env.BENCH_SCENARIOS ?? ALL_SCENARIOS.join(','))
-  .split(',').map((s) => s.trim()).filter((s) => s !== '')
-for (const s of selected) if (!ALL_SCENARIOS.includes(s as ScenarioId)) throw new Error(`unknown scenario "${s}" (known: ${ALL_SCENARIOS.join(', ')})`)
-const scenarios = ALL_SCENARIOS.filter((s) => selected.includes(s))
 
-// ---- child processes: every one is tracked and killed by pid on the way out --------------
-
+/** Another weir checkout (with its own node_modules) to run as `weir-baseline`, or null. */
+const baseline = ((): string | null => {
+  const raw = flags.baseline ?? process.env.BENCH_BASELINE
+  if (raw === undefined || raw === '') return null
+  const dir = resolve(raw)
+  if (!existsSync(`${dir}/bin/weir.js`)) throw new Error(`BENCH_BASELINE: no bin/weir.js in ${dir}`)
+  return dir
+})()
+// weir-baseline runs whenever a baseline is given, and only then.
+const listed = scenarioSetting(flags.scenarios, ALL_SCENARIOS, ALL_SCENARIOS.filter((s) => s !== 'weir-baseline'))
+if (listed.includes('weir-baseline') && baseline === null) throw new Error('scenario weir-baseline needs BENCH_BASELINE=PATH or --baseline PATH')
+const scenarios = ALL_SCENARIOS.filter((s) => listed.includes(s) || (s === 'weir-baseline' && baseline !== null))
 
 // ---- CPU accounting from /proc -------------------------------------------------------------
 
-/** [busy, steal, total] jiffies per CPU; busy excludes steal (time the hypervisor gave elsewhere). */
-function cpuTicks (): Map<string, [number, number, number]> {
-  const out = new Map<string, [number, number, number]>()
-  try {
-    for (const line of readFileSync('/proc/stat', 'utf8').split('\n')) {
-      const m = /^(cpu\d+)\s+(.*)$/.exec(line)
-      if (m === null) continue
-      const v = (m[2] as string).split(/\s+/).map(Number)
-      const total = v.slice(0, 8).reduce((a, b) => a + b, 0)
-      const idle = (v[3] ?? 0) + (v[4] ?? 0)
-      const steal = v[7] ?? 0
-      out.set(m[1] as string, [total - idle - steal, steal, total])
-    }
-  } catch { /* not Linux */ }
-  return out
-}
-
 /** `monoUs` is CLOCK_MONOTONIC in µs, the clock of V8's profile timestamps. */
-interface CpuSample { at: number; monoUs: number; procs: number[]; cpus: Map<string, [number, number, number]> }
+interface CpuSample { at: number; monoUs: number; procs: number[]; cpus: Ticks[] }
 
 function sampleCpu (pids: (number | undefined)[]): CpuSample {
   return { at: performance.now(), monoUs: Number(process.hrtime.bigint() / 1000n), procs: pids.map(processTicks), cpus: cpuTicks() }
@@ -102,12 +96,12 @@ function cpuPercents (a: CpuSample, b: CpuSample): { procs: number[]; procMs: nu
   const procMs = a.procs.map((t, i) => ((b.procs[i] ?? 0) - t) * TICK_MS)
   const procs = procMs.map((ms) => Math.round((ms / wallMs) * 100))
   const cpusOut: Record<string, number> = {}
-  for (const [name, [busy, steal, total]] of b.cpus) {
-    const before = a.cpus.get(name)
-    if (before === undefined || total === before[2]) continue
-    cpusOut[name] = Math.round(((busy - before[0]) / (total - before[2])) * 100)
-    cpusOut[`${name}steal`] = Math.round(((steal - before[1]) / (total - before[2])) * 100)
-  }
+  b.cpus.forEach((after, i) => {
+    const shares = busyStealPct(a.cpus[i], after)
+    if (shares === null) return
+    cpusOut[`cpu${i}`] = shares[0]
+    cpusOut[`cpu${i}steal`] = shares[1]
+  })
   return { procs, procMs, cpus: cpusOut }
 }
 
@@ -126,24 +120,13 @@ interface Measured extends LoadResult {
 
 /** Runs bench/load.ts pinned to LOAD_CPU; samples CPU counters between its start and its result. */
 async function runLoad (spec: LoadSpec, proxyPid: number | undefined, upstreamPids: (number | undefined)[]): Promise<Measured> {
-  const child = startChild('load', LOAD_CPU, ['bench/load.ts', JSON.stringify(spec)], 'pipe')
   const pids = [proxyPid, ...upstreamPids]
   let before: CpuSample | null = null
   let after: CpuSample | null = null
-  let out = ''
-  child.proc.stdout?.on('data', (chunk: Buffer) => {
-    out += chunk.toString()
-    if (before === null && out.includes('start\n')) before = sampleCpu(pids)
-    if (after === null && /\{.*\}\n/.test(out)) after = sampleCpu(pids)
-  })
-  const guard = setTimeout(() => {
-    if (child.proc.pid !== undefined) process.kill(child.proc.pid, 'SIGKILL')
-  }, (spec.duration + 45) * 1000)
-  const code = await new Promise<number | null>((resolve) => child.proc.once('exit', (c) => resolve(c)))
-  clearTimeout(guard)
-  const line = out.split('\n').find((l) => l.startsWith('{'))
-  if (code !== 0 || line === undefined) throw new Error(`load generator failed (exit ${code}):\n${child.stderr()}`)
-  const result = JSON.parse(line) as LoadResult
+  const result = await startLoad('bench/load.ts', spec, {
+    start: () => { before = sampleCpu(pids) },
+    result: () => { after = sampleCpu(pids) },
+  }).result
   const [a, b] = [before as CpuSample | null, after as CpuSample | null]
   const cpu = a !== null && b !== null ? cpuPercents(a, b) : { procs: [], procMs: [], cpus: {} }
   return {
@@ -165,28 +148,15 @@ async function warmAndMeasure (url: string, mode: LoadSpec['mode'], cookie: stri
 
 // ---- weir -------------------------------------------------------------------------------------
 
-function writeWeirConfig (): string {
-  const file = `${TMP}/weir.yaml`
-  writeFileSync(file, `# Written by bench/run.ts.
-listen: { host: 127.0.0.1, port: ${PORTS.weir} }
-admin: { host: 127.0.0.1, port: ${PORTS.admin} }
-state: { file: ${TMP}/state.json }
-cookieSecret: bench-secret-bench-secret
-logLevel: warn
-drainTimeout: 2s
-routes:
-  - name: shop
-    upstreams: { stable: http://127.0.0.1:${PORTS.stable}, canary: http://127.0.0.1:${PORTS.canary} }
-    weights: { stable: 90, canary: 10 }
-    stickiness: { userId: { header: x-user-id } }
-`)
-  return file
-}
-
-/** `record: false` starts bench/servers/weir-norecord.ts: the same weir built with recordRequests: false. */
-async function startWeir (config: string, extraNodeArgs: string[] = [], record = true): Promise<Child> {
-  const entry = record ? ['bin/weir.js', 'serve', '--config', config] : ['bench/servers/weir-norecord.ts', config]
-  const child = startChild(record ? 'weir' : 'weir-norecord', PROXY_CPU, [...extraNodeArgs, ...entry])
+/**
+ * `weir` is this checkout's bin/weir.js; `weir-norecord` bench/servers/weir-norecord.ts, the same
+ * weir built with recordRequests: false; `weir-baseline` the baseline checkout's bin/weir.js, run in it.
+ */
+async function startWeir (config: string, extraNodeArgs: string[] = [], kind: 'weir' | 'weir-norecord' | 'weir-baseline' = 'weir'): Promise<Child> {
+  const entry = kind === 'weir-norecord'
+    ? ['bench/servers/weir-norecord.ts', config]
+    : [kind === 'weir-baseline' ? `${baseline}/bin/weir.js` : 'bin/weir.js', 'serve', '--config', config]
+  const child = startChild(kind, PROXY_CPU, [...extraNodeArgs, ...entry], kind === 'weir-baseline' && baseline !== null ? { cwd: baseline } : {})
   await waitForPort(child, PORTS.weir)
   return child
 }
@@ -252,34 +222,57 @@ interface Row {
   roundsReqPerSec: number[]
 }
 
-function machine (): Record<string, string | number | boolean> {
-  const model = /model name\s*:\s*(.*)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? cpus()[0]?.model ?? 'unknown'
-  return {
-    nproc: Number(safeExec('nproc', [])) || cpus().length,
-    cpuModel: model.trim(),
-    memory: `${Math.round(totalmem() / 2 ** 30)} GiB`,
-    node: process.version,
-    pinned,
-    proxyCpu: PROXY_CPU,
-    loadAndUpstreamCpu: LOAD_CPU,
-  }
+/** Proxy CPU µs per request of one run (null without a proxy or without requests). */
+const usPerRequest = (m: Measured): number | null => (m.proxyCpuMs === null || m.requests === 0 ? null : (m.proxyCpuMs * 1000) / m.requests)
+const round1 = (n: number | null): number | null => (n === null ? null : Math.round(n * 10) / 10)
+
+/** Hypervisor steal (% of a CPU) above which a round is too disturbed to compare two runs a few % apart. */
+const STEADY_STEAL_PCT = 10
+
+/** Two scenarios compared round by round (each round ran both): a's figures ÷ b's. */
+interface Pairing {
+  rounds: number
+  /** Per round, a's req/s ÷ b's. */
+  roundRatios: number[]
+  reqPerSecRatio: number
+  /** Rounds (0-based) in which neither run lost more than STEADY_STEAL_PCT of a CPU to the hypervisor, and their median ratio. */
+  steadyRounds: number[]
+  steadyReqPerSecRatio: number | null
+  /** Per round, a's µs CPU per request ÷ b's. */
+  roundCpuRatios: (number | null)[]
+  /** a's and b's median µs CPU per request over the rounds. */
+  usPerReq: [number | null, number | null]
 }
 
-/** The commit measured, and any src/ or bin/ files that differed from it. */
-function codeVersion (): { commit: string; modified: string[] } {
-  const modified = safeExec('git', ['-C', ROOT, 'status', '--porcelain', '--', 'src', 'bin'])
+function pairing (runs: ReadonlyMap<ScenarioId, Measured[]>, a: ScenarioId, b: ScenarioId): Pairing | null {
+  const on = runs.get(a) ?? []
+  const off = runs.get(b) ?? []
+  const rounds = Math.min(on.length, off.length)
+  if (rounds === 0) return null
+  const both = Array.from({ length: rounds }, (_, i) => [on[i], off[i]] as [Measured, Measured])
+  const roundRatios = both.map(([x, y]) => ratio(x.reqPerSec, y.reqPerSec) ?? 0)
+  const cost = (list: Measured[]): number | null => medianOf(list.flatMap((m) => usPerRequest(m) ?? []), (c) => c) ?? null
+  const steal = (m: Measured): number => Math.max(m.cpuBusyPct[`cpu${PROXY_CPU}steal`] ?? 0, m.cpuBusyPct[`cpu${LOAD_CPU}steal`] ?? 0)
+  const steadyRounds = both.flatMap(([x, y], i) => (steal(x) <= STEADY_STEAL_PCT && steal(y) <= STEADY_STEAL_PCT ? [i] : []))
   return {
-    commit: safeExec('git', ['-C', ROOT, 'rev-parse', '--short', 'HEAD']) || 'unknown',
-    modified: modified === '' ? [] : modified.split('\n').map((l) => l.trim()),
+    rounds,
+    roundRatios,
+    reqPerSecRatio: medianOf(roundRatios, (r) => r) ?? 0,
+    steadyRounds,
+    steadyReqPerSecRatio: medianOf(steadyRounds.map((i) => roundRatios[i] as number), (r) => r) ?? null,
+    roundCpuRatios: both.map(([x, y]) => {
+      const [cx, cy] = [usPerRequest(x), usPerRequest(y)]
+      return cx === null || cy === null ? null : ratio(cx, cy)
+    }),
+    usPerReq: [cost(on), cost(off)],
   }
 }
 
 interface RecordingCost {
   rounds: number
-  /** Per round, weir-user req/s ÷ weir-norecord req/s (the two ran back to back). */
+  /** Per round, weir-user req/s ÷ weir-norecord req/s (the two ran in the same round). */
   roundRatios: number[]
   reqPerSecRatio: number
-  /** Rounds (0-based) in which neither run lost more than STEADY_STEAL_PCT of a CPU to the hypervisor, and their median ratio. */
   steadyRounds: number[]
   steadyReqPerSecRatio: number | null
   /** weir-norecord's median µs CPU per request ÷ weir-user's: requests per proxy CPU-second, relative. */
@@ -287,53 +280,59 @@ interface RecordingCost {
   usPerReq: { record: number | null; norecord: number | null }
 }
 
-/** Hypervisor steal (% of a CPU) above which a round is too disturbed to compare two runs a few % apart. */
-const STEADY_STEAL_PCT = 10
-
 /** What per-request recording costs: weir-user (recording) against weir-norecord, round by round. */
 function recordingCost (runs: ReadonlyMap<ScenarioId, Measured[]>): RecordingCost | null {
-  const on = runs.get('weir-user') ?? []
-  const off = runs.get('weir-norecord') ?? []
-  const rounds = Math.min(on.length, off.length)
-  if (rounds === 0) return null
-  const roundRatios = Array.from({ length: rounds }, (_, i) => ratio((on[i] as Measured).reqPerSec, (off[i] as Measured).reqPerSec) ?? 0)
-  const cost = (list: Measured[]): number | null => medianOf(list.flatMap((m) =>
-    m.proxyCpuMs === null || m.requests === 0 ? [] : [(m.proxyCpuMs * 1000) / m.requests]), (c) => c) ?? null
-  const record = cost(on)
-  const norecord = cost(off)
-  const steal = (m: Measured): number => Math.max(m.cpuBusyPct[`cpu${PROXY_CPU}steal`] ?? 0, m.cpuBusyPct[`cpu${LOAD_CPU}steal`] ?? 0)
-  const steadyRounds = roundRatios.flatMap((_, i) => (steal(on[i] as Measured) <= STEADY_STEAL_PCT && steal(off[i] as Measured) <= STEADY_STEAL_PCT ? [i] : []))
+  const p = pairing(runs, 'weir-user', 'weir-norecord')
+  if (p === null) return null
+  const [record, norecord] = p.usPerReq
   return {
-    rounds,
-    roundRatios,
-    reqPerSecRatio: medianOf(roundRatios, (r) => r) ?? 0,
-    steadyRounds,
-    steadyReqPerSecRatio: medianOf(steadyRounds.map((i) => roundRatios[i] as number), (r) => r) ?? null,
+    rounds: p.rounds,
+    roundRatios: p.roundRatios,
+    reqPerSecRatio: p.reqPerSecRatio,
+    steadyRounds: p.steadyRounds,
+    steadyReqPerSecRatio: p.steadyReqPerSecRatio,
     cpuRatio: record === null || norecord === null ? null : ratio(norecord, record),
-    usPerReq: { record: record === null ? null : Math.round(record * 10) / 10, norecord: norecord === null ? null : Math.round(norecord * 10) / 10 },
+    usPerReq: { record: round1(record), norecord: round1(norecord) },
   }
 }
 
-function medianOf<T> (items: readonly T[], key: (item: T) => number): T | undefined {
-  const sorted = [...items].sort((a, b) => key(a) - key(b))
-  return sorted[Math.floor((sorted.length - 1) / 2)]
+interface BaselineComparison {
+  rounds: number
+  /** Per round, weir-user req/s ÷ weir-baseline req/s (above 1: this checkout is faster). */
+  roundRatios: number[]
+  reqPerSecRatio: number
+  steadyRounds: number[]
+  steadyReqPerSecRatio: number | null
+  /** Per round, weir-user µs CPU per request ÷ weir-baseline's (below 1: this checkout spends less), and their median. */
+  roundCpuPerReqRatios: (number | null)[]
+  cpuPerReqRatio: number | null
+  usPerReq: { user: number | null; baseline: number | null }
 }
 
-const ratio = (a: number, b: number | undefined): number | null => (b === undefined || b === 0 ? null : Math.round((a / b) * 1000) / 1000)
-const fmt = (n: number | null, digits = 2): string => (n === null ? '-' : n.toFixed(digits))
+/** This checkout's weir against the baseline checkout's, same config and load, round by round. */
+function baselineComparison (runs: ReadonlyMap<ScenarioId, Measured[]>): BaselineComparison | null {
+  const p = pairing(runs, 'weir-user', 'weir-baseline')
+  if (p === null) return null
+  return {
+    rounds: p.rounds,
+    roundRatios: p.roundRatios,
+    reqPerSecRatio: p.reqPerSecRatio,
+    steadyRounds: p.steadyRounds,
+    steadyReqPerSecRatio: p.steadyReqPerSecRatio,
+    roundCpuPerReqRatios: p.roundCpuRatios,
+    cpuPerReqRatio: medianOf(p.roundCpuRatios.flatMap((r) => r ?? []), (r) => r) ?? null,
+    usPerReq: { user: round1(p.usPerReq[0]), baseline: round1(p.usPerReq[1]) },
+  }
+}
 
 function printTable (rows: Row[]): void {
-  const header = ['scenario', 'req/s', 'p50 ms', 'p99 ms', 'vs bare', 'vs floor', 'proxy CPU', `CPU${PROXY_CPU} busy`,
-    'µs CPU/req', 'CPU-norm vs bare', 'CPU-norm vs floor', 'errors']
-  const body = rows.map((r) => [
-    r.label, Math.round(r.reqPerSec).toString(), fmt(r.p50Ms, 0), fmt(r.p99Ms, 0), fmt(r.ratioVsBare), fmt(r.ratioVsFloor),
-    r.proxyCpuPct === null ? '-' : `${r.proxyCpuPct} %`, `${r.cpuBusyPct[`cpu${PROXY_CPU}`] ?? '-'} %`,
-    fmt(r.proxyCpuUsPerReq, 0), fmt(r.cpuRatioVsBare), fmt(r.cpuRatioVsFloor), String(r.errors + r.non2xx),
-  ])
-  const widths = header.map((h, i) => Math.max(h.length, ...body.map((row) => (row[i] as string).length)))
-  const line = (cells: string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] as number) : c.padStart(widths[i] as number))).join('  ')
-  process.stdout.write('\n' + line(header) + '\n' + widths.map((w) => '-'.repeat(w)).join('  ') + '\n')
-  for (const row of body) process.stdout.write(line(row) + '\n')
+  process.stdout.write('\n' + table(
+    ['scenario', 'req/s', 'p50 ms', 'p99 ms', 'vs bare', 'vs floor', 'proxy CPU', `CPU${PROXY_CPU} busy`, 'µs CPU/req', 'CPU-norm vs bare', 'CPU-norm vs floor', 'errors'],
+    rows.map((r) => [
+      r.label, Math.round(r.reqPerSec).toString(), fmt(r.p50Ms, 0), fmt(r.p99Ms, 0), fmt(r.ratioVsBare), fmt(r.ratioVsFloor),
+      r.proxyCpuPct === null ? '-' : `${r.proxyCpuPct} %`, `${r.cpuBusyPct[`cpu${PROXY_CPU}`] ?? '-'} %`,
+      fmt(r.proxyCpuUsPerReq, 0), fmt(r.cpuRatioVsBare), fmt(r.cpuRatioVsFloor), String(r.errors + r.non2xx),
+    ])))
 }
 
 // ---- profiles ---------------------------------------------------------------------------------
@@ -388,6 +387,12 @@ async function main (): Promise<void> {
   process.stdout.write(`weir bench: ${settings.duration} s per scenario after ${settings.warmup} s warm-up, ${settings.rounds} round(s), ` +
     `${settings.connections} connections, pipelining ${settings.pipelining}, ${settings.userIds} user ids; ` +
     (pinned ? `proxy on CPU ${PROXY_CPU}, upstreams + autocannon on CPU ${LOAD_CPU}\n` : 'taskset not found: not pinned\n'))
+  /** The baseline checkout as measured: its path, commit and any modified src/ or bin/ files. */
+  const baselineCode = baseline === null ? null : { path: baseline, ...codeVersion(baseline) }
+  if (baselineCode !== null) {
+    process.stdout.write(`baseline (weir-baseline): ${baselineCode.path} at ${baselineCode.commit}` +
+      (baselineCode.modified.length > 0 ? `, ${baselineCode.modified.length} modified src/bin file(s)` : '') + '\n')
+  }
 
   const stable = startChild('upstream stable', LOAD_CPU, ['bench/servers/upstream.ts', String(PORTS.stable), 'stable'])
   const canary = startChild('upstream canary', LOAD_CPU, ['bench/servers/upstream.ts', String(PORTS.canary), 'canary'])
@@ -395,7 +400,15 @@ async function main (): Promise<void> {
   await waitForPort(canary, PORTS.canary)
   const upstreamPids = [stable.proc.pid, canary.proc.pid]
   const stableUrl = `http://127.0.0.1:${PORTS.stable}`
-  const weirConfig = writeWeirConfig()
+  const weirConfig = writeWeirConfig({
+    writer: 'bench/run.ts',
+    file: `${TMP}/weir.yaml`,
+    stateFile: `${TMP}/state.json`,
+    ports: PORTS,
+    route: 'shop',
+    upstreams: { stable: stableUrl, canary: `http://127.0.0.1:${PORTS.canary}` },
+    weights: { stable: 90, canary: 10 },
+  })
 
   const notes: Record<string, unknown> = {}
   let cookie: string | undefined
@@ -413,14 +426,15 @@ async function main (): Promise<void> {
         await stopChild(proxy)
       }
     }
-    const weir = await startWeir(weirConfig, [], id !== 'weir-norecord')
+    const weir = await startWeir(weirConfig, [], id === 'weir-norecord' || id === 'weir-baseline' ? id : 'weir')
     try {
-      if (notes.canaryShareOf2000Users === undefined) {
+      // The routing check is of this checkout's weir, not the baseline's.
+      if (notes.canaryShareOf2000Users === undefined && id !== 'weir-baseline') {
         const share = await canaryShare(2000)
         notes.canaryShareOf2000Users = share
         process.stdout.write(`  (routing check: ${(share * 100).toFixed(1)} % of 2000 user ids went to canary, weights 90/10)\n`)
       }
-      if (id === 'weir-user' || id === 'weir-norecord') return await warmAndMeasure(`http://127.0.0.1:${PORTS.weir}/`, 'user-id', undefined, weir.proc.pid, upstreamPids)
+      if (id !== 'weir-cookie') return await warmAndMeasure(`http://127.0.0.1:${PORTS.weir}/`, 'user-id', undefined, weir.proc.pid, upstreamPids)
       // The cookie secret is fixed in the config, so one cookie stays valid across weir restarts.
       cookie ??= await stableBucketCookie()
       notes.bucketCookie = cookie
@@ -449,8 +463,7 @@ async function main (): Promise<void> {
   for (const [id, list] of runs) {
     const median = medianOf(list, (m) => m.reqPerSec)
     if (median !== undefined) measured.set(id, median)
-    const costs = list.flatMap((m) => (m.proxyCpuMs === null || m.requests === 0 ? [] : [(m.proxyCpuMs * 1000) / m.requests]))
-    const cost = medianOf(costs, (c) => c)
+    const cost = medianOf(list.flatMap((m) => usPerRequest(m) ?? []), (c) => c)
     if (cost !== undefined) usPerReq.set(id, cost)
   }
 
@@ -499,14 +512,14 @@ async function main (): Promise<void> {
   const cpuTarget = weirUser?.cpuRatioVsBare ?? null
   const verdict = (r: number): string => `${r >= 0.95 ? 'HOLDS' : 'MISSED'} (ratio ${r.toFixed(3)}: ${(Math.abs(1 - r) * 100).toFixed(1)} % ${r <= 1 ? 'less' : 'more'})`
   if (target !== null) {
-    process.stdout.write(`\nweir user-id routing costs at most 5 % of throughput vs bare @fastify/http-proxy:\n` +
+    process.stdout.write('\nweir user-id routing costs at most 5 % of throughput vs bare @fastify/http-proxy:\n' +
       `  by req/s:                      ${verdict(target)}\n`)
     if (cpuTarget !== null) process.stdout.write(`  by req per proxy CPU-second:   ${verdict(cpuTarget)}\n`)
     const busy = Math.max(...rows.map((r) => r.cpuBusyPct[`cpu${PROXY_CPU}`] ?? 0))
     const own = Math.min(...rows.flatMap((r) => (r.proxyCpuPct === null ? [] : [r.proxyCpuPct])))
     if (busy - own > 15) {
       process.stdout.write(`  note: CPU ${PROXY_CPU} was up to ${busy} % busy while a proxy used as little as ${own} %: other processes ` +
-        `shared it, so req/s ratios are noisy; the CPU-normalized ratio is the steadier one. Try BENCH_ROUNDS=3.\n`)
+        'shared it, so req/s ratios are noisy; the CPU-normalized ratio is the steadier one. Try BENCH_ROUNDS=3.\n')
     }
   }
   const recording = recordingCost(runs)
@@ -519,6 +532,16 @@ async function main (): Promise<void> {
       `by req/s${recording.steadyReqPerSecRatio === null ? '' : ' (steady rounds)'}, ` +
       `${recording.cpuRatio === null ? '-' : recording.cpuRatio >= 0.95 ? 'HOLDS' : 'MISSED'} by CPU\n`)
   }
+  const vsBaseline = baselineComparison(runs)
+  if (vsBaseline !== null && baselineCode !== null) {
+    const rounds = (list: (number | null)[]): string => list.map((r) => fmt(r, 3)).join(' / ')
+    process.stdout.write(`\nweir-user (this checkout) vs weir-baseline (${baselineCode.path} at ${baselineCode.commit}), same config and load, ` +
+      `${vsBaseline.rounds} paired round(s); weir-user ÷ weir-baseline:\n` +
+      `  req/s ratio, median of rounds:        ${vsBaseline.reqPerSecRatio.toFixed(3)} (rounds ${rounds(vsBaseline.roundRatios)})\n` +
+      `  same, rounds with steal <= ${STEADY_STEAL_PCT} %:       ${fmt(vsBaseline.steadyReqPerSecRatio, 3)} (rounds ${vsBaseline.steadyRounds.map((i) => i + 1).join(', ') || 'none'})\n` +
+      `  µs CPU/req ratio, median of rounds:   ${fmt(vsBaseline.cpuPerReqRatio, 3)} (rounds ${rounds(vsBaseline.roundCpuPerReqRatios)}; ` +
+      `${vsBaseline.usPerReq.user} vs ${vsBaseline.usPerReq.baseline} µs CPU/req, medians; below 1: weir-user spends less CPU per request)\n`)
+  }
   const floorRow = rows.find((r) => r.id === 'floor')
   if (floorRow?.ratioVsBare != null) process.stdout.write(`undici floor vs bare plugin: ${floorRow.ratioVsBare.toFixed(2)}x\n`)
   if (profiles !== null) {
@@ -530,12 +553,10 @@ async function main (): Promise<void> {
 
   const results = {
     date: new Date().toISOString(),
-    command: [
-      ...Object.entries(process.env).filter(([k]) => k.startsWith('BENCH_')).map(([k, v]) => `${k}=${v ?? ''}`),
-      'npm run bench', ...(process.argv.length > 2 ? ['--', ...process.argv.slice(2)] : []),
-    ].join(' '),
+    command: commandLine('npm run bench'),
     machine: machine(),
     code: codeVersion(),
+    ...(baselineCode !== null ? { baseline: baselineCode } : {}),
     settings: { ...settings, scenarios },
     rows,
     target: {
@@ -547,6 +568,7 @@ async function main (): Promise<void> {
     },
     notes,
     ...(recording !== null ? { recordingCost: recording } : {}),
+    ...(vsBaseline !== null ? { baselineComparison: vsBaseline } : {}),
     ...(profiles !== null
       ? {
           profile: {
@@ -559,14 +581,7 @@ async function main (): Promise<void> {
   }
   mkdirSync(`${ROOT}bench/results`, { recursive: true })
   writeFileSync(`${ROOT}bench/results/latest.json`, JSON.stringify(results, null, 2) + '\n')
-  process.stdout.write(`\nwrote bench/results/latest.json\n`)
+  process.stdout.write('\nwrote bench/results/latest.json\n')
 }
 
-main().then(() => {
-  killAll()
-  process.exit(0)
-}, (err: unknown) => {
-  process.stderr.write(`bench failed: ${(err as Error).stack ?? String(err)}\n`)
-  killAll()
-  process.exit(1)
-})
+runBench('bench', main)

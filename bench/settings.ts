@@ -8,3 +8,11 @@ export function setting (flag: string | undefined, env: string, fallback: number
   if (!Number.isFinite(value) || value <= 0) throw new Error(`${env}: expected a positive number, got "${raw}"`)
   return value
 }
+
+/** The scenarios named in `--scenarios` or `$BENCH_SCENARIOS` (else `defaults`), in `all`'s order; an unknown one stops the bench. */
+export function scenarioSetting<T extends string> (flag: string | undefined, all: readonly T[], defaults: readonly T[] = all): T[] {
+  const selected = (flag ?? process.env.BENCH_SCENARIOS ?? defaults.join(','))
+    .split(',').map((s) => s.trim()).filter((s) => s !== '')
+  for (const s of selected) if (!all.includes(s as T)) throw new Error(`unknown scenario "${s}" (known: ${all.join(', ')})`)
+  return all.filter((s) => selected.includes(s))
+}

@@ -4,21 +4,21 @@
 // latency ratios against the no-shadow run, response checks, copies by outcome, in-flight peak
 // and proxy memory, and writes bench/results/shadow-latest.json.
 
-import { execFileSync } from 'node:child_process'
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { cpus, totalmem } from 'node:os'
 import { parseArgs } from 'node:util'
-import { killAll, NODE, pinned, portOpen, processTicks, ROOT, safeExec, startChild, stopChild, TICK_MS, waitForPort, type Child } from './children.ts'
+import { LOAD_CPU, pinned, portOpen, PROXY_CPU, ROOT, runBench, startChild, startLoad, stopChild, waitForPort, type Child } from './children.ts'
+import { busyStealPct, cpuTicks, processTicks, TICK_MS, type Ticks } from './cpu-ticks.ts'
+import { codeVersion, commandLine, machine } from './machine.ts'
+import { medianOf } from './median.ts'
 import { headerNamesOf, type ExpectedResponse, type RateLoadResult, type RateLoadSpec } from './rate-load.ts'
-import { setting } from './settings.ts'
+import { scenarioSetting, setting } from './settings.ts'
+import { fmt, ratio, table } from './table.ts'
+import { writeWeirConfig } from './weir-config.ts'
 
 const TMP = '/tmp/weir-bench-shadow'
 
 // Apart from bench/run.ts's ports, so the two never collide.
 const PORTS = { weir: 18180, admin: 19911, stable: 18181, shadow: 18183, closed: 18189 }
-/** The proxy runs alone on PROXY_CPU; upstreams, shadows and the load generator share LOAD_CPU. */
-const PROXY_CPU = 0
-const LOAD_CPU = 1
 
 /** The shadow settings every shadow scenario uses (only `upstreams.shadow` changes). */
 const SHADOW = { percent: 100, maxInFlight: 100, timeout: '1s' }
@@ -72,23 +72,10 @@ const LABELS: Record<ScenarioId, string> = {
   slow: `slow (${SLOW_MS} ms)`,
   reset: 'reset (cut mid-body)',
 }
-const selected = (flags.scenarios ?? process.env.BENCH_SCENARIOS ?? ALL_SCENARIOS.join(','))
-  .split(',').map((s) => s.trim()).filter((s) => s !== '')
-for (const s of selected) if (!ALL_SCENARIOS.includes(s as ScenarioId)) throw new Error(`unknown scenario "${s}" (known: ${ALL_SCENARIOS.join(', ')})`)
+const selected = scenarioSetting(flags.scenarios, ALL_SCENARIOS)
 const scenarios = ALL_SCENARIOS.filter((s) => s === 'none' || selected.includes(s))
 
-// ---- /proc: CPU and memory of the proxy -----------------------------------------------------
-
-/** [busy, steal, total] jiffies of one CPU; busy excludes steal. */
-function cpuTicks (cpu: number): [number, number, number] {
-  const line = readFileSync('/proc/stat', 'utf8').split('\n').find((l) => l.startsWith(`cpu${cpu} `))
-  if (line === undefined) return [0, 0, 0]
-  const v = line.trim().split(/\s+/).slice(1).map(Number)
-  const total = v.slice(0, 8).reduce((a, b) => a + b, 0)
-  const idle = (v[3] ?? 0) + (v[4] ?? 0)
-  const steal = v[7] ?? 0
-  return [total - idle - steal, steal, total]
-}
+// ---- /proc: memory of the proxy ---------------------------------------------------------------
 
 /** A /proc/<pid>/status field in kB (VmRSS, VmHWM), or null once the process is gone. */
 function statusKb (pid: number | undefined, field: 'VmRSS' | 'VmHWM'): number | null {
@@ -140,40 +127,28 @@ interface Measured extends RateLoadResult {
   proxyCpuStealPct: number
 }
 
-interface Sample { at: number; proc: number; cpu: [number, number, number] }
+interface Sample { at: number; proc: number; cpu: Ticks | undefined }
 
 /** Runs bench/rate-load.ts pinned to LOAD_CPU, sampling the proxy's CPU over the run alone. */
 async function runLoad (spec: RateLoadSpec, proxyPid: number | undefined): Promise<Measured> {
-  const child = startChild('load', LOAD_CPU, ['bench/rate-load.ts', JSON.stringify(spec)], 'pipe')
   let before: Sample | null = null
   let after: Sample | null = null
-  const sample = (): Sample => ({ at: performance.now(), proc: processTicks(proxyPid), cpu: cpuTicks(PROXY_CPU) })
-  let out = ''
-  child.proc.stdout?.on('data', (chunk: Buffer) => {
-    out += chunk.toString()
-    if (before === null && out.includes('start\n')) before = sample()
-    if (after === null && /\{.*\}\n/.test(out)) after = sample()
-  })
-  const guard = setTimeout(() => {
-    if (child.proc.pid !== undefined) process.kill(child.proc.pid, 'SIGKILL')
-  }, (spec.duration + 45) * 1000)
-  const code = await new Promise<number | null>((resolve) => child.proc.once('exit', (c) => resolve(c)))
-  clearTimeout(guard)
-  const line = out.split('\n').find((l) => l.startsWith('{'))
-  if (code !== 0 || line === undefined) throw new Error(`load generator failed (exit ${code}):\n${child.stderr()}`)
-  const result = JSON.parse(line) as RateLoadResult
+  const sample = (): Sample => ({ at: performance.now(), proc: processTicks(proxyPid), cpu: cpuTicks()[PROXY_CPU] })
+  const result = await startLoad('bench/rate-load.ts', spec, {
+    start: () => { before = sample() },
+    result: () => { after = sample() },
+  }).result
   const a = before as Sample | null
   const b = after as Sample | null
   const procMs = a !== null && b !== null ? (b.proc - a.proc) * TICK_MS : 0
   const wallMs = a !== null && b !== null ? b.at - a.at : 1
-  const cpuTotal = a !== null && b !== null ? b.cpu[2] - a.cpu[2] : 0
-  const pct = (i: 0 | 1): number => (a === null || b === null || cpuTotal === 0 ? 0 : Math.round(((b.cpu[i] - a.cpu[i]) / cpuTotal) * 100))
+  const [busy, steal] = busyStealPct(a?.cpu, b?.cpu) ?? [0, 0]
   return {
     ...result,
     proxyCpuPct: Math.round((procMs / wallMs) * 100),
     proxyCpuUsPerReq: result.requests === 0 ? 0 : Math.round((procMs * 1000) / result.requests),
-    proxyCpuBusyPct: pct(0),
-    proxyCpuStealPct: pct(1),
+    proxyCpuBusyPct: busy,
+    proxyCpuStealPct: steal,
   }
 }
 
@@ -184,36 +159,20 @@ function shadowUrl (id: ScenarioId): string | null {
   return `http://127.0.0.1:${id === 'refuse' ? PORTS.closed : PORTS.shadow}`
 }
 
-/** The same config for every scenario; only the shadow upstream and its settings differ. */
-function writeWeirConfig (id: ScenarioId): string {
-  const file = `${TMP}/weir-${id}.yaml`
+/** The same config for every scenario; only the shadow upstream and its settings differ. Validated in round 1. */
+function weirConfig (id: ScenarioId, round: number): string {
   const shadow = shadowUrl(id)
-  writeFileSync(file, `# Written by bench/shadow.ts (scenario ${id}).
-listen: { host: 127.0.0.1, port: ${PORTS.weir} }
-admin: { host: 127.0.0.1, port: ${PORTS.admin} }
-state: { file: ${TMP}/state-${id}.json }
-cookieSecret: bench-secret-bench-secret
-logLevel: warn
-drainTimeout: 2s
-routes:
-  - name: shop
-    upstreams: { stable: http://127.0.0.1:${PORTS.stable}${shadow === null ? '' : `, shadow: ${shadow}`} }
-    stickiness: { userId: { header: x-user-id } }
-${shadow === null ? '' : `    shadow: { percent: ${SHADOW.percent}, maxInFlight: ${SHADOW.maxInFlight}, timeout: ${SHADOW.timeout} }\n`}`)
-  if (!validated.has(id)) {
-    // Checked once per scenario with weir's own validator: a rejected shadow config stops the run.
-    try {
-      execFileSync(NODE, [`${ROOT}bin/weir.js`, 'validate', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] })
-    } catch (err) {
-      const e = err as { stdout?: Buffer; stderr?: Buffer }
-      throw new Error(`weir validate rejects ${file}:\n${String(e.stdout ?? '')}${String(e.stderr ?? '')}`)
-    }
-    validated.add(id)
-  }
-  return file
+  return writeWeirConfig({
+    writer: `bench/shadow.ts (scenario ${id})`,
+    file: `${TMP}/weir-${id}.yaml`,
+    stateFile: `${TMP}/state-${id}.json`,
+    ports: PORTS,
+    route: 'shop',
+    upstreams: { stable: `http://127.0.0.1:${PORTS.stable}`, ...(shadow === null ? {} : { shadow }) },
+    ...(shadow === null ? {} : { shadow: SHADOW }),
+    validate: round === 0,
+  })
 }
-
-const validated = new Set<ScenarioId>()
 
 function startShadow (id: ScenarioId): Child | null {
   if (id === 'none' || id === 'refuse') return null
@@ -287,7 +246,7 @@ async function measure (id: ScenarioId, round: number): Promise<Run> {
   let weir: Child | null = null
   try {
     if (shadow !== null) await waitForPort(shadow, PORTS.shadow)
-    weir = startChild('weir', PROXY_CPU, ['bin/weir.js', 'serve', '--config', writeWeirConfig(id)])
+    weir = startChild('weir', PROXY_CPU, ['bin/weir.js', 'serve', '--config', weirConfig(id, round)])
     await waitForPort(weir, PORTS.weir)
     const pid = weir.proc.pid
     if (id === 'none') expected ??= await referenceResponse()
@@ -357,13 +316,7 @@ interface Row {
   shadowSeen: number | null
 }
 
-const ratio = (a: number, b: number | undefined): number | null => (b === undefined || b === 0 ? null : Math.round((a / b) * 1000) / 1000)
 const mb = (kb: number): number => Math.round(kb / 102.4) / 10
-
-function medianOf<T> (items: readonly T[], key: (item: T) => number): T | undefined {
-  const sorted = [...items].sort((a, b) => key(a) - key(b))
-  return sorted[Math.floor((sorted.length - 1) / 2)]
-}
 
 function buildRows (runs: Run[]): Row[] {
   const noneOf = (round: number): Run | undefined => runs.find((r) => r.id === 'none' && r.round === round)
@@ -411,14 +364,6 @@ function buildRows (runs: Run[]): Row[] {
   })
 }
 
-const fmt = (n: number | null, digits = 2): string => (n === null ? '-' : n.toFixed(digits))
-
-function table (header: string[], body: string[][]): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...body.map((row) => (row[i] as string).length)))
-  const line = (cells: string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] as number) : c.padStart(widths[i] as number))).join('  ')
-  return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(line)].join('\n') + '\n'
-}
-
 function printTables (rows: Row[]): void {
   process.stdout.write('\nclient latency (median round by p99; ratios to `none` of the same round)\n' + table(
     ['scenario', 'req/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'p50 ×', 'p99 ×', 'p99.9 ×', 'p99 ≤ 1.05×', 'p99 × med. of rounds', 'non-2xx', 'errors', 'changed', 'proxy CPU', 'µs CPU/req', 'CPU0 busy/steal'],
@@ -438,19 +383,6 @@ function printTables (rows: Row[]): void {
   if (settings.rounds > 1) {
     process.stdout.write('\np99 ratio to `none`, round by round: ' +
       rows.filter((r) => r.id !== 'none').map((r) => `${r.id} ${r.roundP99Ratios.map((x) => fmt(x)).join('/')}`).join('; ') + '\n')
-  }
-}
-
-function machine (): Record<string, string | number | boolean> {
-  const model = /model name\s*:\s*(.*)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? cpus()[0]?.model ?? 'unknown'
-  return {
-    nproc: Number(safeExec('nproc', [])) || cpus().length,
-    cpuModel: model.trim(),
-    memory: `${Math.round(totalmem() / 2 ** 30)} GiB`,
-    node: process.version,
-    pinned,
-    proxyCpu: PROXY_CPU,
-    loadAndUpstreamCpu: LOAD_CPU,
   }
 }
 
@@ -505,15 +437,9 @@ async function main (): Promise<void> {
 
   const results = {
     date: new Date().toISOString(),
-    command: [
-      ...Object.entries(process.env).filter(([k]) => k.startsWith('BENCH_')).map(([k, v]) => `${k}=${v ?? ''}`),
-      'npm run bench:shadow', ...(process.argv.length > 2 ? ['--', ...process.argv.slice(2)] : []),
-    ].join(' '),
+    command: commandLine('npm run bench:shadow'),
     machine: machine(),
-    code: {
-      commit: safeExec('git', ['-C', ROOT, 'rev-parse', '--short', 'HEAD']) || 'unknown',
-      modified: safeExec('git', ['-C', ROOT, 'status', '--porcelain', '--', 'src', 'bin']).split('\n').filter((l) => l !== '').map((l) => l.trim()),
-    },
+    code: codeVersion(),
     settings: { ...settings, scenarios, shadow: SHADOW, slowShadowMs: SLOW_MS },
     expectedResponse: expected,
     rows,
@@ -521,14 +447,7 @@ async function main (): Promise<void> {
   }
   mkdirSync(`${ROOT}bench/results`, { recursive: true })
   writeFileSync(`${ROOT}bench/results/shadow-latest.json`, JSON.stringify(results, null, 2) + '\n')
-  process.stdout.write(`\nwrote bench/results/shadow-latest.json\n`)
+  process.stdout.write('\nwrote bench/results/shadow-latest.json\n')
 }
 
-main().then(() => {
-  killAll()
-  process.exit(0)
-}, (err: unknown) => {
-  process.stderr.write(`bench:shadow failed: ${(err as Error).stack ?? String(err)}\n`)
-  killAll()
-  process.exit(1)
-})
+runBench('bench:shadow', main)
