@@ -5,9 +5,10 @@
 
 import { createServer, type Server } from 'node:http'
 import { fileURLToPath } from 'node:url'
-import { formatProblems } from '../src/cli/format.ts'
-import { loadConfigFile, type RouteConfig } from '../src/config/load.ts'
-import { VERSIONS, type UpstreamName } from '../src/config/rules.ts'
+import { formatProblems } from '../src/config/problems.ts'
+import { loadConfigFile } from '../src/config/load.ts'
+import type { RouteConfig } from '../src/config/model.ts'
+import { VERSIONS, type UpstreamName } from '../src/vocabulary.ts'
 import { serve } from '../src/server.ts'
 
 const CONFIG_FILE = fileURLToPath(new URL('../config/weir.yaml', import.meta.url))
@@ -73,7 +74,7 @@ function banner (url: string, adminUrl: string, route: RouteConfig, token: boole
       `  curl -s -H '${route.override.header}: green' ${url}/`)
   }
   const user = route.userIdHeader ?? 'x-user-id'
-  const auth = token ? ` -H "authorization: Bearer $WEIR_ADMIN_TOKEN"` : ''
+  const auth = token ? ' -H "authorization: Bearer $WEIR_ADMIN_TOKEN"' : ''
   lines.push('  # 100 users: count who got which version',
     `  for i in $(seq 100); do curl -s -H "${user}: u$i" ${url}/ | grep -o '"version":"[a-z]*"'; done | sort | uniq -c`,
     '  # the admin API: move 30 % to canary (in force at once, kept across restarts), see it, roll back',

@@ -1,28 +1,26 @@
-// Builds weir's apps from a config (proxy, admin; the controller joins later) without
-// listening, so tests and the process entry share one assembly. Owns the live state (store and
-// event log), reload and drain.
+// The composition root: builds weir's parts from a config without listening, so tests and the
+// process entry share one assembly. The control plane (state store, event log, route writer,
+// controller, admin API) owns the live state and hands the data path (proxy/data-path.ts) a new
+// snapshot on every change; the data path's measurements flow back through the recorder.
 
 import { randomBytes } from 'node:crypto'
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
-import { createServer as createHttpServer, type Server } from 'node:http'
-import { createServer as createHttpsServer } from 'node:https'
+import type { Server } from 'node:http'
 import { dirname, join } from 'node:path'
-import type { FastifyInstance, FastifyServerFactory } from 'fastify'
-import { createAdminApp } from './admin/plugin.ts'
-import { RouteService } from './admin/route-service.ts'
+import type { FastifyInstance } from 'fastify'
+import { createAdminApp } from './admin/app.ts'
+import type { Config } from './config/model.ts'
 import { RolloutController } from './controller/controller.ts'
-import type { Config } from './config/load.ts'
-import { bindRouteMetrics } from './metrics/recorder.ts'
+import { createRecorder } from './metrics/recorder.ts'
 import { createMetrics, type Metrics } from './metrics/registry.ts'
-import { StatsRegistry } from './metrics/window.ts'
-import { createProxyApp, type ProxyRuntime, type ProxySnapshot } from './proxy/plugin.ts'
-import { UpstreamPools } from './proxy/upstreams.ts'
-import { createBucketSigner } from './routing/bucket-cookie.ts'
-import { buildRouteTable } from './routing/route-table.ts'
-import { ShadowRegistry } from './shadow/mirror.ts'
+import { StatsRegistry } from './metrics/rolling-stats.ts'
+import { createDataPath } from './proxy/data-path.ts'
+import type { ProxyRuntime } from './proxy/app.ts'
+import { readRollout, rolloutSummary } from './rollout/rollout-view.ts'
 import { openEventLog, type EventLog } from './state/event-log.ts'
 import { openFileStore } from './state/file-store.ts'
-import { liveConfig, reconcileWithConfig } from './state/live-routes.ts'
+import { liveSnapshot, reconcileWithConfig } from './state/live-routes.ts'
+import { RouteWriter } from './state/route-writer.ts'
 import type { StateStore } from './state/store.ts'
 
 export interface Apps {
@@ -36,11 +34,12 @@ export interface Apps {
   readonly store: StateStore
   /** The audit log of every change and refusal. */
   readonly events: EventLog
-  /** The operations the admin API and the controller change routes through. */
-  readonly service: RouteService
+  /** The write pipeline the admin API and the controller change routes through. */
+  readonly writer: RouteWriter
   /** The built-in rollout controller (running: it ticks until close). */
   readonly controller: RolloutController
-  readonly runtime: ProxyRuntime & { draining: boolean }
+  /** The data path's table in force and its draining flag. */
+  readonly runtime: ProxyRuntime
   /**
    * Swaps in a new config's routes (live state reconciled, see live-routes.ts); listen
    * addresses and the cookie secret need a restart.
@@ -78,47 +77,37 @@ export async function buildApps (initial: Config, options: BuildOptions = {}): P
     throw err
   }
   const startWarnings = await reconcileWithConfig(config, store, events)
-  const pools = new UpstreamPools()
-  const signature = createBucketSigner(config.cookieSecret ?? cookieSecretFor(config.stateFile))
+  const cookieSecret = config.cookieSecret ?? cookieSecretFor(config.stateFile)
   const metrics = createMetrics({ processDefaults: options.processMetrics ?? true })
   const stats = new StatsRegistry({ now: clock })
-  const shadows = new ShadowRegistry((route, reason) => metrics.upstreamErrors.labels(route, 'shadow', reason).inc())
-  const snapshotOf = (c: Config): ProxySnapshot => ({
-    table: buildRouteTable(liveConfig(c, store.all()), {
-      pools,
-      signature,
-      bindMetrics: (route, versions, hasShadow) => bindRouteMetrics(metrics, route, versions, hasShadow, stats),
-      bindShadow: (route) => shadows.get(route),
-    }),
-    versionHeader: c.versionHeader,
-    trusted: c.trustedProxyList.length > 0 ? c.trustedProxies : null,
-  })
-  const runtime = { current: snapshotOf(config), draining: false }
+  const recorder = createRecorder(metrics, stats)
+  const snapshotOf = (c: Config) => liveSnapshot(c, store.all(), cookieSecret)
+  let snapshot = snapshotOf(config)
+  const dataPath = await createDataPath(snapshot, { recorder, ...(options.recordRequests === undefined ? {} : { recordRequests: options.recordRequests }) })
+  const proxy = dataPath.app
   // The weight and rollout gauges show the routes in force at scrape time.
-  metrics.setRouteSource(() => runtime.current.table.routes)
+  metrics.setRouteSource(() => snapshot.routes)
   // The phase of the rollout recorded in the route's live state; idle when there is none.
   metrics.setRolloutSource((route) => {
     const phase = (store.get(route)?.rollout as { phase?: unknown } | null | undefined)?.phase
     return typeof phase === 'string' ? phase : 'idle'
   })
   // Runs inside each durable state write, before the write resolves: a change is in force by
-  // the time the admin API answers it.
+  // the time the admin API answers it (the data path swaps its table synchronously).
   store.watch(() => {
-    runtime.current = snapshotOf(config)
-    void retainPools()
+    snapshot = snapshotOf(config)
+    void dataPath.apply(snapshot)
   })
-  const retainPools = (): Promise<void> => pools.retainOnly(runtime.current.table.routes.flatMap((r) =>
-    [r.groups.stable, r.groups.canary, r.groups.green, r.shadow].filter((g) => g !== null)))
-  const proxy = await createProxyApp({ config, runtime, metrics, serverFactory: serverFactoryFor(config), recordRequests: options.recordRequests ?? true })
-  const service = new RouteService({
+  const writer = new RouteWriter({
     store,
     events,
     config: () => config,
+    summarizeRollout: (rollout) => rolloutSummary(readRollout(rollout)),
     onEventLogError: (err, route) => proxy.log.error({ err, route }, 'a route change was applied but could not be written to the event log'),
   })
   for (const w of startWarnings) proxy.log.warn(w)
   const controller = new RolloutController({
-    service,
+    writer,
     store,
     stats,
     events,
@@ -130,14 +119,15 @@ export async function buildApps (initial: Config, options: BuildOptions = {}): P
   const admin = await createAdminApp({
     logger: proxy.log,
     metrics,
-    isDraining: () => runtime.draining,
+    isDraining: () => dataPath.runtime.draining,
     api: {
-      service,
+      writer,
+      store,
       events,
       rollouts: controller,
       // Each version's window, plus what the shadow's comparisons found over the same window.
-      stats: { forRoute: (route, window) => ({ ...stats.forRoute(route, window), shadow: shadows.summary(route, window) }) },
-      mismatches: shadows,
+      stats: { forRoute: (route, window) => ({ ...stats.forRoute(route, window), shadow: recorder.summary(route, window) }) },
+      mismatches: recorder,
       tokens: config.admin.tokens,
     },
   })
@@ -152,33 +142,23 @@ export async function buildApps (initial: Config, options: BuildOptions = {}): P
     stats,
     store,
     events,
-    service,
-    runtime,
+    writer,
+    runtime: dataPath.runtime,
     async reload (next) {
       const warnings = await reconcileWithConfig(next, store, events)
       if (next.listen.host !== config.listen.host || next.listen.port !== config.listen.port) warnings.push('listen changed: takes effect after a restart')
       if (next.cookieSecret !== config.cookieSecret) warnings.push('cookieSecret changed: takes effect after a restart')
       if (!sameTokens(next.admin.tokens, config.admin.tokens)) warnings.push('admin tokens changed: take effect after a restart')
       config = next
-      runtime.current = snapshotOf(next)
-      proxy.log.level = next.logLevel
-      await retainPools()
+      snapshot = snapshotOf(next)
+      await dataPath.apply(snapshot)
       return warnings
     },
     async close () {
       await controller.close()
-      runtime.draining = true
-      const server = proxy.server as Server
-      const force = setTimeout(() => {
-        proxy.log.warn('drain timeout reached: closing remaining connections')
-        server.closeAllConnections()
-        void pools.destroy()
-      }, config.drainTimeoutMs)
       try {
-        await proxy.close()
+        await dataPath.close(config.drainTimeoutMs)
       } finally {
-        clearTimeout(force)
-        await pools.close()
         await admin.close()
         await store.close()
         await events.close()
@@ -190,32 +170,14 @@ export async function buildApps (initial: Config, options: BuildOptions = {}): P
 /** `http://127.0.0.1:8080` for a listening address (an unspecified host is reached on loopback). */
 function originOf (address: ReturnType<Server['address']>, tls: boolean): string | null {
   if (address === null || typeof address === 'string') return null
-  const host = address.address === '0.0.0.0' || address.address === '::' ? '127.0.0.1'
+  const host = address.address === '0.0.0.0' || address.address === '::'
+    ? '127.0.0.1'
     : address.family === 'IPv6' ? `[${address.address}]` : address.address
   return `${tls ? 'https' : 'http'}://${host}:${address.port}`
 }
 
 function sameTokens (a: Config['admin']['tokens'], b: Config['admin']['tokens']): boolean {
   return a.length === b.length && a.every((t, i) => t.name === b[i]?.name && t.token === b[i]?.token)
-}
-
-function serverFactoryFor (config: Config): FastifyServerFactory {
-  return (handler) => {
-    const options = {
-      maxHeaderSize: config.maxHeaderBytes,
-      headersTimeout: config.clientHeadersTimeoutMs,
-      // Request bodies are bounded per route (timeouts.requestBody), not per server.
-      requestTimeout: 0,
-      keepAliveTimeout: config.clientIdleTimeoutMs,
-      // Check header timeouts every second, not every 30 s (Node's default).
-      connectionsCheckingInterval: 1000,
-    }
-    const tls = config.listen.tls
-    const server = tls === undefined
-      ? createHttpServer(options, handler)
-      : createHttpsServer({ ...options, cert: readFileSync(tls.cert), key: readFileSync(tls.key) }, handler)
-    return server as Server
-  }
 }
 
 /**

@@ -1,44 +1,65 @@
-// Every error weir itself answers with: one code, one HTTP status, one fixed message.
-// Upstream transport failures map through one table so the client never sees an address,
-// a parser message or a stack trace.
+// Every error weir raises or answers with: one table of codes, each with its HTTP status, its
+// fixed message and whether it is expected (an operational condition: no stack trace); one error
+// class; one serialiser of error bodies. Upstream transport failures map through one table so the
+// client never sees an address, a parser message or a stack trace.
+
+import type { UpstreamFailureReason } from './vocabulary.ts'
+
+interface ErrorSpec {
+  readonly status: number
+  readonly message: string
+  /** False only for bugs: those keep their stack trace and are logged. */
+  readonly expected: boolean
+}
+
+const spec = (status: number, message: string, expected = true): ErrorSpec => ({ status, message, expected })
 
 export const ERRORS = {
-  WEIR_ERR_ROUTE_NOT_FOUND: { status: 404, message: 'no route matches this request' },
-  WEIR_ERR_BAD_REQUEST: { status: 400, message: 'the request is malformed' },
-  WEIR_ERR_ADMIN_NOT_FOUND: { status: 404, message: 'no such admin endpoint' },
-  WEIR_ERR_ADMIN_UNAUTHORIZED: { status: 401, message: 'a valid admin bearer token is required' },
-  WEIR_ERR_ADMIN_CROSS_SITE: { status: 403, message: 'cross-site writes to the admin API are refused' },
-  WEIR_ERR_ADMIN_HOST: { status: 403, message: 'the Host header does not name this admin server' },
-  WEIR_ERR_ADMIN_INVALID: { status: 400, message: 'the request is invalid' },
-  WEIR_ERR_ADMIN_MEDIA_TYPE: { status: 415, message: 'admin writes must be sent as application/json' },
-  WEIR_ERR_ADMIN_BODY_TOO_LARGE: { status: 413, message: 'the admin request body is larger than 64 KiB' },
-  WEIR_ERR_ADMIN_ROUTE_NOT_FOUND: { status: 404, message: 'no route has this name' },
-  WEIR_ERR_ADMIN_STALE_REVISION: { status: 412, message: 'the route changed since the revision given in If-Match' },
-  WEIR_ERR_ADMIN_ROLLOUT_ACTIVE: { status: 409, message: 'a rollout drives this route: abort it, or add ?force=true' },
-  WEIR_ERR_ADMIN_ROLLOUT_STATE: { status: 409, message: 'the rollout cannot do that in its current phase' },
-  WEIR_ERR_ADMIN_STATE_WRITE_FAILED: { status: 503, message: 'the change could not be persisted' },
-  WEIR_ERR_BODY_TIMEOUT: { status: 408, message: 'the request body did not arrive in time' },
-  WEIR_ERR_BODY_TOO_LARGE: { status: 413, message: 'the request body is larger than this route accepts' },
-  WEIR_ERR_HEADERS_TOO_LARGE: { status: 431, message: 'the request headers are too large' },
-  WEIR_ERR_INTERNAL: { status: 500, message: 'the proxy failed to handle this request' },
-  WEIR_ERR_UPSTREAM_REFUSED: { status: 502, message: 'the upstream refused the connection' },
-  WEIR_ERR_UPSTREAM_RESET: { status: 502, message: 'the upstream closed the connection before answering' },
-  WEIR_ERR_UPSTREAM_BAD_RESPONSE: { status: 502, message: 'the upstream sent an invalid response' },
-  WEIR_ERR_UPSTREAM_TLS: { status: 502, message: 'the upstream TLS handshake or certificate check failed' },
-  WEIR_ERR_UPSTREAM_DNS: { status: 502, message: 'the upstream host name could not be resolved' },
-  WEIR_ERR_UPSTREAM_UNREACHABLE: { status: 502, message: 'the upstream network is unreachable' },
-  WEIR_ERR_UPSTREAM_FAILED: { status: 502, message: 'the upstream request failed' },
-  WEIR_ERR_NO_UPSTREAM: { status: 503, message: 'no upstream is available for this request' },
-  WEIR_ERR_UPSTREAM_TIMEOUT: { status: 504, message: 'the upstream did not answer in time' },
-  WEIR_ERR_UPSTREAM_CONNECT_TIMEOUT: { status: 504, message: 'connecting to the upstream timed out' },
-} as const satisfies Record<string, { status: number; message: string }>
+  // The data path (answered to proxy clients).
+  WEIR_ERR_ROUTE_NOT_FOUND: spec(404, 'no route matches this request'),
+  WEIR_ERR_BAD_REQUEST: spec(400, 'the request is malformed'),
+  WEIR_ERR_HEADERS_TIMEOUT: spec(408, 'the request head did not arrive in time'),
+  WEIR_ERR_BODY_TIMEOUT: spec(408, 'the request body did not arrive in time'),
+  WEIR_ERR_BODY_TOO_LARGE: spec(413, 'the request body is larger than this route accepts'),
+  WEIR_ERR_HEADERS_TOO_LARGE: spec(431, 'the request headers are too large'),
+  WEIR_ERR_INTERNAL: spec(500, 'the proxy failed to handle this request', false),
+  WEIR_ERR_UPSTREAM_REFUSED: spec(502, 'the upstream refused the connection'),
+  WEIR_ERR_UPSTREAM_RESET: spec(502, 'the upstream closed the connection before answering'),
+  WEIR_ERR_UPSTREAM_BAD_RESPONSE: spec(502, 'the upstream sent an invalid response'),
+  WEIR_ERR_UPSTREAM_TLS: spec(502, 'the upstream TLS handshake or certificate check failed'),
+  WEIR_ERR_UPSTREAM_DNS: spec(502, 'the upstream host name could not be resolved'),
+  WEIR_ERR_UPSTREAM_UNREACHABLE: spec(502, 'the upstream network is unreachable'),
+  WEIR_ERR_UPSTREAM_FAILED: spec(502, 'the upstream request failed'),
+  WEIR_ERR_NO_UPSTREAM: spec(503, 'no upstream is available for this request'),
+  WEIR_ERR_UPSTREAM_TIMEOUT: spec(504, 'the upstream did not answer in time'),
+  WEIR_ERR_UPSTREAM_CONNECT_TIMEOUT: spec(504, 'connecting to the upstream timed out'),
+  // The admin server and the route operations behind it.
+  WEIR_ERR_ADMIN_NOT_FOUND: spec(404, 'no such admin endpoint'),
+  WEIR_ERR_ADMIN_UNAUTHORIZED: spec(401, 'a valid admin bearer token is required'),
+  WEIR_ERR_ADMIN_CROSS_SITE: spec(403, 'cross-site writes to the admin API are refused'),
+  WEIR_ERR_ADMIN_HOST: spec(403, 'the Host header does not name this admin server'),
+  WEIR_ERR_ADMIN_INVALID: spec(400, 'the request is invalid'),
+  WEIR_ERR_ADMIN_MEDIA_TYPE: spec(415, 'admin writes must be sent as application/json'),
+  WEIR_ERR_ADMIN_BODY_TOO_LARGE: spec(413, 'the admin request body is larger than 64 KiB'),
+  WEIR_ERR_ADMIN_ROUTE_NOT_FOUND: spec(404, 'no route has this name'),
+  WEIR_ERR_ADMIN_STALE_REVISION: spec(412, 'the route changed since the revision given in If-Match'),
+  WEIR_ERR_ADMIN_ROLLOUT_ACTIVE: spec(409, 'a rollout drives this route: abort it, or add ?force=true'),
+  WEIR_ERR_ADMIN_ROLLOUT_STATE: spec(409, 'the rollout cannot do that in its current phase'),
+  WEIR_ERR_ADMIN_STATE_WRITE_FAILED: spec(503, 'the change could not be persisted'),
+  // The state store and the event log (they stop a start, or refuse a write).
+  WEIR_ERR_STATE_CORRUPT: spec(500, 'the state file is not valid'),
+  WEIR_ERR_STATE_UNREADABLE: spec(500, 'the state file cannot be read'),
+  WEIR_ERR_STATE_VERSION: spec(500, 'the state file was written in a format this weir does not read'),
+  WEIR_ERR_STATE_INVALID: spec(500, 'the new route state is not valid'),
+  WEIR_ERR_STATE_WRITE_FAILED: spec(503, 'the state could not be written'),
+  WEIR_ERR_STATE_CLOSED: spec(503, 'the state store is closed'),
+  WEIR_ERR_STATE_CONFLICT: spec(409, 'the route changed while the config was being applied'),
+  WEIR_ERR_EVENTLOG_UNREADABLE: spec(500, 'the event log cannot be read'),
+  WEIR_ERR_EVENTLOG_WRITE_FAILED: spec(503, 'the event could not be written'),
+  WEIR_ERR_EVENTLOG_CLOSED: spec(503, 'the event log is closed'),
+} as const satisfies Record<string, ErrorSpec>
 
 export type ErrorCode = keyof typeof ERRORS
-
-/** Label values of `weir_upstream_errors_total{reason}`. */
-export type UpstreamFailureReason =
-  | 'refused' | 'reset' | 'timeout' | 'connect_timeout' | 'bad_response'
-  | 'tls' | 'dns' | 'unreachable' | 'unavailable' | 'client_abort' | 'other'
 
 export interface UpstreamFailure {
   readonly code: ErrorCode
@@ -112,28 +133,44 @@ export function classifyUpstreamError (err: unknown): UpstreamFailure {
   return found ?? other
 }
 
-/** The JSON body of an error weir answers itself. `requestId` is already safe to embed. */
-export function errorBody (code: ErrorCode, requestId: string): string {
-  return '{"error":"' + code + '","message":"' + ERRORS[code].message + '","requestId":' + JSON.stringify(requestId) + '}'
-}
+/** A path in a document (config file, request body) and what is wrong there. */
+export interface Problem { readonly path: string; readonly reason: string }
 
-/** An error body with its own message (and any extra fields, such as `problems`). */
-export function errorJson (code: ErrorCode, requestId: string, message: string = ERRORS[code].message, extra: Record<string, unknown> = {}): string {
-  return JSON.stringify({ error: code, message, ...extra, requestId })
+/**
+ * weir's one error class. `code` picks the status and the default message from ERRORS;
+ * `problems` name the fields of a refused input. Expected errors capture no stack: the message
+ * is the whole story.
+ */
+export class WeirError extends Error {
+  override readonly name = 'WeirError'
+  readonly code: ErrorCode
+  readonly problems: readonly Problem[]
+  /** The file concerned (a state file, an event log), when there is one. */
+  readonly file: string | undefined
+
+  constructor (code: ErrorCode, message: string = ERRORS[code].message, options: ErrorOptions & { problems?: readonly Problem[]; file?: string } = {}) {
+    const limit = Error.stackTraceLimit
+    if (ERRORS[code].expected) Error.stackTraceLimit = 0
+    super(message, options.cause === undefined ? undefined : { cause: options.cause })
+    Error.stackTraceLimit = limit
+    this.code = code
+    this.problems = options.problems ?? []
+    this.file = options.file
+  }
+
+  get status (): number {
+    return ERRORS[this.code].status
+  }
 }
 
 /**
- * Base of expected operational errors (a corrupt state file, a closed store): the message is
- * the whole story, so no stack trace is captured.
+ * The JSON body of an error weir answers itself: `{error, message, ...extra, requestId}`.
+ * `requestId` is embedded as JSON. Without a message or extra fields the body is concatenated
+ * (the proxy's error replies are on the hot path; table messages need no escaping).
  */
-export class OperationalError<Code extends string> extends Error {
-  readonly code: Code
-
-  constructor (code: Code, message: string, options?: ErrorOptions) {
-    const limit = Error.stackTraceLimit
-    Error.stackTraceLimit = 0
-    super(message, options)
-    Error.stackTraceLimit = limit
-    this.code = code
+export function errorBody (code: ErrorCode, requestId: string, message?: string, extra?: Readonly<Record<string, unknown>>): string {
+  if (message === undefined && extra === undefined) {
+    return '{"error":"' + code + '","message":"' + ERRORS[code].message + '","requestId":' + JSON.stringify(requestId) + '}'
   }
+  return JSON.stringify({ error: code, message: message ?? ERRORS[code].message, ...extra, requestId })
 }

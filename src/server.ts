@@ -2,8 +2,9 @@
 // (SIGTERM/SIGINT drain then exit 0; SIGHUP reloads, keeping the running config if invalid).
 
 import { buildApps, type Apps, type BuildOptions } from './app.ts'
-import { loadConfigFile, type Config } from './config/load.ts'
-import { formatProblems } from './cli/format.ts'
+import { loadConfigFile } from './config/load.ts'
+import type { Config } from './config/model.ts'
+import { formatProblems } from './config/problems.ts'
 
 export interface RunningServer {
   apps: Apps

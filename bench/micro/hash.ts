@@ -5,7 +5,9 @@
 import { Buffer } from 'node:buffer'
 import { parseArgs } from 'node:util'
 import murmurhash from 'murmurhash'
-import { BUCKETS, createUserBucketer } from '../../src/routing/hash.ts'
+import { createUserBucketer } from '../../src/routing/hash.ts'
+import { BUCKETS } from '../../src/vocabulary.ts'
+import { median } from '../median.ts'
 import { seededRandom } from './random.ts'
 
 const ROUTE = 'shop'
@@ -63,7 +65,7 @@ for (const id of [...asciiIds, ...nonAsciiIds, ...edgeIds]) {
   checked++
 }
 process.stdout.write(`equality: ${checked} ids (${asciiIds.length} ASCII, ${nonAsciiIds.length} non-ASCII, ${edgeIds.length} edge cases) ` +
-  `give the same bucket from createUserBucketer, murmurhash.v3(Buffer) and murmurhash.v3(string)\n\n`)
+  'give the same bucket from createUserBucketer, murmurhash.v3(Buffer) and murmurhash.v3(string)\n\n')
 
 // ---- timing -----------------------------------------------------------------------------------
 
@@ -81,8 +83,7 @@ function time (fn: (id: string) => number, ids: readonly string[], passes: numbe
     if (round >= 2) perRound.push(ns)
   }
   if (sink === 0.5) process.stdout.write('') // keeps `sink` alive
-  perRound.sort((a, b) => a - b)
-  return perRound[Math.floor(perRound.length / 2)] as number
+  return median(perRound, 'upper') as number
 }
 
 interface Row { ids: string; impl: string; nsPerOp: number }

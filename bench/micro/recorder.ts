@@ -1,4 +1,4 @@
-// Micro-benchmark of what the data path pays per response to count it (src/metrics/recorder.ts):
+// Micro-benchmark of what the data path pays per response to count it (src/metrics/cells.ts):
 // `countResponse` (weir_requests_total + weir_request_duration_seconds into plain typed-array
 // cells) against prom-client's pre-bound children doing the same (`counter.labels(...).inc()`,
 // `histogram.labels(...).observe()`), and the whole recording of a response as the proxy does
@@ -8,9 +8,11 @@
 
 import { parseArgs } from 'node:util'
 import { Counter, Histogram, Registry } from 'prom-client'
-import { bindRouteMetrics, countResponse, DURATION_BUCKETS_MS, type VersionMetrics } from '../../src/metrics/recorder.ts'
+import { countResponse, DURATION_BUCKETS_MS, type VersionMetrics } from '../../src/metrics/cells.ts'
+import { createRecorder } from '../../src/metrics/recorder.ts'
 import { createMetrics } from '../../src/metrics/registry.ts'
-import { StatsRegistry } from '../../src/metrics/window.ts'
+import { StatsRegistry } from '../../src/metrics/rolling-stats.ts'
+import { median } from '../median.ts'
 import { seededRandom } from './random.ts'
 
 const { values } = parseArgs({ options: { rounds: { type: 'string' } } })
@@ -27,11 +29,6 @@ for (let i = 0; i < 4096; i++) {
   STATUSES[i] = r < 0.9 ? 200 : r < 0.95 ? 404 : r < 0.98 ? 500 : 502
 }
 
-function median (xs: number[]): number {
-  const sorted = [...xs].sort((a, b) => a - b)
-  return sorted[Math.floor(sorted.length / 2)] as number
-}
-
 /** Median ns per call of `body(i)` over ROUNDS rounds of CALLS calls (2 warm-up rounds). */
 function time (body: (i: number) => void): number {
   const perRound: number[] = []
@@ -40,7 +37,7 @@ function time (body: (i: number) => void): number {
     for (let i = 0; i < CALLS; i++) body(i & 4095)
     if (round >= 2) perRound.push(Number(process.hrtime.bigint() - start) / CALLS)
   }
-  return median(perRound)
+  return median(perRound, 'upper') as number
 }
 
 // ---- the two ways, checked equal ---------------------------------------------------------------
@@ -49,10 +46,13 @@ function promClientRecorder (): { record (status: number, ms: number): void; reg
   const registry = new Registry()
   const requests = new Counter({ name: 'weir_requests_total', help: 'h', labelNames: ['route', 'version', 'code'] as const, registers: [registry] })
   const duration = new Histogram({
-    name: 'weir_request_duration_seconds', help: 'h', labelNames: ['route', 'version'] as const,
-    buckets: DURATION_BUCKETS_MS.map((ms) => ms / 1000), registers: [registry],
+    name: 'weir_request_duration_seconds',
+    help: 'h',
+    labelNames: ['route', 'version'] as const,
+    buckets: DURATION_BUCKETS_MS.map((ms) => ms / 1000),
+    registers: [registry],
   })
-  // Pre-bound children, as STYLE.md asks of prom-client users; the code is dynamic, so one child per status.
+  // Pre-bound children, prom-client's fast path; the code is dynamic, so one child per status.
   const byStatus = new Map<number, Counter.Internal>()
   const timer = duration.labels('shop', 'stable')
   return {
@@ -71,7 +71,7 @@ function promClientRecorder (): { record (status: number, ms: number): void; reg
 
 const metrics = createMetrics({ processDefaults: false })
 const stats = new StatsRegistry()
-const cells: VersionMetrics = bindRouteMetrics(metrics, 'shop', ['stable'], false, stats).versions.stable
+const cells: VersionMetrics = createRecorder(metrics, stats).route('shop', ['stable'], false).versions.stable
 const reference = promClientRecorder()
 
 for (let i = 0; i < 4096; i++) {

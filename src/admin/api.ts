@@ -1,23 +1,29 @@
-// The /api/v1 control API (CONTRACT §7): routes, weights, upstreams, shadow settings, switch,
-// rollback, rollouts, stats, shadow mismatches and events. Every write is authenticated, refused when a browser on another site could have sent
-// it, validated by the route service, persisted before the reply and logged as an event; any
-// refusal answers `{error, message, problems?, requestId}` and changes nothing.
+// The /api/v1 control API (docs/admin-api.md): routes, weights, upstreams, shadow settings,
+// switch, rollback, rollouts, stats, shadow mismatches and events. Every write is authenticated,
+// refused when a browser on another site could have sent it, validated and written through the
+// route writer (persisted before the reply, logged as an event); any refusal answers
+// `{error, message, problems?, requestId}` and changes nothing. The one place domain errors
+// become HTTP answers (through the admin app's error handler).
 
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { ERRORS, errorJson, type ErrorCode } from '../errors.ts'
-import type { EventLog } from '../state/event-log.ts'
-import { AdminError, type Caller, type RouteService, type RouteView, type WriteOptions } from './route-service.ts'
-import type { RolloutView } from '../controller/rollout-view.ts'
-import type { Command } from '../controller/step.ts'
-import { createAuthenticator, isCrossSiteWrite, isJsonContentType, isLoopbackHostHeader } from './guard.ts'
-import type { AdminToken } from '../config/load.ts'
+import type { AdminToken } from '../config/model.ts'
+import { WeirError, type ErrorCode } from '../errors.ts'
+import { sendError } from '../http/error-reply.ts'
+import { readRollout, rolloutView, type RolloutView } from '../rollout/rollout-view.ts'
 import { MISMATCH_SAMPLE_SIZE } from '../shadow/mismatch-log.ts'
+import type { EventLog } from '../state/event-log.ts'
+import { percentOf } from '../state/live-routes.ts'
+import { shadowChange, switchChange, upstreamsChange, weightsChange } from '../state/route-changes.ts'
+import type { Caller, Change, RouteWriter, Written, WriteOptions } from '../state/route-writer.ts'
+import type { RouteState, StateStore } from '../state/store.ts'
+import { MAX_WINDOW_SECONDS, ROLLOUT_COMMANDS, type Command } from '../vocabulary.ts'
+import { createAuthenticator, isCrossSiteWrite, isJsonContentType, isLoopbackHostHeader } from './guard.ts'
+import { routeView } from './views.ts'
 
 /** Admin request bodies are small JSON objects; anything bigger is refused unread. */
 export const ADMIN_BODY_LIMIT = 64 * 1024
 /** Deeper JSON is refused before any validation walks it. */
 const MAX_JSON_DEPTH = 32
-const MAX_WINDOW_SECONDS = 600
 const MAX_EVENTS_PER_PAGE = 1000
 
 export interface StatsSource {
@@ -34,11 +40,12 @@ export interface MismatchSource {
 export interface RolloutApi {
   startRollout (route: string, body: unknown, options: WriteOptions, caller: Caller): Promise<RolloutView>
   command (route: string, command: Command, caller: Caller): Promise<RolloutView>
-  rollback (route: string, options: WriteOptions, caller: Caller): Promise<RouteView>
+  rollback (route: string, options: WriteOptions, caller: Caller): Promise<Written>
 }
 
 export interface AdminApiOptions {
-  service: RouteService
+  writer: RouteWriter
+  store: StateStore
   rollouts: RolloutApi
   events: EventLog
   stats: StatsSource
@@ -53,7 +60,7 @@ interface WithActor { [kActor]?: string }
 const WRITE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])
 
 export async function adminApi (app: FastifyInstance, options: AdminApiOptions): Promise<void> {
-  const { service, rollouts, events, stats, mismatches } = options
+  const { writer, store, rollouts, events, stats, mismatches } = options
   const authenticate = createAuthenticator(options.tokens)
   const open = options.tokens.length === 0
 
@@ -65,10 +72,10 @@ export async function adminApi (app: FastifyInstance, options: AdminApiOptions):
     try {
       value = JSON.parse(source)
     } catch (err) {
-      return done(new AdminError('WEIR_ERR_ADMIN_INVALID', `body: not valid JSON (${(err as Error).message})`, [{ path: 'body', reason: 'is not valid JSON' }]))
+      return done(invalid(`body: not valid JSON (${(err as Error).message})`, 'body', 'is not valid JSON'))
     }
     if (depthExceeds(value, MAX_JSON_DEPTH)) {
-      return done(new AdminError('WEIR_ERR_ADMIN_INVALID', `body: nests deeper than ${MAX_JSON_DEPTH} levels`, [{ path: 'body', reason: `nests deeper than ${MAX_JSON_DEPTH} levels` }]))
+      return done(invalid(`body: nests deeper than ${MAX_JSON_DEPTH} levels`, 'body', `nests deeper than ${MAX_JSON_DEPTH} levels`))
     }
     done(null, value)
   })
@@ -112,48 +119,46 @@ export async function adminApi (app: FastifyInstance, options: AdminApiOptions):
     return payload
   })
 
-  app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, request, reply) => {
-    if (err instanceof AdminError) return refuse(reply, err.code, err.message, err.problems.length > 0 ? { problems: err.problems } : {})
-    if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return refuse(reply, 'WEIR_ERR_ADMIN_BODY_TOO_LARGE')
-    if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return refuse(reply, 'WEIR_ERR_ADMIN_MEDIA_TYPE')
-    if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500) {
-      return refuse(reply, 'WEIR_ERR_ADMIN_INVALID', `request: ${err.message}`)
-    }
-    request.log.error({ err }, 'admin API error')
-    return refuse(reply, 'WEIR_ERR_INTERNAL')
-  })
-
   const caller = (request: FastifyRequest): { actor: string; requestId: string } =>
     ({ actor: (request as WithActor)[kActor] ?? 'unauthenticated', requestId: request.id })
 
-  app.get('/routes', async () => service.list())
+  app.get('/routes', async () => writer.routes().map((route) => routeView(route, store.get(route.name))))
 
   app.get<{ Params: { route: string } }>('/routes/:route', async (request, reply) => {
-    const view = service.get(request.params.route)
+    const route = writer.route(request.params.route)
+    const view = routeView(route, store.get(route.name))
     reply.header('etag', `"${view.revision}"`)
     return view
   })
 
-  /** A write to one route: the service's answer is the route after the change, with its revision as ETag. */
+  /** A write to one route: the answer is the route after the change, with its revision as ETag. */
   const routeWrite = (method: 'PUT' | 'POST', path: string,
-    change: (route: string, body: unknown, options: WriteOptions, who: { actor: string; requestId: string }) => Promise<RouteView>): void => {
+    write: (route: string, body: unknown, options: WriteOptions, who: Caller) => Promise<Written>): void => {
     app.route<{ Params: { route: string } }>({
       method,
       url: `/routes/:route/${path}`,
       handler: async (request, reply) => {
-        const view = await change(request.params.route, request.body, writeOptions(request), caller(request))
+        const written = await write(request.params.route, request.body, writeOptions(request), caller(request))
+        const view = routeView(written.route, written.state)
         return reply.header('etag', `"${view.revision}"`).send(view)
       },
     })
   }
-  routeWrite('PUT', 'weights', (route, body, options, who) => service.setWeights(route, body, options, who))
-  routeWrite('PUT', 'upstreams', (route, body, options, who) => service.setUpstreams(route, body, options, who))
-  routeWrite('PUT', 'shadow', (route, body, options, who) => service.setShadow(route, body, options, who))
-  routeWrite('POST', 'switch', (route, body, options, who) => service.switchTo(route, body, options, who))
+  /** A change an operator computes from the body (state/route-changes.ts). */
+  const operatorChange = (action: string, compute: (body: unknown, ...on: Parameters<Change>) => ReturnType<Change>, forced = false) =>
+    (route: string, body: unknown, options: WriteOptions, who: Caller): Promise<Written> =>
+      writer.write(route, action, forced ? { ...options, force: true } : options, who, (r, s) => compute(body, r, s))
+  routeWrite('PUT', 'weights', operatorChange('weights.set', weightsChange))
+  routeWrite('PUT', 'upstreams', operatorChange('upstreams.set', upstreamsChange))
+  // Allowed while a rollout drives the route: a rollout drives weights, not shadow.
+  routeWrite('PUT', 'shadow', operatorChange('shadow.set', shadowChange, true))
+  routeWrite('POST', 'switch', operatorChange('switch', switchChange))
   routeWrite('POST', 'rollback', (route, _body, options, who) => rollouts.rollback(route, options, who))
 
   app.get<{ Params: { route: string } }>('/routes/:route/rollout', async (request, reply) => {
-    const view = service.rollout(request.params.route)
+    const route = writer.route(request.params.route)
+    const state: RouteState | undefined = store.get(route.name)
+    const view = rolloutView(route.name, readRollout(state?.rollout), percentOf(state?.weights ?? route.weights), state?.revision ?? 0)
     return reply.header('etag', `"${view.revision}"`).send(view)
   })
   /** A rollout write: the answer is the rollout's view after it, with the route's revision as ETag. */
@@ -165,19 +170,19 @@ export async function adminApi (app: FastifyInstance, options: AdminApiOptions):
     })
   }
   rolloutWrite('rollout', 201, (route, request, who) => rollouts.startRollout(route, request.body, writeOptions(request), who))
-  for (const command of ['pause', 'resume', 'abort'] as const) {
+  for (const command of ROLLOUT_COMMANDS.filter((c) => c !== 'promote' && c !== 'promote-full')) {
     rolloutWrite(`rollout/${command}`, 200, (route, _request, who) => rollouts.command(route, command, who))
   }
   rolloutWrite('rollout/promote', 200, (route, request, who) => rollouts.command(route, booleanParam(request, 'full') ? 'promote-full' : 'promote', who))
 
   app.get<{ Params: { route: string }; Querystring: Record<string, string | string[]> }>('/routes/:route/stats', async (request) => {
-    service.get(request.params.route)
+    writer.route(request.params.route)
     const window = integerParam(request.query.window, 'window', 60, 1, MAX_WINDOW_SECONDS)
     return stats.forRoute(request.params.route, window)
   })
 
   app.get<{ Params: { route: string }; Querystring: Record<string, string | string[]> }>('/routes/:route/shadow/mismatches', async (request) => {
-    service.get(request.params.route)
+    writer.route(request.params.route)
     const limit = integerParam(request.query.limit, 'limit', MISMATCH_SAMPLE_SIZE, 1, MISMATCH_SAMPLE_SIZE)
     return { route: request.params.route, ...mismatches.recent(request.params.route, limit) }
   })
@@ -189,9 +194,13 @@ export async function adminApi (app: FastifyInstance, options: AdminApiOptions):
   })
 }
 
-function refuse (reply: FastifyReply, code: ErrorCode, message?: string, extra?: Record<string, unknown>): FastifyReply {
-  return reply.code(ERRORS[code].status).header('content-type', 'application/json; charset=utf-8')
-    .send(errorJson(code, reply.request.id, message, extra))
+function refuse (reply: FastifyReply, code: ErrorCode): FastifyReply {
+  return sendError(reply, code)
+}
+
+/** A refused parameter or body: the message, and the one field it names. */
+function invalid (message: string, path: string, reason: string): WeirError {
+  return new WeirError('WEIR_ERR_ADMIN_INVALID', message, { problems: [{ path, reason }] })
 }
 
 function routeOf (request: FastifyRequest): { route?: string } {
@@ -204,7 +213,7 @@ function booleanParam (request: FastifyRequest, name: string): boolean {
   const value = (request.query as Record<string, unknown>)[name]
   if (value === undefined || value === 'false') return false
   if (value === 'true') return true
-  throw new AdminError('WEIR_ERR_ADMIN_INVALID', `${name}: must be true or false`, [{ path: name, reason: 'must be true or false' }])
+  throw invalid(`${name}: must be true or false`, name, 'must be true or false')
 }
 
 /** `If-Match: 7`, `"7"` or `W/"7"` → 7; `?force=true`. */
@@ -212,15 +221,14 @@ function writeOptions (request: FastifyRequest): WriteOptions {
   const query = request.query as Record<string, unknown>
   const force = query.force
   if (force !== undefined && force !== 'true' && force !== 'false') {
-    throw new AdminError('WEIR_ERR_ADMIN_INVALID', 'force: must be true or false', [{ path: 'force', reason: 'must be true or false' }])
+    throw invalid('force: must be true or false', 'force', 'must be true or false')
   }
   const header = request.headers['if-match']
   let ifMatch: number | null = null
   if (header !== undefined) {
     const match = /^\s*(?:W\/)?"?([0-9]{1,15})"?\s*$/.exec(header)
     if (match === null) {
-      throw new AdminError('WEIR_ERR_ADMIN_INVALID', 'If-Match: must be a route revision (a non-negative integer, optionally quoted)',
-        [{ path: 'If-Match', reason: 'must be a route revision' }])
+      throw invalid('If-Match: must be a route revision (a non-negative integer, optionally quoted)', 'If-Match', 'must be a route revision')
     }
     ifMatch = Number(match[1])
   }
@@ -231,7 +239,7 @@ function integerParam (raw: unknown, name: string, fallback: number, min: number
   if (raw === undefined) return fallback
   const value = typeof raw === 'string' && /^[0-9]{1,16}$/.test(raw) ? Number(raw) : NaN
   if (!Number.isSafeInteger(value) || value < min || value > max) {
-    throw new AdminError('WEIR_ERR_ADMIN_INVALID', `${name}: must be an integer from ${min} to ${max}`, [{ path: name, reason: `must be an integer from ${min} to ${max}` }])
+    throw invalid(`${name}: must be an integer from ${min} to ${max}`, name, `must be an integer from ${min} to ${max}`)
   }
   return value
 }

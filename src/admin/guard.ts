@@ -3,7 +3,7 @@
 
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { IncomingHttpHeaders } from 'node:http'
-import type { AdminToken } from '../config/load.ts'
+import type { AdminToken } from '../config/model.ts'
 import { isLoopbackHost } from '../config/rules.ts'
 
 export type Authenticator = (authorization: string | undefined) => string | null

@@ -2,7 +2,7 @@
 
 import { parseArgs } from 'node:util'
 import { loadConfigFile } from '../config/load.ts'
-import { formatProblems } from './format.ts'
+import { formatProblems } from '../config/problems.ts'
 
 const USAGE = `usage: weir <command> [--config FILE]
 
@@ -27,7 +27,7 @@ function main (argv: string[]): void {
   }
   const configFile = parsed.values.config ?? process.env.WEIR_CONFIG
   if (configFile === undefined || configFile === '') {
-    process.stderr.write(`weir: no config file: pass --config FILE or set WEIR_CONFIG\n`)
+    process.stderr.write('weir: no config file: pass --config FILE or set WEIR_CONFIG\n')
     process.exit(2)
   }
   switch (command) {

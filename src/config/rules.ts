@@ -1,23 +1,24 @@
-// Cross-field rules the schema cannot express. Shared by config load and (later) the admin
-// API so a weight change is judged the same way wherever it comes from.
+// Cross-field rules the schema cannot express. Shared by config load and the admin API, so a
+// weight change is judged the same way wherever it comes from.
 
 import { BlockList, isIP } from 'node:net'
+import type { Problem } from '../errors.ts'
+import { VERSIONS, type Version } from '../vocabulary.ts'
+import type { WeightsBp } from './model.ts'
 
-export const VERSIONS = ['stable', 'canary', 'green'] as const
-export type Version = typeof VERSIONS[number]
-/** Versions that can have an upstream; shadow never serves a client. */
-export type UpstreamName = Version | 'shadow'
+/** The reason given for a percent with more than two decimals. */
+export const TWO_DECIMALS = 'must have at most two decimals'
 
-export interface Problem { path: string; reason: string }
-
-/** Weights in hundredths of a percent (basis points); they sum to 10 000. */
-export interface WeightsBp { stable: number; canary: number; green: number }
+/** Weights and shares are kept in hundredths of a percent: a percent may have at most two decimals. */
+export function hasAtMostTwoDecimals (percent: number): boolean {
+  return Math.abs(percent * 100 - Math.round(percent * 100)) <= 1e-6
+}
 
 /** Converts percent weights to basis points, reporting every weight that is not valid. */
 export function checkWeights (
   weights: Partial<Record<Version, unknown>>,
   hasUpstream: (version: Version) => boolean,
-  path: string,
+  path: string
 ): { bp: WeightsBp; problems: Problem[] } {
   const problems: Problem[] = []
   const bp: WeightsBp = { stable: 0, canary: 0, green: 0 }
@@ -30,7 +31,7 @@ export function checkWeights (
     }
     const hundredths = Math.round(w * 100)
     if (w < 0 || w > 100) problems.push({ path: `${path}.${version}`, reason: 'must be between 0 and 100' })
-    else if (Math.abs(w * 100 - hundredths) > 1e-6) problems.push({ path: `${path}.${version}`, reason: 'must have at most two decimals' })
+    else if (!hasAtMostTwoDecimals(w)) problems.push({ path: `${path}.${version}`, reason: TWO_DECIMALS })
     else if (hundredths > 0 && !hasUpstream(version)) problems.push({ path: `${path}.${version}`, reason: `must be 0: version ${version} has no upstream` })
     bp[version] = hundredths
   }

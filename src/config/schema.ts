@@ -2,6 +2,7 @@
 // config/weir.schema.json all come from here. Cross-field rules live in rules.ts.
 
 import { Type, type Static, type TSchema } from '@sinclair/typebox'
+import { PROXIED_METHODS, STRATEGIES, WEBHOOK_TYPES } from '../vocabulary.ts'
 
 /** `errorMessage` replaces TypeBox's generic text ("Expected union value") in `weir validate`. */
 function described<T extends TSchema> (schema: T, errorMessage: string): T {
@@ -86,8 +87,8 @@ export const OverrideSchema = Type.Object({
 }, { additionalProperties: false, description: 'Lets testers force a version that has an upstream, even at weight 0.' })
 
 /** Methods the proxy forwards; a shadow copies only those its route lists. */
-export const ShadowMethodSchema = Type.Union(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'PATCH', 'POST'].map((m) => Type.Literal(m)),
-  { errorMessage: 'must be one of GET, HEAD, OPTIONS, PUT, DELETE, PATCH, POST' })
+export const ShadowMethodSchema = Type.Union(PROXIED_METHODS.map((m) => Type.Literal(m)),
+  { errorMessage: `must be one of ${PROXIED_METHODS.join(', ')}` })
 
 export const ShadowSchema = Type.Object({
   percent: Type.Number({ minimum: 0, maximum: 100, default: 0, description: 'Percent of requests also copied to the shadow upstream (at most two decimals).' }),
@@ -118,8 +119,6 @@ export const AnalysisSchema = Type.Object({
   failureThreshold: Type.Integer({ minimum: 1, default: 2, description: 'Failed checks before an automatic revert.' }),
 }, { additionalProperties: false, default: {} })
 
-export const WEBHOOK_TYPES = ['pre-rollout', 'rollout', 'confirm-promotion', 'post-rollout', 'rollback'] as const
-
 export const WebhookSchema = Type.Object({
   name: Type.String({ pattern: '^[a-z0-9][a-z0-9-]{0,62}$' }),
   type: Type.Union(WEBHOOK_TYPES.map((t) => Type.Literal(t)), { errorMessage: `must be one of ${WEBHOOK_TYPES.join(', ')}` }),
@@ -129,9 +128,11 @@ export const WebhookSchema = Type.Object({
 }, { additionalProperties: false })
 
 export const RolloutPolicySchema = Type.Object({
-  strategy: Type.Union([Type.Literal('canary'), Type.Literal('bluegreen')], { default: 'canary' }),
+  strategy: Type.Union(STRATEGIES.map((s) => Type.Literal(s)), { default: 'canary' }),
   steps: Type.Array(Type.Number({ exclusiveMinimum: 0, maximum: 100 }), {
-    minItems: 1, maxItems: 100, default: [1, 5, 10, 25, 50, 100],
+    minItems: 1,
+    maxItems: 100,
+    default: [1, 5, 10, 25, 50, 100],
     description: 'Canary weights in percent, increasing; after the last one passes, the canary is promoted.',
   }),
   interval: withDefault(DurationSchema, '30s'),
@@ -156,7 +157,7 @@ export const RouteSchema = Type.Object({
     pathPrefix: Type.String({ pattern: '^/', default: '/' }),
   }, { additionalProperties: false, default: {} })),
   upstreams: UpstreamsSchema,
-  weights: Type.Optional(WeightsSchema),
+  weights: Type.Optional(withDefault(WeightsSchema, { stable: 100 })),
   stickiness: StickinessSchema,
   override: Type.Union([OverrideSchema, Type.Literal(false)], { default: { header: 'x-weir-version' } }),
   shadow: withDefault(ShadowSchema, {}),
@@ -210,5 +211,3 @@ export type RouteInput = Static<typeof RouteSchema>
 export type Weights = Static<typeof WeightsSchema>
 export type RolloutPolicy = Static<typeof RolloutPolicySchema>
 export type ShadowInput = Static<typeof ShadowSchema>
-export type WebhookType = typeof WEBHOOK_TYPES[number]
-

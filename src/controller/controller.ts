@@ -1,29 +1,29 @@
 // The built-in rollout controller: owns the clock, reads the rolling stats, calls webhooks and
-// the smoke check, and writes what the state machine (step.ts) decides through the same route
-// service as the admin API (same validation, revisions and events, actor `controller`).
+// the smoke check, and writes what the state machine (rollout/step.ts) decides through the same
+// route writer as the admin API (same validation, revisions and events, actor `controller`).
 
 import { randomBytes } from 'node:crypto'
-import type { Config, RouteConfig } from '../config/load.ts'
-import type { WebhookType } from '../config/schema.ts'
-import { AdminError, type Caller, type RouteService, type RouteView, type WriteOptions } from '../admin/route-service.ts'
-import { MAX_WINDOW_SECONDS, type StatsRegistry } from '../metrics/window.ts'
+import type { Config, RouteConfig } from '../config/model.ts'
+import type { StatsRegistry } from '../metrics/rolling-stats.ts'
+import { analyze, overall, type CheckOutcome } from '../rollout/analysis.ts'
+import { guardVerdict, keepGuardWindow, type GuardSample } from '../rollout/guard.ts'
+import { commandChange, rollbackChange, startChange, transitionChange } from '../rollout/rollout-changes.ts'
+import { readRollout, rolloutView, type RolloutView } from '../rollout/rollout-view.ts'
+import { advance, checkCanPromote, isCheckDue, targetOf, type RolloutState, type Transition } from '../rollout/step.ts'
 import type { EventLog } from '../state/event-log.ts'
-import { liveRoute } from '../state/live-routes.ts'
+import { liveRoute, percentOf } from '../state/live-routes.ts'
+import type { Caller, RouteWriter, Written, WriteOptions } from '../state/route-writer.ts'
 import type { StateStore } from '../state/store.ts'
-import { analyze, overall, type CheckOutcome } from './analysis.ts'
-import { readRollout, type RolloutView } from './rollout-view.ts'
-import { ACTIVE, advance, checkCanPromote, isCheckDue, targetOf, type Command, type RolloutState, type Transition } from './step.ts'
+import { ACTIVE_PHASES, MAX_WINDOW_SECONDS, type Command, type WebhookType } from '../vocabulary.ts'
 import { callWebhook, smokeCheck, type CallResult } from './webhooks.ts'
 
 const CONTROLLER: Caller = { actor: 'controller' }
 
 /** How often the controller looks at every rollout: the fast guard's cadence, and the lateness bound of a check. */
 export const TICK_MS = 100
-/** The fast guard judges the last second of traffic. */
-const GUARD_WINDOW_MS = 1000
 
 export interface ControllerOptions {
-  service: RouteService
+  writer: RouteWriter
   store: StateStore
   stats: StatsRegistry
   events: EventLog
@@ -34,8 +34,6 @@ export interface ControllerOptions {
   proxyOrigin: () => string | null
   log: { error: (obj: object, msg: string) => void }
 }
-
-interface GuardSample { at: number; requests: number; errors: number }
 
 export class RolloutController {
   readonly #o: ControllerOptions
@@ -57,7 +55,7 @@ export class RolloutController {
     for (const route of this.#o.config().routes) {
       const state = this.#o.store.get(route.name)
       const rollout = readRollout(state?.rollout)
-      if (state === undefined || rollout === null || !ACTIVE.has(rollout.phase)) continue
+      if (state === undefined || rollout === null || !ACTIVE_PHASES.has(rollout.phase)) continue
       await this.#apply(route.name, state.revision, advance(rollout, { kind: 'restart', now: this.#o.now() }))
     }
     this.#timer = setInterval(() => this.#tick(), TICK_MS)
@@ -72,26 +70,41 @@ export class RolloutController {
 
   /** POST .../rollout. */
   async startRollout (name: string, body: unknown, options: WriteOptions, caller: Caller): Promise<RolloutView> {
-    const { view } = await this.#o.service.startRollout(name, body, options, caller, this.#o.now(), randomBytes(6).toString('hex'))
-    return view
+    const now = this.#o.now()
+    const id = randomBytes(6).toString('hex')
+    let transition: Transition | undefined
+    const written = await this.#o.writer.write(name, 'rollout.started', { ...options, force: true }, caller, (route, state) => {
+      const started = startChange(body, route, state, now, caller.actor, id)
+      transition = started.transition
+      return started.change
+    })
+    return viewOf(name, written, transition as Transition)
   }
 
   /** POST .../rollout/{pause,resume,promote,abort}. */
   async command (name: string, command: Command, caller: Caller): Promise<RolloutView> {
-    const { view, transition } = await this.#o.service.commandRollout(name, command, caller, this.#o.now())
-    this.#notify(name, transition.state, transition.notify)
-    return view
+    const now = this.#o.now()
+    let transition: Transition | undefined
+    const written = await this.#o.writer.write(name, `rollout.${command}`, { force: true }, caller, (route, state) => {
+      const commanded = commandChange(command, route, state, now, caller.actor)
+      transition = commanded.transition
+      return commanded.change
+    })
+    const done = transition as Transition
+    this.#notify(name, done.state, done.notify)
+    return viewOf(name, written, done)
   }
 
-  /** POST .../rollback: the route service's rollback, plus the rollback webhooks of a rollout it ended. */
-  async rollback (name: string, options: WriteOptions, caller: Caller): Promise<RouteView> {
+  /** POST .../rollback: stable 100 % at once, plus the rollback webhooks of a rollout it ended. Allowed during a rollout. */
+  async rollback (name: string, options: WriteOptions, caller: Caller): Promise<Written> {
     const before = readRollout(this.#o.store.get(name)?.rollout)
-    const view = await this.#o.service.rollback(name, options, caller, this.#o.now())
-    const after = readRollout(this.#o.store.get(name)?.rollout)
-    if (before !== null && ACTIVE.has(before.phase) && after !== null) {
+    const now = this.#o.now()
+    const written = await this.#o.writer.write(name, 'rollback', { ...options, force: true }, caller, (_route, state) => rollbackChange(state, now, caller.actor))
+    const after = readRollout(written.state.rollout)
+    if (before !== null && ACTIVE_PHASES.has(before.phase) && after !== null) {
       this.#notify(name, after, ['rollback'])
     }
-    return view
+    return written
   }
 
   #tick (): void {
@@ -99,7 +112,7 @@ export class RolloutController {
     for (const route of this.#o.config().routes) {
       const state = this.#o.store.get(route.name)
       const rollout = readRollout(state?.rollout)
-      if (state === undefined || rollout === null || !ACTIVE.has(rollout.phase)) {
+      if (state === undefined || rollout === null || !ACTIVE_PHASES.has(rollout.phase)) {
         this.#guard.delete(route.name)
         continue
       }
@@ -116,46 +129,16 @@ export class RolloutController {
     }
   }
 
-  /**
-   * The fast guard: over the last second, the version's error rate above guard.maxErrorRate over
-   * at least guard.minRequests requests, or guard.minRequests failures in a row. Null when it holds.
-   */
+  /** Samples the target version's totals for the fast guard and asks its rule; null when it holds. */
   #guardReading (name: string, rollout: RolloutState, now: number): CheckOutcome | null {
-    const target = targetOf(rollout)
-    const totals = this.#o.stats.get(name, target).totals
+    const totals = this.#o.stats.get(name, targetOf(rollout)).totals
     let guard = this.#guard.get(name)
     if (guard === undefined || guard.rollout !== rollout.id) {
       guard = { rollout: rollout.id, samples: [] }
       this.#guard.set(name, guard)
     }
-    const samples = guard.samples
-    samples.push({ at: now, requests: totals.requests, errors: totals.errors })
-    while (samples.length > 2 && (samples[1] as GuardSample).at <= now - GUARD_WINDOW_MS) samples.shift()
-    const oldest = samples[0] as GuardSample
-    if (samples.length < 2 || rollout.weight === 0 || rollout.phase === 'promoting') return null
-    const requests = totals.requests - oldest.requests
-    const errors = totals.errors - oldest.errors
-    const { maxErrorRate, minRequests } = rollout.plan.guard
-    const seconds = Math.max(0.001, (now - oldest.at) / 1000).toFixed(2)
-    if (requests >= minRequests && errors / requests > maxErrorRate) {
-      return {
-        name: 'guard',
-        verdict: 'fail',
-        value: Number((errors / requests).toPrecision(4)),
-        threshold: maxErrorRate,
-        detail: `${target} error rate ${(errors / requests).toPrecision(3)} (${errors} of ${requests} in the last ${seconds}s) is above the guard's maxErrorRate ${maxErrorRate}`,
-      }
-    }
-    if (errors > 0 && totals.consecutiveErrors >= minRequests) {
-      return {
-        name: 'guard',
-        verdict: 'fail',
-        value: totals.consecutiveErrors,
-        threshold: minRequests,
-        detail: `${target} failed ${totals.consecutiveErrors} requests in a row (the guard allows fewer than ${minRequests})`,
-      }
-    }
-    return null
+    keepGuardWindow(guard.samples, { at: now, requests: totals.requests, errors: totals.errors })
+    return guardVerdict(rollout, guard.samples, totals, now)
   }
 
   /** Measures, asks the webhooks (and the smoke check), and writes what the state machine decides. */
@@ -207,10 +190,10 @@ export class RolloutController {
     if (transition.action === 'none') return
     this.#writing.add(name)
     try {
-      await this.#o.service.applyRollout(name, revision, transition, CONTROLLER)
-    } catch (err) {
+      const written = await this.#o.writer.writeAt(name, revision, transition.action, CONTROLLER, (route, state) => transitionChange(transition, route, state))
       // Someone else changed the route meanwhile (an operator, the guard): look again next tick.
-      if (err instanceof AdminError && err.code === 'WEIR_ERR_ADMIN_STALE_REVISION') return
+      if (written === null) return
+    } catch (err) {
       this.#o.log.error({ err, route: name, action: transition.action }, 'the rollout controller could not write its decision; it will try again')
       return
     } finally {
@@ -262,4 +245,9 @@ function outcome (name: string, r: CallResult): CheckOutcome {
 /** Whole seconds of stats from `from` (a second boundary) up to and including the current second. */
 function windowSeconds (from: number, now: number): number {
   return Math.min(MAX_WINDOW_SECONDS, Math.max(1, Math.floor((now - from) / 1000) + 1))
+}
+
+/** GET .../rollout's view of the route right after a rollout write. */
+function viewOf (name: string, written: Written, transition: Transition): RolloutView {
+  return rolloutView(name, readRollout(transition.state), percentOf(written.state.weights), written.state.revision)
 }

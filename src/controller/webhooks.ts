@@ -3,8 +3,8 @@
 // Every call is bounded by its timeout, reads the answer to the end and never throws.
 
 import { Agent, request } from 'undici'
-import type { RouteConfig } from '../config/load.ts'
-import type { WebhookPlan } from './policy.ts'
+import type { RouteConfig } from '../config/model.ts'
+import type { WebhookPlan } from '../rollout/policy.ts'
 
 export interface CallResult {
   ok: boolean

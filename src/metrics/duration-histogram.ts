@@ -1,10 +1,10 @@
 // weir_request_duration_seconds: a metric registered in the prom-client registry that reads the
-// hot path's per route × version bucket counts (recorder.ts) at scrape time, so a request pays
+// hot path's per route × version bucket counts (cells.ts) at scrape time, so a request pays
 // two typed-array increments instead of prom-client's label hashing in Histogram#observe.
 
 import type { Metric, Registry } from 'prom-client'
-import { VERSIONS } from '../config/rules.ts'
-import { DURATION_BUCKETS_MS, type RouteMetrics, type VersionMetrics } from './recorder.ts'
+import { VERSIONS } from '../vocabulary.ts'
+import { DURATION_BUCKETS_MS, type RouteMetrics, type VersionMetrics } from './cells.ts'
 
 interface Sample {
   metricName: string

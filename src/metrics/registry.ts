@@ -1,13 +1,19 @@
-// Every metric weir exports is defined here, in one registry per process (CONTRACT §6).
+// Every metric weir exports is defined here, in one registry per process (docs/metrics.md). The
+// counters and the duration histogram read the hot path's cells (cells.ts) when scraped.
 
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client'
-import { VERSIONS, type WeightsBp } from '../config/rules.ts'
+import type { WeightsBp } from '../config/model.ts'
+import {
+  BLUEGREEN_PHASES, DECISION_REASONS, MISMATCH_KINDS, ROLLOUT_PHASES, SHADOW_OUTCOMES, UPSTREAM_FAILURE_REASONS, VERSIONS,
+} from '../vocabulary.ts'
+import { STATUS_SLOTS, type CounterCell, type RouteMetrics } from './cells.ts'
 import { DurationHistogram } from './duration-histogram.ts'
-import { flushDecisions, flushResponses, flushShadow, type RouteMetrics } from './recorder.ts'
 
-/** Label values of weir_rollout_state{phase} (CONTRACT §8); a phase outside the list is exported too. */
-export const ROLLOUT_PHASES = ['idle', 'progressing', 'paused', 'promoting', 'succeeded', 'failed'] as const
-export type RolloutPhase = typeof ROLLOUT_PHASES[number]
+/**
+ * weir_rollout_state{phase} always has `idle` and every phase both strategies pass through; a
+ * blue/green-only phase (smoke, watching) is exported while a route is in it.
+ */
+const ALWAYS_EXPORTED_PHASES: readonly string[] = ['idle', ...ROLLOUT_PHASES.filter((p) => !BLUEGREEN_PHASES.has(p))]
 
 /** What the gauges read at scrape time: the routes in force (the current route table's). */
 export type RouteSource = () => Iterable<{ readonly name: string; readonly weights: Readonly<WeightsBp> }>
@@ -24,7 +30,7 @@ export interface Metrics {
   readonly shadowRequests: Counter<'route' | 'outcome'>
   readonly shadowMismatches: Counter<'route' | 'kind'>
   readonly rolloutState: Gauge<'route' | 'phase'>
-  /** Hot-path cells by route name (see recorder.ts). */
+  /** Hot-path cells by route name (see cells.ts). */
   readonly routes: Map<string, RouteMetrics>
   /** Where the weight and rollout gauges find the routes in force (none until set). */
   setRouteSource (source: RouteSource): void
@@ -61,6 +67,9 @@ export function createMetrics ({ processDefaults = true } = {}): Metrics {
       help: 'Failed upstream attempts by reason, including attempts a failover then answered.',
       labelNames: ['route', 'version', 'reason'] as const,
       registers: [registry],
+      collect () {
+        flushUpstreamErrors(metrics)
+      },
     }),
     routingDecisions: new Counter({
       name: 'weir_routing_decisions_total',
@@ -111,8 +120,8 @@ export function createMetrics ({ processDefaults = true } = {}): Metrics {
         this.reset()
         for (const { name } of routeSource()) {
           const current = rolloutSource(name) ?? 'idle'
-          for (const phase of ROLLOUT_PHASES) this.set({ route: name, phase }, phase === current ? 1 : 0)
-          if (!(ROLLOUT_PHASES as readonly string[]).includes(current)) this.set({ route: name, phase: current }, 1)
+          for (const phase of ALWAYS_EXPORTED_PHASES) this.set({ route: name, phase }, phase === current ? 1 : 0)
+          if (!ALWAYS_EXPORTED_PHASES.includes(current)) this.set({ route: name, phase: current }, 1)
         }
       },
     }),
@@ -124,4 +133,56 @@ export function createMetrics ({ processDefaults = true } = {}): Metrics {
     },
   }
   return metrics
+}
+
+/** Moves each cell's pending count into `counter`, labelled `labels` plus `label` = the cell's key. */
+function flushCells<K extends string, L extends string> (
+  counter: Counter<L>, cells: Readonly<Record<K, CounterCell>>, keys: readonly K[], label: NoInfer<L>, labels: Readonly<Partial<Record<NoInfer<L>, string>>>
+): void {
+  for (const key of keys) {
+    const cell = cells[key]
+    if (cell.pending > 0) {
+      counter.inc({ ...labels, [label]: key } as Partial<Record<L, string>>, cell.pending)
+      cell.pending = 0
+    }
+  }
+}
+
+/** Moves pending decision counts into prom-client (the counter's collect hook). */
+function flushDecisions (metrics: Metrics): void {
+  for (const [route, { versions }] of metrics.routes) {
+    for (const version of VERSIONS) flushCells(metrics.routingDecisions, versions[version].decisions, DECISION_REASONS, 'reason', { route, version })
+  }
+}
+
+/** Moves pending response counts into weir_requests_total (the counter's collect hook). */
+function flushResponses (metrics: Metrics): void {
+  for (const [route, { versions }] of metrics.routes) {
+    for (const version of VERSIONS) {
+      const responses = versions[version].responses
+      for (let status = 0; status < STATUS_SLOTS; status++) {
+        const pending = responses[status] as number
+        if (pending > 0) {
+          metrics.requests.inc({ route, version, code: String(status) }, pending)
+          responses[status] = 0
+        }
+      }
+    }
+  }
+}
+
+/** Moves pending failed attempts into weir_upstream_errors_total; a series appears with its first failure. */
+function flushUpstreamErrors (metrics: Metrics): void {
+  for (const [route, cells] of metrics.routes) {
+    for (const version of VERSIONS) flushCells(metrics.upstreamErrors, cells.versions[version].upstreamErrors, UPSTREAM_FAILURE_REASONS, 'reason', { route, version })
+    flushCells(metrics.upstreamErrors, cells.shadowVersion.upstreamErrors, UPSTREAM_FAILURE_REASONS, 'reason', { route, version: 'shadow' })
+  }
+}
+
+/** Moves pending shadow counts into prom-client (the shadow counters' collect hook). */
+function flushShadow (metrics: Metrics): void {
+  for (const [route, { shadow, mismatches }] of metrics.routes) {
+    flushCells(metrics.shadowRequests, shadow, SHADOW_OUTCOMES, 'outcome', { route })
+    flushCells(metrics.shadowMismatches, mismatches, MISMATCH_KINDS, 'kind', { route })
+  }
 }

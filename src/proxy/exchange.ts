@@ -2,14 +2,24 @@
 // failed, and the abort signal undici listens to. One object per request, nothing else.
 
 import type { Readable } from 'node:stream'
-import type { Version } from '../config/rules.ts'
 import type { ErrorCode } from '../errors.ts'
-import type { DecisionReason, Decision } from '../routing/pick-version.ts'
-import type { CompiledRoute } from '../routing/route-table.ts'
-import type { ShadowCopy } from '../shadow/mirror.ts'
-import type { UpstreamTarget } from './upstreams.ts'
+import type { Decision } from '../routing/pick-version.ts'
+import type { DecisionReason, Version } from '../vocabulary.ts'
+import type { ProxyRoute } from './proxy-routes.ts'
+import type { ShadowCopy } from './shadow-copy.ts'
+import type { UpstreamTarget } from './upstream-pools.ts'
 
 type Listener = () => void
+
+/** Where the exchange hangs on the request, the response and the upstream request's headers. */
+export const kExchange = Symbol('weir.exchange')
+
+export interface WithExchange { [kExchange]?: Exchange }
+
+/** The exchange of a request the proxy routed (fastify request or raw message). */
+export function exchangeOf (request: { raw: object }): Exchange | undefined {
+  return (request.raw as WithExchange)[kExchange]
+}
 
 /**
  * The exchange doubles as the upstream request's abort signal: undici accepts any object with
@@ -21,7 +31,7 @@ export class Exchange implements Decision {
   decidedBy: DecisionReason = 'random'
   bucket = -1
   newCookie = false
-  readonly route: CompiledRoute
+  readonly route: ProxyRoute
   target: UpstreamTarget
   /** The peer is in trustedProxies: its X-Forwarded-* headers are extended, not replaced. */
   trustedPeer = false
@@ -35,11 +45,11 @@ export class Exchange implements Decision {
   startedAt = 0
   /** The upstream response body being relayed (recording only): its `errored` tells an upstream cut from a client leaving. */
   upstreamBody: Readable | null = null
-  /** This request's shadow copy, when it is copied (see shadow/mirror.ts). */
+  /** This request's shadow copy, when it is copied (see shadow-copy.ts). */
   mirror: ShadowCopy | null = null
   private abortListener: Listener | null = null
 
-  constructor (route: CompiledRoute) {
+  constructor (route: ProxyRoute) {
     this.route = route
     // A placeholder: the proxy picks the real target once the version is known (picking here
     // would advance the round-robin cursor twice per request).

@@ -6,15 +6,10 @@ import type { IncomingHttpHeaders, IncomingMessage } from 'node:http'
 import type { TLSSocket } from 'node:tls'
 import type { BlockList } from 'node:net'
 import type { Exchange } from './exchange.ts'
-
-/** Marks a shadow copy (shadow/mirror.ts); a client's own is dropped like a hop-by-hop header. */
-export const SHADOW_HEADER = 'x-weir-shadow'
+import { SHADOW_HEADER, UPSTREAM_VERSION_HEADER } from './header-names.ts'
 /** Headers that describe one connection, never the message; `expect` too, since we answer 100-continue ourselves. */
 const HOP_BY_HOP_REQUEST = ['keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade', 'transfer-encoding', 'expect', SHADOW_HEADER] as const
 const HOP_BY_HOP_RESPONSE = ['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade', 'transfer-encoding'] as const
-
-/** The request header that tells the upstream which version it is serving as. */
-export const UPSTREAM_VERSION_HEADER = 'x-weir-version'
 
 export function isTrustedPeer (trusted: BlockList | null, raw: IncomingMessage): boolean {
   if (trusted === null) return false
@@ -35,7 +30,7 @@ type OutgoingHeaders = Record<string, string | string[] | number | undefined>
  * `connection` and the names it lists). Mutates and returns `headers`.
  */
 export function rewriteRequestHeaders (
-  headers: OutgoingHeaders, raw: IncomingMessage, exchange: Exchange, requestId: string,
+  headers: OutgoingHeaders, raw: IncomingMessage, exchange: Exchange, requestId: string
 ): OutgoingHeaders {
   for (let i = 0; i < HOP_BY_HOP_REQUEST.length; i++) {
     const name = HOP_BY_HOP_REQUEST[i] as string

@@ -32,6 +32,7 @@ export class LazyRequestLogger {
     // with a stack; keep those at debug so a flaky client network cannot flood the log.
     this.write(isClientAbort(args[0]) ? 'debug' : 'warn', args)
   }
+
   info (...args: unknown[]): void { this.write('info', args) }
   debug (...args: unknown[]): void { this.write('debug', args) }
   trace (...args: unknown[]): void { this.write('trace', args) }

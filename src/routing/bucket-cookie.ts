@@ -2,7 +2,7 @@
 // HMAC-SHA256(secret, "weir-bucket:" + bucket). Anything else is ignored and replaced.
 
 import { createHmac } from 'node:crypto'
-import { BUCKETS } from './hash.ts'
+import { BUCKETS } from '../vocabulary.ts'
 
 export interface BucketCookie {
   /** The bucket of the first validly signed cookie of this name, or -1. Never throws. */

@@ -2,8 +2,7 @@
 // bytes of `route + ":" + userId`, modulo 10 000. Other systems can reproduce it exactly.
 
 import { Buffer } from 'node:buffer'
-
-export const BUCKETS = 10_000
+import { BUCKETS } from '../vocabulary.ts'
 
 /** MurmurHash3 x86_32 over the first `length` bytes of `bytes`. Math.imul keeps it in int32 without the 16-bit split. */
 export function murmur3 (bytes: Uint8Array, length: number, seed: number): number {

@@ -1,13 +1,10 @@
-// Decides which version serves a request (CONTRACT §3): override, then a bucket from the user
-// id, the signed cookie or chance, then the bucket's range. Synchronous and allocation-free.
+// Decides which version serves a request (docs/routing.md): override, then a bucket from the
+// user id, the signed cookie or chance, then the bucket's range. Synchronous and allocation-free.
 
 import type { IncomingHttpHeaders } from 'node:http'
-import type { Version } from '../config/rules.ts'
+import { BUCKETS, type DecisionReason, type Version } from '../vocabulary.ts'
 import { readCookie } from './bucket-cookie.ts'
-import { BUCKETS } from './hash.ts'
-import type { CompiledRoute } from './route-table.ts'
-
-export type DecisionReason = 'override' | 'user' | 'cookie' | 'random'
+import type { RoutingRoute } from './route-table.ts'
 
 /** What pickVersion writes; the proxy's per-request exchange object implements it. */
 export interface Decision {
@@ -19,7 +16,7 @@ export interface Decision {
   newCookie: boolean
 }
 
-export function pickVersion (route: CompiledRoute, headers: IncomingHttpHeaders, out: Decision): void {
+export function pickVersion (route: RoutingRoute, headers: IncomingHttpHeaders, out: Decision): void {
   out.newCookie = false
   const cookies = headers.cookie
   if (route.overrideHeader !== undefined || route.overrideCookieEq !== undefined) {
@@ -55,14 +52,14 @@ export function pickVersion (route: CompiledRoute, headers: IncomingHttpHeaders,
   out.version = versionOfBucket(route, bucket)
 }
 
-export function versionOfBucket (route: CompiledRoute, bucket: number): Version {
+export function versionOfBucket (route: RoutingRoute, bucket: number): Version {
   if (bucket < route.canaryEnd) return 'canary'
   if (bucket >= route.greenStart) return 'green'
   return 'stable'
 }
 
 /** The version an override names, when it has an upstream. Unknown names and "shadow" are ignored. */
-function overrideOf (route: CompiledRoute, headers: IncomingHttpHeaders, cookies: string | undefined): Version | undefined {
+function overrideOf (route: RoutingRoute, headers: IncomingHttpHeaders, cookies: string | undefined): Version | undefined {
   let named: string | undefined
   if (route.overrideHeader !== undefined) {
     const value = headers[route.overrideHeader]
@@ -71,8 +68,8 @@ function overrideOf (route: CompiledRoute, headers: IncomingHttpHeaders, cookies
   if (named === undefined && route.overrideCookieEq !== undefined) named = readCookie(cookies, route.overrideCookieEq)
   switch (named) {
     case 'stable': return 'stable'
-    case 'canary': return route.groups.canary !== null ? 'canary' : undefined
-    case 'green': return route.groups.green !== null ? 'green' : undefined
+    case 'canary': return route.serves.canary ? 'canary' : undefined
+    case 'green': return route.serves.green ? 'green' : undefined
     default: return undefined
   }
 }

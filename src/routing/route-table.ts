@@ -1,29 +1,20 @@
-// An immutable snapshot of every route, built whenever config or weights change, holding all
-// a request needs precomputed: bucket bounds, upstream groups, header names, cookie codecs.
+// The routing half of a route, compiled once per snapshot: host and path matching, bucket
+// bounds, the user-id hasher, header names and the bucket cookie codec. Knows nothing of
+// upstream pools, metrics or shadow: the proxy joins those onto each route (proxy/proxy-routes.ts).
 
-import type { Config, RouteConfig } from '../config/load.ts'
-import { VERSIONS, type UpstreamName, type Version, type WeightsBp } from '../config/rules.ts'
-import type { RouteMetrics } from '../metrics/recorder.ts'
-import type { UpstreamGroup, UpstreamPools } from '../proxy/upstreams.ts'
-import { compileCompareRules, type CompareRules } from '../shadow/compare.ts'
-import type { RouteShadow } from '../shadow/mirror.ts'
+import type { RouteConfig, WeightsBp } from '../config/model.ts'
+import { BUCKETS, type Version } from '../vocabulary.ts'
 import { createBucketCookie, type BucketCookie } from './bucket-cookie.ts'
-import { BUCKETS, createUserBucketer } from './hash.ts'
+import { createUserBucketer } from './hash.ts'
 
-export interface CompiledRoute {
+export interface RoutingRoute {
   readonly name: string
-  readonly config: RouteConfig
   readonly weights: WeightsBp
   /** Buckets [0, canaryEnd) go to canary, [greenStart, 10000) to green, the rest to stable. */
   readonly canaryEnd: number
   readonly greenStart: number
-  readonly groups: Readonly<Record<Version, UpstreamGroup | null>> & { readonly stable: UpstreamGroup }
-  /** The shadow's upstreams; null when the route has none (then nothing is copied). */
-  readonly shadow: UpstreamGroup | null
-  /** Copies in flight and comparison results (one per route name, kept across rebuilds). */
-  readonly shadowState: RouteShadow
-  /** The shadow's comparison rules; null when `shadow.compare` is off. */
-  readonly compareRules: CompareRules | null
+  /** The versions that have an upstream (an override may only name those). */
+  readonly serves: Readonly<Record<Version, boolean>>
   readonly userBucket: (userId: string) => number
   readonly userIdHeader: string | undefined
   readonly userIdCookieEq: string | undefined
@@ -35,24 +26,24 @@ export interface CompiledRoute {
   /** ".example.com" for a "*.example.com" entry. */
   readonly hostSuffixes: readonly string[]
   readonly pathPrefix: string
-  readonly metrics: RouteMetrics
 }
 
-export class RouteTable {
-  readonly routes: readonly CompiledRoute[]
+/** A table of routes in config order; `R` is the caller's route type (the proxy's carries its pools too). */
+export class RouteTable<R extends RoutingRoute = RoutingRoute> {
+  readonly routes: readonly R[]
   private readonly needsHost: boolean
 
-  constructor (routes: readonly CompiledRoute[]) {
+  constructor (routes: readonly R[]) {
     this.routes = routes
     this.needsHost = routes.some((r) => !r.anyHost)
   }
 
   /** First route (in config order) whose host and path prefix match. */
-  match (hostHeader: string | undefined, url: string): CompiledRoute | undefined {
+  match (hostHeader: string | undefined, url: string): R | undefined {
     const host = this.needsHost ? hostName(hostHeader) : ''
     const routes = this.routes
     for (let i = 0; i < routes.length; i++) {
-      const route = routes[i] as CompiledRoute
+      const route = routes[i] as R
       if (!url.startsWith(route.pathPrefix)) continue
       if (route.anyHost || route.exactHosts.has(host) || matchesSuffix(route.hostSuffixes, host)) return route
     }
@@ -73,50 +64,25 @@ function hostName (header: string | undefined): string {
   return name.toLowerCase()
 }
 
-export interface BuildTableOptions {
-  pools: UpstreamPools
-  signature: (bucket: number) => string
-  /** The route's metric cells and rolling stats, for the versions that have an upstream. */
-  bindMetrics: (route: string, versions: readonly Version[], hasShadow: boolean) => RouteMetrics
-  /** The route's shadow state (the same instance on every call for a name). */
-  bindShadow: (route: string) => RouteShadow
-}
-
-export function buildRouteTable (config: Config, options: BuildTableOptions): RouteTable {
-  return new RouteTable(config.routes.map((route) => compileRoute(route, options)))
-}
-
-function compileRoute (route: RouteConfig, options: BuildTableOptions): CompiledRoute {
-  const settings = { connectMs: route.timeouts.connectMs, rejectUnauthorized: route.tls.rejectUnauthorized, ca: route.tls.ca }
-  const group = (name: UpstreamName): UpstreamGroup | null => {
-    const origins = route.upstreams[name]
-    return origins === undefined ? null : options.pools.group(origins, settings)
-  }
+/** The routing half of one route; `signature` signs bucket cookies (one secret for every route). */
+export function compileRouting (route: RouteConfig, signature: (bucket: number) => string): RoutingRoute {
   const weights = route.weights
-  const exact = route.hosts.filter((h) => !h.startsWith('*.'))
   const override = route.override
-  const groups = { stable: group('stable') as UpstreamGroup, canary: group('canary'), green: group('green') }
-  const shadow = group('shadow')
   return {
     name: route.name,
-    config: route,
     weights,
     canaryEnd: weights.canary,
     greenStart: BUCKETS - weights.green,
-    groups,
-    shadow,
-    shadowState: options.bindShadow(route.name),
-    compareRules: route.shadow.compare ? compileCompareRules(route.shadow) : null,
+    serves: { stable: true, canary: route.upstreams.canary !== undefined, green: route.upstreams.green !== undefined },
     userBucket: createUserBucketer(route.name),
     userIdHeader: route.userIdHeader,
     userIdCookieEq: route.userIdCookie === undefined ? undefined : route.userIdCookie + '=',
     overrideHeader: override === false ? undefined : override.header,
     overrideCookieEq: override === false || override.cookie === undefined ? undefined : override.cookie + '=',
-    bucketCookie: createBucketCookie(route.bucketCookie.name, route.bucketCookie.maxAgeSeconds, options.signature),
+    bucketCookie: createBucketCookie(route.bucketCookie.name, route.bucketCookie.maxAgeSeconds, signature),
     anyHost: route.hosts.length === 0,
-    exactHosts: new Set(exact),
+    exactHosts: new Set(route.hosts.filter((h) => !h.startsWith('*.'))),
     hostSuffixes: route.hosts.filter((h) => h.startsWith('*.')).map((h) => h.slice(1)),
     pathPrefix: route.pathPrefix,
-    metrics: options.bindMetrics(route.name, VERSIONS.filter((v) => groups[v] !== null), shadow !== null),
   }
 }

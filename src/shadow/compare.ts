@@ -3,9 +3,9 @@
 // the two responses, this module judges them and writes a short diff for the sample.
 
 import { createHash, type Hash } from 'node:crypto'
+import { isPlainObject } from '../is-plain-object.ts'
+import type { MismatchKind } from '../vocabulary.ts'
 import { parseJsonPath, type PathSegment } from './json-path.ts'
-
-export type MismatchKind = 'status' | 'headers' | 'body'
 
 /** Largest body kept in memory for a field-level JSON comparison (per side). */
 export const JSON_COMPARE_MAX_BYTES = 256 * 1024
@@ -166,7 +166,7 @@ function comparableHeaders (headers: CapturedResponse['headers'], ignore: Readon
 }
 
 function compareHeaders (
-  primary: CapturedResponse['headers'], shadow: CapturedResponse['headers'], ignore: ReadonlySet<string>, diff: DiffEntry[],
+  primary: CapturedResponse['headers'], shadow: CapturedResponse['headers'], ignore: ReadonlySet<string>, diff: DiffEntry[]
 ): boolean {
   const p = comparableHeaders(primary, ignore)
   const s = comparableHeaders(shadow, ignore)
@@ -242,10 +242,6 @@ function descend (cursors: readonly Cursor[], key: string | number): readonly Cu
 
 type JsonObject = Record<string, unknown>
 
-function isObject (value: unknown): value is JsonObject {
-  return typeof value === 'object' && value !== null && !Array.isArray(value)
-}
-
 /** Whether the walk may stop: it knows the body differs and has no room for more entries. */
 function full (walk: JsonWalk): boolean {
   return walk.differs && walk.diff.length >= MAX_DIFF_ENTRIES
@@ -259,8 +255,8 @@ function report (walk: JsonWalk, primary: string, shadow: string): void {
 function compareJson (p: unknown, s: unknown, cursors: readonly Cursor[], depth: number, walk: JsonWalk): void {
   const pArray = Array.isArray(p)
   const sArray = Array.isArray(s)
-  const pObject = isObject(p)
-  const sObject = isObject(s)
+  const pObject = isPlainObject(p)
+  const sObject = isPlainObject(s)
   if (pArray !== sArray || pObject !== sObject) {
     report(walk, renderJson(p, cursors), renderJson(s, cursors))
     return
@@ -323,8 +319,8 @@ function sameJson (a: unknown, b: unknown): boolean {
     if (Array.isArray(x)) {
       if (!Array.isArray(y) || x.length !== y.length) return false
       for (let i = 0; i < x.length; i++) stack.push(x[i], y[i])
-    } else if (isObject(x)) {
-      if (!isObject(y)) return false
+    } else if (isPlainObject(x)) {
+      if (!isPlainObject(y)) return false
       const keys = Object.keys(x)
       if (keys.length !== Object.keys(y).length) return false
       for (const key of keys) {
@@ -392,7 +388,7 @@ function renderJson (value: unknown, cursors: readonly Cursor[]): string {
       if (Array.isArray(next)) {
         out += '['
         frames.push({ array: next, object: undefined, keys: NO_KEYS, cursors: nextCursors, i: 0, written: 0 })
-      } else if (isObject(next)) {
+      } else if (isPlainObject(next)) {
         out += '{'
         frames.push({ array: undefined, object: next, keys: Object.keys(next), cursors: nextCursors, i: 0, written: 0 })
       } else {

@@ -2,12 +2,13 @@
 // GET /api/v1/routes/:route/shadow/mismatches) and per-second counts of comparisons and
 // mismatches (for the mismatch rate in GET .../stats). One per route name, kept across reloads.
 
-import type { DiffEntry, MismatchKind } from './compare.ts'
+import { MAX_WINDOW_SECONDS, type MismatchKind } from '../vocabulary.ts'
+import type { DiffEntry } from './compare.ts'
 
 /** Mismatches kept per route: enough to see a pattern, small enough to return in one reply. */
 export const MISMATCH_SAMPLE_SIZE = 100
 /** Seconds of comparison counts kept: the stats API's longest window. */
-const SECONDS = 600
+const SECONDS = MAX_WINDOW_SECONDS
 /** Request targets longer than this are cut in samples. */
 const MAX_URL_CHARS = 2048
 

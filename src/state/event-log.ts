@@ -4,7 +4,7 @@
 import { createReadStream } from 'node:fs'
 import { mkdir, open, type FileHandle } from 'node:fs/promises'
 import { dirname, resolve } from 'node:path'
-import { OperationalError } from '../errors.ts'
+import { WeirError } from '../errors.ts'
 
 export interface WeirEvent {
   /** Increasing over the life of the file (continues after a restart). */
@@ -51,12 +51,6 @@ export interface EventLog {
   since (afterId?: number, limit?: number): WeirEvent[]
   /** Waits for pending appends, then closes the file. */
   close (): Promise<void>
-}
-
-export type EventLogErrorCode = 'WEIR_ERR_EVENTLOG_UNREADABLE' | 'WEIR_ERR_EVENTLOG_WRITE_FAILED' | 'WEIR_ERR_EVENTLOG_CLOSED'
-
-export class EventLogError extends OperationalError<EventLogErrorCode> {
-  override readonly name = 'EventLogError'
 }
 
 const SECRET_KEY = /token|authori[sz]ation|passw(?:or)?d|secret|api[-_]?key|credential|private[-_]?key|cookie-?value/i
@@ -139,7 +133,7 @@ export async function openEventLog (file: string, options: EventLogOptions = {})
   let queue: Pending[] = []
   let flushing: Promise<void> | undefined
   let closed = false
-  let failed: EventLogError | undefined
+  let failed: WeirError | undefined
 
   const remember = (event: WeirEvent): void => {
     memory.push(event)
@@ -167,7 +161,7 @@ export async function openEventLog (file: string, options: EventLogOptions = {})
         if (failed === undefined) {
           // Cut a partial write back so the next line does not glue onto half a line.
           const cut = await handle.truncate(size).then(() => true, () => false)
-          const error = new EventLogError('WEIR_ERR_EVENTLOG_WRITE_FAILED',
+          const error = new WeirError('WEIR_ERR_EVENTLOG_WRITE_FAILED',
             `could not write to the event log ${path} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, { cause: err })
           if (!cut) failed = error
           for (const p of batch) p.reject(error)
@@ -188,7 +182,7 @@ export async function openEventLog (file: string, options: EventLogOptions = {})
     get lastId () { return lastId },
 
     append (input: EventInput): Promise<WeirEvent> {
-      if (closed) return Promise.reject(new EventLogError('WEIR_ERR_EVENTLOG_CLOSED', `the event log ${path} is closed`))
+      if (closed) return Promise.reject(new WeirError('WEIR_ERR_EVENTLOG_CLOSED', `the event log ${path} is closed`))
       if (failed !== undefined) return Promise.reject(failed)
       if (typeof input.actor !== 'string' || input.actor === '' || typeof input.action !== 'string' || input.action === '') {
         return Promise.reject(new TypeError('an event needs a non-empty actor and action'))
@@ -305,8 +299,8 @@ async function scanLog (path: string, maxInMemory: number, warn: (message: strin
   return { events: events.length > maxInMemory ? events.slice(-maxInMemory) : events, lastId, size: offset, repair }
 }
 
-function unreadable (path: string, err: unknown): EventLogError {
-  return new EventLogError('WEIR_ERR_EVENTLOG_UNREADABLE',
+function unreadable (path: string, err: unknown): WeirError {
+  return new WeirError('WEIR_ERR_EVENTLOG_UNREADABLE',
     `cannot open the event log ${path} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}). ` +
     'Fix its permissions, or move it aside to start a new log.', { cause: err })
 }

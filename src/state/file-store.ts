@@ -5,8 +5,9 @@ import { randomBytes } from 'node:crypto'
 import { constants } from 'node:fs'
 import { access, mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises'
 import { basename, dirname, join, resolve } from 'node:path'
+import { WeirError } from '../errors.ts'
 import {
-  KNOWN_ROUTE_FIELDS, StateError, checkRouteState,
+  KNOWN_ROUTE_FIELDS, checkRouteState,
   type CompareAndSetResult, type RemoveResult, type RouteState, type RouteUpdate, type StateListener, type StateStore,
 } from './store.ts'
 
@@ -22,7 +23,7 @@ type Routes = ReadonlyMap<string, RouteState>
 
 /**
  * Opens (or starts) the state file at `file`. A missing file is an empty state; a file that
- * cannot be read or is not a valid state rejects with a StateError instead of being reset.
+ * cannot be read or is not a valid state rejects with a WeirError instead of being reset.
  *
  * One process owns a state file: temp files left by a crashed writer are removed here, which
  * would break a second live writer (cluster workers write through the primary, see store.ts).
@@ -34,9 +35,8 @@ export async function openFileStore (file: string): Promise<FileStateStore> {
   try {
     await access(dir, constants.W_OK)
   } catch (err) {
-    throw new StateError('WEIR_ERR_STATE_WRITE_FAILED',
-      `state directory ${dir} is not writable (${errCode(err)}): weir could not persist any change. Fix its permissions or choose another state file.`,
-      path, { cause: err })
+    throw new WeirError('WEIR_ERR_STATE_WRITE_FAILED',
+      `state directory ${dir} is not writable (${errCode(err)}): weir could not persist any change. Fix its permissions or choose another state file.`, { cause: err, file: path })
   }
   await removeTempFiles(dir, basename(path))
   return new FileStore(path, routes, extra)
@@ -52,7 +52,7 @@ class FileStore implements FileStateStore {
   #queue: Promise<unknown> = Promise.resolve()
   #closed = false
   /** Set when a write failed after replacing the file: memory and disk may differ. */
-  #broken: StateError | undefined
+  #broken: WeirError | undefined
 
   constructor (path: string, routes: Routes, extra: Record<string, unknown>) {
     this.path = path
@@ -126,7 +126,7 @@ class FileStore implements FileStateStore {
   }
 
   #enqueue<T> (task: () => Promise<T>): Promise<T> {
-    if (this.#closed) return Promise.reject(new StateError('WEIR_ERR_STATE_CLOSED', `the state store ${this.path} is closed`, this.path))
+    if (this.#closed) return Promise.reject(new WeirError('WEIR_ERR_STATE_CLOSED', `the state store ${this.path} is closed`, { file: this.path }))
     const run = this.#queue.then(() => {
       if (this.#broken !== undefined) throw this.#broken
       return task()
@@ -142,10 +142,9 @@ class FileStore implements FileStateStore {
       await writeFileAtomic(this.path, body)
     } catch (err) {
       const replaced = (err as { replaced?: boolean }).replaced === true
-      const failure = new StateError('WEIR_ERR_STATE_WRITE_FAILED',
+      const failure = new WeirError('WEIR_ERR_STATE_WRITE_FAILED',
         `could not persist the state of route ${route} to ${this.path} (${errCode(err)})` +
-        (replaced ? '; the file may already hold it, so this store refuses further writes: restart weir to reload the state' : '; nothing changed'),
-        this.path, { cause: err })
+        (replaced ? '; the file may already hold it, so this store refuses further writes: restart weir to reload the state' : '; nothing changed'), { cause: err, file: this.path })
       if (replaced) this.#broken = failure
       throw failure
     }
@@ -217,21 +216,18 @@ async function load (path: string): Promise<{ routes: Routes; extra: Record<stri
       try {
         await mkdir(dirname(path), { recursive: true })
       } catch (mkdirErr) {
-        throw new StateError('WEIR_ERR_STATE_WRITE_FAILED',
-          `cannot create the state directory ${dirname(path)} (${errCode(mkdirErr)}): create it or choose another state file.`,
-          path, { cause: mkdirErr })
+        throw new WeirError('WEIR_ERR_STATE_WRITE_FAILED',
+          `cannot create the state directory ${dirname(path)} (${errCode(mkdirErr)}): create it or choose another state file.`, { cause: mkdirErr, file: path })
       }
       return { routes: new Map(), extra: {} }
     }
-    throw new StateError('WEIR_ERR_STATE_UNREADABLE',
+    throw new WeirError('WEIR_ERR_STATE_UNREADABLE',
       `cannot read state file ${path} (${errCode(err)}). Fix its permissions so weir can read and write it; ` +
-      `or move it aside (mv ${sh(path)} ${sh(path + '.bad')}) to start from the config file's weights, or restore a backup.`,
-      path, { cause: err })
+      `or move it aside (mv ${sh(path)} ${sh(path + '.bad')}) to start from the config file's weights, or restore a backup.`, { cause: err, file: path })
   }
-  const corrupt = (what: string, cause?: unknown): StateError => new StateError('WEIR_ERR_STATE_CORRUPT',
+  const corrupt = (what: string, cause?: unknown): WeirError => new WeirError('WEIR_ERR_STATE_CORRUPT',
     `state file ${path} is corrupt: ${what}. weir will not start from a damaged state: ` +
-    `move it aside (mv ${sh(path)} ${sh(path + '.bad')}) to start from the config file's weights, or restore a backup.`,
-    path, cause === undefined ? undefined : { cause })
+    `move it aside (mv ${sh(path)} ${sh(path + '.bad')}) to start from the config file's weights, or restore a backup.`, { cause, file: path })
   if (text.trim() === '') throw corrupt('it is empty')
   let doc: unknown
   try {
@@ -243,9 +239,9 @@ async function load (path: string): Promise<{ routes: Routes; extra: Record<stri
   const { version, routes, ...extra } = doc as Record<string, unknown>
   if (version !== STATE_FORMAT_VERSION) {
     if (typeof version === 'number' && Number.isInteger(version) && version > STATE_FORMAT_VERSION) {
-      throw new StateError('WEIR_ERR_STATE_VERSION',
+      throw new WeirError('WEIR_ERR_STATE_VERSION',
         `state file ${path} has format version ${version}, this weir reads version ${STATE_FORMAT_VERSION} (was it written by a newer weir?). ` +
-        `Run a weir that reads it, or move it aside (mv ${sh(path)} ${sh(path + '.bad')}) to start from the config file's weights.`, path)
+        `Run a weir that reads it, or move it aside (mv ${sh(path)} ${sh(path + '.bad')}) to start from the config file's weights.`, { file: path })
     }
     throw corrupt(`"version" must be ${STATE_FORMAT_VERSION} (found ${JSON.stringify(version) ?? 'nothing'})`)
   }
@@ -262,9 +258,9 @@ async function load (path: string): Promise<{ routes: Routes; extra: Record<stri
 }
 
 function checkArgs (route: string, expectedRevision: number | null): void {
-  if (typeof route !== 'string' || route === '') throw new StateError('WEIR_ERR_STATE_INVALID', 'the route name must be a non-empty string')
+  if (typeof route !== 'string' || route === '') throw new WeirError('WEIR_ERR_STATE_INVALID', 'the route name must be a non-empty string')
   if (expectedRevision !== null && (!Number.isSafeInteger(expectedRevision) || expectedRevision < 0)) {
-    throw new StateError('WEIR_ERR_STATE_INVALID', `the expected revision of route ${route} must be null or an integer >= 0`)
+    throw new WeirError('WEIR_ERR_STATE_INVALID', `the expected revision of route ${route} must be null or an integer >= 0`)
   }
 }
 
@@ -274,11 +270,11 @@ function normalizeUpdate (route: string, next: RouteUpdate): Record<string, unkn
   try {
     copy = JSON.parse(JSON.stringify(next))
   } catch (err) {
-    throw new StateError('WEIR_ERR_STATE_INVALID', `the new state of route ${route} is not JSON-serializable (${(err as Error).message})`, undefined, { cause: err })
+    throw new WeirError('WEIR_ERR_STATE_INVALID', `the new state of route ${route} is not JSON-serializable (${(err as Error).message})`, { cause: err })
   }
   const problems: string[] = []
   checkRouteState(copy, `routes.${route}`, false, problems)
-  if (problems.length > 0) throw new StateError('WEIR_ERR_STATE_INVALID', `the new state of route ${route} is invalid: ${problems.join('; ')}`)
+  if (problems.length > 0) throw new WeirError('WEIR_ERR_STATE_INVALID', `the new state of route ${route} is invalid: ${problems.join('; ')}`)
   // The store owns these two; a writer that spreads a stored state passes them along.
   const { revision: _revision, updatedAt: _updatedAt, ...rest } = copy as Record<string, unknown>
   return rest

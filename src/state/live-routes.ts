@@ -9,19 +9,14 @@
 // wins again (written to the state by actor `config`).
 
 import { isDeepStrictEqual } from 'node:util'
-import { normalizeShadow, type Config, type RouteConfig, type ShadowConfig } from '../config/load.ts'
-import { ACTIVE } from '../controller/step.ts'
-import { VERSIONS, type Problem, type UpstreamName, type WeightsBp } from '../config/rules.ts'
+import type { Config, RouteConfig, ShadowConfig, WeightsBp } from '../config/model.ts'
+import { normalizeShadow } from '../config/normalize.ts'
 import type { ShadowInput } from '../config/schema.ts'
+import { WeirError, type Problem } from '../errors.ts'
+import type { DataPathSnapshot } from '../snapshot.ts'
+import { isActiveRollout, UPSTREAM_NAMES, VERSIONS, type UpstreamName, type Version } from '../vocabulary.ts'
 import type { EventLog } from './event-log.ts'
 import type { ConfiguredValues, RouteState, RouteUpdate, StateStore } from './store.ts'
-
-const UPSTREAM_NAMES: readonly UpstreamName[] = [...VERSIONS, 'shadow']
-
-/** Whether a rollout drives the route's weights (manual writes need ?force=true): it is in an active phase. */
-export function isRolloutActive (rollout: unknown): boolean {
-  return typeof rollout === 'object' && rollout !== null && (ACTIVE as ReadonlySet<string>).has(String((rollout as { phase?: unknown }).phase))
-}
 
 /** The file's weights, upstreams and shadow settings of a route, as recorded in states written against it. */
 export function configuredValues (route: RouteConfig): Required<ConfiguredValues> {
@@ -56,7 +51,7 @@ export function shadowProblems (shadow: Readonly<ShadowInput>, upstreams: Partia
  */
 export function liveShadow (
   route: RouteConfig, state: Pick<RouteState, 'shadow' | 'upstreams'> | undefined,
-  upstreams: Partial<Record<UpstreamName, string[]>> = effectiveUpstreams(route, state),
+  upstreams: Partial<Record<UpstreamName, string[]>> = effectiveUpstreams(route, state)
 ): { input: ShadowInput; config: ShadowConfig } {
   const live = state?.shadow
   if (live !== undefined) {
@@ -80,6 +75,41 @@ export function liveConfig (config: Config, states: ReadonlyMap<string, RouteSta
   return { ...config, routes: config.routes.map((route) => liveRoute(route, states.get(route.name))) }
 }
 
+/** What the data path runs on: every route as it serves traffic, and the settings it reads. */
+export function liveSnapshot (config: Config, states: ReadonlyMap<string, RouteState>, cookieSecret: string): DataPathSnapshot {
+  return Object.freeze({
+    routes: Object.freeze(config.routes.map((route) => liveRoute(route, states.get(route.name)))),
+    versionHeader: config.versionHeader,
+    trustedProxies: config.trustedProxyList,
+    logLevel: config.logLevel,
+    cookieSecret,
+    server: {
+      tls: config.listen.tls,
+      maxHeaderBytes: config.maxHeaderBytes,
+      clientHeadersTimeoutMs: config.clientHeadersTimeoutMs,
+      clientIdleTimeoutMs: config.clientIdleTimeoutMs,
+    },
+  })
+}
+
+/** Basis points to the percent the API and events show. */
+export function percentOf (bp: Readonly<WeightsBp>): Record<Version, number> {
+  return { stable: bp.stable / 100, canary: bp.canary / 100, green: bp.green / 100 }
+}
+
+/** Shadow settings in the documented order, detached from the (frozen) state. */
+export function shadowSettingsView (shadow: Readonly<ShadowInput>): ShadowInput {
+  return {
+    percent: shadow.percent,
+    maxInFlight: shadow.maxInFlight,
+    maxBodyBytes: shadow.maxBodyBytes,
+    methods: [...shadow.methods],
+    timeout: shadow.timeout,
+    compare: shadow.compare,
+    ignore: { headers: [...shadow.ignore.headers], json: [...shadow.ignore.json] },
+  }
+}
+
 /**
  * Brings the live state in line with a config file at start and on reload: for each route with
  * state whose file values were edited since that state was written, the edited field (weights,
@@ -101,7 +131,7 @@ export async function reconcileWithConfig (config: Config, store: StateStore, ev
     const upstreamsEdited = configured !== undefined && !isDeepStrictEqual(configured.upstreams, file.upstreams)
     // Likewise a state written before shadow settings were recorded: it has no live shadow to drop.
     const shadowEdited = configured?.shadow !== undefined && !isDeepStrictEqual(configured.shadow, file.shadow)
-    if (isRolloutActive(state.rollout)) {
+    if (isActiveRollout(state.rollout)) {
       if (weightsEdited || upstreamsEdited) {
         warnings.push(`route ${route.name}: the config file's weights or upstreams changed while a rollout drives the route; the rollout's state is kept`)
       }
@@ -140,10 +170,11 @@ export async function reconcileWithConfig (config: Config, store: StateStore, ev
       ...(state.rollout === undefined ? {} : { rollout: state.rollout }),
     }
     const edited = [weightsEdited && 'weights', upstreamsEdited && 'upstreams', shadowEdited && 'shadow settings'].filter((x) => x !== false).join(' and ')
-    const why = edited !== '' ? `the config file's ${edited} changed since the live state was written`
+    const why = edited !== ''
+      ? `the config file's ${edited} changed since the live state was written`
       : weightsOk ? 'the live shadow settings no longer fit the upstreams' : 'the live weights no longer fit the upstreams'
     const result = await store.compareAndSet(route.name, state.revision, next)
-    if (!result.ok) throw new Error(`route ${route.name} changed while the config was being applied; try again`)
+    if (!result.ok) throw new WeirError('WEIR_ERR_STATE_CONFLICT', `route ${route.name} changed while the config was being applied; try again`)
     await events.append({
       actor: 'config',
       route: route.name,
@@ -162,12 +193,12 @@ export async function reconcileWithConfig (config: Config, store: StateStore, ev
  * recorded file weights and upstreams stay as they were, so their edit is still seen later.
  */
 async function applyShadowOnly (
-  route: RouteConfig, state: RouteState, file: Required<ConfiguredValues>, store: StateStore, events: EventLog, warnings: string[],
+  route: RouteConfig, state: RouteState, file: Required<ConfiguredValues>, store: StateStore, events: EventLog, warnings: string[]
 ): Promise<void> {
   const { revision: _revision, updatedAt: _updatedAt, shadow: _shadow, configured, ...rest } = state
   const next: RouteUpdate = { ...rest, configured: { weights: configured?.weights ?? file.weights, upstreams: configured?.upstreams ?? file.upstreams, shadow: file.shadow } }
   const result = await store.compareAndSet(route.name, state.revision, next)
-  if (!result.ok) throw new Error(`route ${route.name} changed while the config was being applied; try again`)
+  if (!result.ok) throw new WeirError('WEIR_ERR_STATE_CONFLICT', `route ${route.name} changed while the config was being applied; try again`)
   const why = 'the config file\'s shadow settings changed since the live state was written'
   await events.append({
     actor: 'config',

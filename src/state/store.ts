@@ -2,9 +2,10 @@
 // one small interface: a synchronous in-memory read, a compare-and-set write, and a change feed.
 
 import { Value } from '@sinclair/typebox/value'
-import type { UpstreamName, WeightsBp } from '../config/rules.ts'
+import type { WeightsBp } from '../config/model.ts'
 import { ShadowSchema, type ShadowInput } from '../config/schema.ts'
-import { OperationalError } from '../errors.ts'
+import { isPlainObject } from '../is-plain-object.ts'
+import { UPSTREAM_NAMES, VERSIONS, type UpstreamName } from '../vocabulary.ts'
 
 /*
  * Design note: one interface, three back ends.
@@ -94,39 +95,8 @@ export interface StateStore {
   close (): Promise<void>
 }
 
-export type StateErrorCode =
-  /** The state file is not valid JSON or not the expected shape. */
-  | 'WEIR_ERR_STATE_CORRUPT'
-  /** The state file exists but cannot be read (permissions, a directory, I/O error). */
-  | 'WEIR_ERR_STATE_UNREADABLE'
-  /** The state file was written in a format version this weir does not read. */
-  | 'WEIR_ERR_STATE_VERSION'
-  /** A write was refused because the new state is not a valid route state. */
-  | 'WEIR_ERR_STATE_INVALID'
-  /** A change could not be made durable. */
-  | 'WEIR_ERR_STATE_WRITE_FAILED'
-  /** The store was closed. */
-  | 'WEIR_ERR_STATE_CLOSED'
-
-/** An operational error of a state store; the message says what is wrong and what to do. */
-export class StateError extends OperationalError<StateErrorCode> {
-  override readonly name = 'StateError'
-  /** The file concerned, when there is one. */
-  readonly file: string | undefined
-
-  constructor (code: StateErrorCode, message: string, file?: string, options?: ErrorOptions) {
-    super(code, message, options)
-    this.file = file
-  }
-}
-
-const VERSION_KEYS = ['stable', 'canary', 'green'] as const
-const UPSTREAM_KEYS: ReadonlySet<string> = new Set<UpstreamName>(['stable', 'canary', 'green', 'shadow'])
-
 /** Fields of a route this version of weir understands; any other field is carried through writes. */
 export const KNOWN_ROUTE_FIELDS: ReadonlySet<string> = new Set(['revision', 'weights', 'upstreams', 'rollout', 'shadow', 'configured', 'updatedAt'])
-
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v)
 
 /**
  * Checks the shape of a stored route (`stored`: with revision and updatedAt), appending one
@@ -134,7 +104,7 @@ const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'obj
  * writes what it would refuse to read back.
  */
 export function checkRouteState (value: unknown, path: string, stored: boolean, problems: string[]): void {
-  if (!isObject(value)) {
+  if (!isPlainObject(value)) {
     problems.push(`${path} must be an object`)
     return
   }
@@ -144,12 +114,12 @@ export function checkRouteState (value: unknown, path: string, stored: boolean, 
     if (typeof value.updatedAt !== 'string' || Number.isNaN(Date.parse(value.updatedAt))) problems.push(`${path}.updatedAt must be an ISO date`)
   }
   const weights = value.weights
-  if (!isObject(weights)) {
+  if (!isPlainObject(weights)) {
     problems.push(`${path}.weights must be an object {stable, canary, green} in basis points`)
   } else {
     let sum = 0
     let valid = true
-    for (const v of VERSION_KEYS) {
+    for (const v of VERSIONS) {
       const w = weights[v]
       if (typeof w !== 'number' || !Number.isInteger(w) || w < 0 || w > 10_000) {
         problems.push(`${path}.weights.${v} must be an integer between 0 and 10000 (basis points)`)
@@ -159,24 +129,24 @@ export function checkRouteState (value: unknown, path: string, stored: boolean, 
       }
     }
     for (const key of Object.keys(weights)) {
-      if (!(VERSION_KEYS as readonly string[]).includes(key)) problems.push(`${path}.weights.${key} is not a version`)
+      if (!(VERSIONS as readonly string[]).includes(key)) problems.push(`${path}.weights.${key} is not a version`)
     }
     if (valid && sum !== 10_000) problems.push(`${path}.weights must sum to 10000 basis points (they sum to ${sum})`)
   }
   const configured = value.configured
-  if (configured !== undefined && (!isObject(configured) || !isObject(configured.weights) || !isObject(configured.upstreams))) {
+  if (configured !== undefined && (!isPlainObject(configured) || !isPlainObject(configured.weights) || !isPlainObject(configured.upstreams))) {
     problems.push(`${path}.configured must be an object {weights, upstreams}`)
-  } else if (isObject(configured) && configured.shadow !== undefined) {
+  } else if (isPlainObject(configured) && configured.shadow !== undefined) {
     checkShadow(configured.shadow, `${path}.configured.shadow`, problems)
   }
   if (value.shadow !== undefined) checkShadow(value.shadow, `${path}.shadow`, problems)
   const upstreams = value.upstreams
   if (upstreams !== undefined) {
-    if (!isObject(upstreams)) {
+    if (!isPlainObject(upstreams)) {
       problems.push(`${path}.upstreams must be an object`)
     } else {
       for (const [name, list] of Object.entries(upstreams)) {
-        if (!UPSTREAM_KEYS.has(name)) problems.push(`${path}.upstreams.${name} is not a version (stable, canary, green, shadow)`)
+        if (!(UPSTREAM_NAMES as readonly string[]).includes(name)) problems.push(`${path}.upstreams.${name} is not a version (stable, canary, green, shadow)`)
         else if (!Array.isArray(list) || list.some((u) => typeof u !== 'string' || u === '')) {
           problems.push(`${path}.upstreams.${name} must be a list of URLs`)
         }

@@ -3,6 +3,8 @@
 // family's samples are one group after its TYPE; histograms have cumulative, monotonic buckets
 // ending in +Inf that equal _count, and a _sum. Anything else throws, naming the line.
 
+import { send } from './http.ts'
+
 export interface Sample {
   name: string
   labels: Record<string, string>
@@ -56,6 +58,13 @@ export class PromText {
     }
     return undefined
   }
+}
+
+/** GET /metrics from an admin server (its base URL), parsed; throws unless it answers 200. */
+export async function scrape (adminUrl: string): Promise<PromText> {
+  const reply = await send(adminUrl + '/metrics')
+  if (reply.status !== 200) throw new Error(`/metrics answered ${reply.status}`)
+  return parsePromText(reply.body)
 }
 
 export function parsePromText (text: string): PromText {

@@ -5,7 +5,8 @@ import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { buildApps, type Apps } from '../../src/app.ts'
-import { buildConfig, type Config } from '../../src/config/load.ts'
+import { buildConfig } from '../../src/config/load.ts'
+import type { Config } from '../../src/config/model.ts'
 
 export interface TestProxy {
   apps: Apps

@@ -8,11 +8,14 @@ export interface RolloutCheckBody { name: string; verdict: string; value: number
 /** GET /api/v1/routes/:route/rollout, the fields the tests read. */
 export interface RolloutBody {
   phase: string
+  revision: number
   weights: Record<string, number>
   rollout: null | {
     step: number
     weight: number
     reason: string | null
+    steps: number[]
+    policy: { intervalMs: number; analysis: Record<string, number>; guard: Record<string, number> }
     failures: number
     lastCheck: null | { checks: RolloutCheckBody[] }
     history: { note: string }[]

@@ -3,8 +3,8 @@
 
 import { Value } from '@sinclair/typebox/value'
 import { RolloutPolicySchema, type RolloutPolicy } from '../../src/config/schema.ts'
-import { planOf } from '../../src/controller/policy.ts'
-import { advance, start, type RolloutState } from '../../src/controller/step.ts'
+import { planOf } from '../../src/rollout/policy.ts'
+import { advance, start, type RolloutState } from '../../src/rollout/step.ts'
 
 export function runningRollout (step = 1, now = Date.now()): RolloutState {
   const policy = Value.Default(RolloutPolicySchema, { steps: [10, 50, 100], interval: '1h' }) as RolloutPolicy

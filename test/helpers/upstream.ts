@@ -4,7 +4,7 @@
 import type { Test } from 'tap'
 import { createHash } from 'node:crypto'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
-import type { AddressInfo, Socket } from 'node:net'
+import { connect, type AddressInfo, type Socket } from 'node:net'
 
 export interface ReceivedRequest {
   method: string
@@ -80,11 +80,20 @@ export async function startUpstreams (t: Test, ...names: string[]): Promise<Upst
   return started
 }
 
-/** A port that nothing listens on (bound, then released). */
+/**
+ * A port that nothing listens on. It is taken below Linux's ephemeral range (32768–60999), so a
+ * server another test binds to port 0 meanwhile, in a parallel test process, cannot land on it
+ * (a port bound and released here could be handed straight to one), and checked to refuse.
+ */
 export async function closedPort (): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as AddressInfo
-  await new Promise<void>((resolve) => server.close(() => resolve()))
-  return port
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = 20_000 + Math.floor(Math.random() * 10_000)
+    const refused = await new Promise<boolean>((resolve) => {
+      const socket = connect(port, '127.0.0.1')
+      socket.once('connect', () => { socket.destroy(); resolve(false) })
+      socket.once('error', (err: NodeJS.ErrnoException) => resolve(err.code === 'ECONNREFUSED'))
+    })
+    if (refused) return port
+  }
+  throw new Error('no closed port found below the ephemeral range')
 }

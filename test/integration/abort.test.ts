@@ -1,4 +1,4 @@
-// A client that goes away aborts its upstream request (CONTRACT §4), whether the upstream is
+// A client that goes away aborts its upstream request (docs/proxying.md), whether the upstream is
 // still thinking or already streaming the response body.
 
 import t, { type Test } from 'tap'

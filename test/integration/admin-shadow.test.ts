@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs'
 import { startUpstreams, type Upstream } from '../helpers/upstream.ts'
 import { configDoc, mustBuild, startProxy, type RouteDoc, type TestProxy } from '../helpers/proxy.ts'
 import { adminClient, type AdminClient } from '../helpers/admin.ts'
-import type { ShadowConfig } from '../../src/config/load.ts'
+import type { ShadowConfig } from '../../src/config/model.ts'
 
 interface Setup { proxy: TestProxy; api: AdminClient; doc: Record<string, unknown>; stable: Upstream; canary: Upstream; shadow: Upstream }
 

@@ -1,7 +1,7 @@
-// The real process (`bin/weir.js`), as an operator runs it (CONTRACT §1): draining on SIGTERM,
+// The real process (`bin/weir.js`), as an operator runs it (docs/cli.md): draining on SIGTERM,
 // reloading on SIGHUP, `weir validate`, and ${ENV} interpolation in config files.
 
-import t, { type Test } from 'tap'
+import t from 'tap'
 import { writeFileSync } from 'node:fs'
 import { connect } from 'node:net'
 import { join } from 'node:path'
@@ -36,7 +36,7 @@ t.test('SIGTERM lets 50 in-flight slow requests finish with 200, refuses new con
   let finished = 0
   const replies = Array.from({ length: 50 }, (_, i) => send(`${url}/slow/${i}`).then(
     (reply) => { finished++; return reply },
-    (err: Error) => { finished++; return err },
+    (err: Error) => { finished++; return err }
   ))
   t.ok(await eventually(() => upstream.received.length === 50, 5000), 'all 50 requests reached the upstream')
   const signalledAt = performance.now()

@@ -1,9 +1,9 @@
-// Request limits and malformed input are answered by the proxy itself, as JSON (CONTRACT §4),
+// Request limits and malformed input are answered by the proxy itself, as JSON (docs/proxying.md),
 // without troubling the upstream; large and 100-continue uploads stream through intact.
 
 import t, { type Test } from 'tap'
 import { createHash } from 'node:crypto'
-import { createServer, request as httpRequest, type ClientRequest, type IncomingMessage, type Server } from 'node:http'
+import { createServer, request as httpRequest, type IncomingMessage, type Server } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
 import { configDoc, startProxy, type TestProxy } from '../helpers/proxy.ts'
 import { send } from '../helpers/http.ts'
@@ -62,21 +62,9 @@ t.test('a Content-Length above the route\'s maxBodyBytes is answered 413 JSON an
 
 t.test('a chunked body that grows past maxBodyBytes is answered 413 and its upstream request is aborted', async (t) => {
   const { proxy, upstream } = await setup(t)
-  const reply = await new Promise<{ status: number; body: string; connection: string | undefined }>((resolve, reject) => {
-    const req = httpRequest(`${proxy.url}/small/upload`, {
-      method: 'POST',
-      agent: false,
-      headers: { 'transfer-encoding': 'chunked', 'content-type': 'application/octet-stream' },
-    }, (res) => {
-      let body = ''
-      res.on('data', (chunk: Buffer) => { body += chunk.toString() })
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, connection: res.headers.connection }))
-      res.on('error', reject)
-    })
-    req.on('error', () => {})
-    // 512-byte chunks, 50 ms apart, at most 16 of them (8 KiB): the limit is passed at the third.
-    trickleChunks(t, req)
-  })
+  // The limit is passed at the third chunk.
+  const reply = await trickleUpload(t, `${proxy.url}/small/upload`)
+  t.ok(reply.ended, 'the response ended normally')
   t.equal(reply.status, 413)
   t.equal(errorCode(reply.body), 'WEIR_ERR_BODY_TOO_LARGE')
   t.equal(reply.connection, 'close')
@@ -113,20 +101,7 @@ t.test('a chunked body that grows past maxBodyBytes after the upstream started a
     await new Promise<void>((resolve) => early.close(() => resolve()))
   })
 
-  const outcome = await new Promise<{ status: number; body: string; ended: boolean; aborted: boolean }>((resolve) => {
-    const req = httpRequest(`${proxy.url}/upload`, {
-      method: 'POST',
-      agent: false,
-      headers: { 'transfer-encoding': 'chunked', 'content-type': 'application/octet-stream' },
-    }, (res) => {
-      let body = ''
-      res.on('data', (chunk: Buffer) => { body += chunk.toString() })
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, ended: true, aborted: false }))
-      res.on('error', () => resolve({ status: res.statusCode ?? 0, body, ended: false, aborted: true }))
-    })
-    req.on('error', () => {})
-    trickleChunks(t, req)
-  })
+  const outcome = await trickleUpload(t, `${proxy.url}/upload`)
   t.equal(outcome.status, 200, 'the client had the upstream\'s status before the limit was passed')
   t.equal(outcome.body, 'started\n', 'the client got what the upstream had sent, and nothing more')
   t.ok(outcome.aborted && !outcome.ended, 'the response was cut, not ended as if complete')
@@ -185,7 +160,7 @@ function upload (url: string, body: Buffer, contentType: string, options: { expe
       started = true
       for (let offset = 0; offset < body.length; offset += 65536) {
         if (options.pauseAfter !== undefined && offset === options.pauseAfter && options.resume !== undefined) await options.resume()
-        if (!req.write(body.subarray(offset, offset + 65536))) await new Promise((r) => req.once('drain', r))
+        if (!req.write(body.subarray(offset, offset + 65536))) await new Promise((resolve) => req.once('drain', resolve))
       }
       req.end()
     }
@@ -233,16 +208,36 @@ for (const contentType of ['application/octet-stream', 'text/plain', 'applicatio
   })
 }
 
-/** Writes 512-byte chunks 50 ms apart, at most 16 (8 KiB), stopping when the request is destroyed. */
-function trickleChunks (t: Test, req: ClientRequest): void {
-  let sent = 0
-  const timer = setInterval(() => {
-    if (req.destroyed || sent === 16) {
-      clearInterval(timer)
-      if (!req.destroyed) req.end()
-      return
-    }
-    req.write(bodyOf(512, ++sent))
-  }, 50)
-  t.teardown(() => clearInterval(timer))
+interface TrickleReply { status: number; body: string; connection: string | undefined; ended: boolean; aborted: boolean }
+
+/**
+ * POSTs a chunked body to `url` in 512-byte chunks 50 ms apart, at most 16 (8 KiB), stopping when
+ * the request is destroyed. Resolves with what came back, whether the response ended or broke.
+ */
+function trickleUpload (t: Test, url: string): Promise<TrickleReply> {
+  return new Promise((resolve) => {
+    const req = httpRequest(url, {
+      method: 'POST',
+      agent: false,
+      headers: { 'transfer-encoding': 'chunked', 'content-type': 'application/octet-stream' },
+    }, (res) => {
+      let body = ''
+      const reply = (ended: boolean): TrickleReply => ({ status: res.statusCode ?? 0, body, connection: res.headers.connection, ended, aborted: !ended })
+      res.on('data', (chunk: Buffer) => { body += chunk.toString() })
+      res.on('end', () => resolve(reply(true)))
+      res.on('error', () => resolve(reply(false)))
+    })
+    // The proxy may cut the connection while chunks are still being written; the response tells.
+    req.on('error', () => {})
+    let sent = 0
+    const timer = setInterval(() => {
+      if (req.destroyed || sent === 16) {
+        clearInterval(timer)
+        if (!req.destroyed) req.end()
+        return
+      }
+      req.write(bodyOf(512, ++sent))
+    }, 50)
+    t.teardown(() => clearInterval(timer))
+  })
 }

@@ -1,4 +1,4 @@
-// CONTRACT §6 metrics and the per-version rolling stats, end to end: real upstreams, real
+// The metrics of docs/metrics.md and the per-version rolling stats, end to end: real upstreams, real
 // sockets, /metrics scraped from the admin port and parsed strictly.
 
 import { createServer, request as httpRequest, Agent, type IncomingMessage, type ServerResponse } from 'node:http'
@@ -7,16 +7,12 @@ import t from 'tap'
 import WebSocket, { WebSocketServer } from 'ws'
 import { buildApps } from '../../src/app.ts'
 import { send } from '../helpers/http.ts'
-import { parsePromText, type PromText } from '../helpers/prom-text.ts'
+import { nearestRank } from '../helpers/nearest-rank.ts'
+import { scrape, type PromText } from '../helpers/prom-text.ts'
 import { configDoc, mustBuild, startProxy } from '../helpers/proxy.ts'
 import { eventually, sleep } from '../helpers/raw-http.ts'
+import { inParallel } from '../helpers/send-many.ts'
 import { closedPort, startUpstream } from '../helpers/upstream.ts'
-
-async function scrape (adminUrl: string): Promise<PromText> {
-  const reply = await send(adminUrl + '/metrics')
-  if (reply.status !== 200) throw new Error(`/metrics answered ${reply.status}`)
-  return parsePromText(reply.body)
-}
 
 /** Scrapes until `check` holds or `limitMs` passes; returns the last scrape. */
 async function scrapeUntil (adminUrl: string, check: (m: PromText) => boolean, limitMs = 3000): Promise<PromText> {
@@ -29,11 +25,6 @@ async function scrapeUntil (adminUrl: string, check: (m: PromText) => boolean, l
 }
 
 const over = (version: string): { headers: Record<string, string> } => ({ headers: { 'x-weir-version': version } })
-
-/** Nearest-rank quantile (the value at rank ⌈n·percent/100⌉), the definition window.ts uses. */
-function nearestRank (sorted: readonly number[], percent: number): number {
-  return sorted[Math.ceil((sorted.length * percent) / 100) - 1] as number
-}
 
 t.test('a known mix of traffic is counted exactly by version, code and reason', async (t) => {
   const stable = await startUpstream('stable')
@@ -189,16 +180,12 @@ t.test('p50/p90/p99 and the error rate of the stats match the latencies of the s
   t.teardown(() => agent.destroy())
   const client: number[] = []
   let errors = 0
-  let next = 0
-  await Promise.all(Array.from({ length: 2 }, async () => {
-    while (next < TOTAL) {
-      const i = next++
-      const start = performance.now()
-      const reply = await send(`${proxy.url}/?i=${i}`, { agent })
-      client.push(performance.now() - start)
-      if (reply.status === 500) errors++
-    }
-  }))
+  await inParallel(TOTAL, 2, async (i) => {
+    const start = performance.now()
+    const reply = await send(`${proxy.url}/?i=${i}`, { agent })
+    client.push(performance.now() - start)
+    if (reply.status === 500) errors++
+  })
   t.equal(errors, 37)
   t.ok(await eventually(() => observed.length === TOTAL, 2000))
 

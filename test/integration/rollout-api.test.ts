@@ -5,21 +5,9 @@ import t, { type Test } from 'tap'
 import { adminClient } from '../helpers/admin.ts'
 import { configDoc, startProxy } from '../helpers/proxy.ts'
 import { sleep } from '../helpers/raw-http.ts'
+import type { RolloutBody } from '../helpers/rollout-client.ts'
 import { startUpstreams } from '../helpers/upstream.ts'
 
-interface RolloutBody {
-  phase: string
-  revision: number
-  weights: Record<string, number>
-  rollout: null | {
-    step: number
-    weight: number
-    reason: string | null
-    steps: number[]
-    policy: { intervalMs: number; analysis: Record<string, number>; guard: Record<string, number> }
-    history: { note: string }[]
-  }
-}
 interface ErrorBody { error: string; message: string; problems?: { path: string; reason: string }[] }
 
 async function setup (t: Test, route: Record<string, unknown> = {}) {

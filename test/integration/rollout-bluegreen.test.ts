@@ -9,7 +9,6 @@ import { sleep } from '../helpers/raw-http.ts'
 import { failures, startTraffic } from '../helpers/traffic.ts'
 import { startUpstreams } from '../helpers/upstream.ts'
 
-
 const policy = {
   strategy: 'bluegreen',
   interval: '1s',

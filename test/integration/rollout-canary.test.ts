@@ -11,8 +11,6 @@ import { sleep } from '../helpers/raw-http.ts'
 import { startUpstreams } from '../helpers/upstream.ts'
 import { failures, startTraffic } from '../helpers/traffic.ts'
 
-
-
 const fastPolicy = {
   steps: [10, 50, 100],
   interval: '1s',

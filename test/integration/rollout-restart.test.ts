@@ -6,11 +6,10 @@ import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { adminClient } from '../helpers/admin.ts'
 import { sleep } from '../helpers/raw-http.ts'
+import type { RolloutBody } from '../helpers/rollout-client.ts'
 import { startTraffic } from '../helpers/traffic.ts'
 import { startUpstreams } from '../helpers/upstream.ts'
 import { exitWithin, serveWeir, tempDir, yamlConfig } from '../helpers/weir-process.ts'
-
-interface RolloutBody { phase: string; weights: Record<string, number>; rollout: null | { step: number; history: { note: string }[] } }
 
 t.test('kill -9 mid-rollout: the restarted process continues from the step it had reached', async (t) => {
   const [stable, canary] = await startUpstreams(t, 'stable', 'canary')

@@ -2,9 +2,10 @@
 
 import t, { type Test } from 'tap'
 import { Agent } from 'node:http'
-import { startUpstream, type Upstream } from '../helpers/upstream.ts'
+import { startUpstream, startUpstreams, type Upstream } from '../helpers/upstream.ts'
 import { configDoc, mustBuild, startProxy, type TestProxy } from '../helpers/proxy.ts'
 import { send } from '../helpers/http.ts'
+import { sendMany } from '../helpers/send-many.ts'
 
 const keepAlive = new Agent({ keepAlive: true, maxSockets: 32 })
 t.teardown(() => keepAlive.destroy())
@@ -25,18 +26,10 @@ async function threeVersions (t: Test, weights: Record<string, number>, extra: R
   return { proxy, ups }
 }
 
-/** Sends `count` requests with distinct random user ids, `parallel` at a time; returns the version of each. */
+/** Sends one request for each user id, `parallel` at a time; returns the version that served each id. */
 async function versionsFor (url: string, userIds: string[], parallel = 32): Promise<Map<string, string>> {
-  const result = new Map<string, string>()
-  let next = 0
-  await Promise.all(Array.from({ length: parallel }, async () => {
-    while (next < userIds.length) {
-      const id = userIds[next++] as string
-      const reply = await send(url, { headers: { 'x-user-id': id }, agent: keepAlive })
-      result.set(id, String(reply.headers['x-weir-version']))
-    }
-  }))
-  return result
+  const replies = await sendMany(url, userIds.length, parallel, (i) => ({ path: '', headers: { 'x-user-id': userIds[i] as string } }))
+  return new Map(userIds.map((id, i) => [id, String(replies[i]?.headers['x-weir-version'])]))
 }
 
 const randomIds = (n: number, salt: string): string[] => Array.from({ length: n }, (_, i) => `${salt}-${i}-${Math.random().toString(36).slice(2)}`)
@@ -49,6 +42,12 @@ function shares (versions: Map<string, string>): Record<string, number> {
   const out: Record<string, number> = {}
   for (const [k, n] of Object.entries(counts)) out[k] = (100 * n) / versions.size
   return out
+}
+
+/** Reads `weir_routing_decisions_total` for one route: the count of (version, reason), -1 when absent. */
+async function decisionCounts (proxy: TestProxy, route: string): Promise<(version: string, reason: string) => number> {
+  const text = await proxy.apps.metrics.registry.getSingleMetricAsString('weir_routing_decisions_total')
+  return (version, reason) => Number(new RegExp(`\\{route="${route}",version="${version}",reason="${reason}"\\} (\\d+)`).exec(text)?.[1] ?? -1)
 }
 
 t.test('20 000 requests at 90/10 with random user ids put 10 % (±1.5) on canary', async (t) => {
@@ -175,12 +174,47 @@ t.test('the override header reaches a version at weight 0; an unknown or shadow 
   }
 })
 
-t.test('an override naming a version without an upstream is ignored', async (t) => {
-  const stable = await startUpstream('stable')
-  const proxy = await startProxy(configDoc([{ name: 'only', upstreams: { stable: stable.url } }]))
-  t.teardown(async () => { await proxy.close(); await stable.close() })
-  const reply = await send(proxy.url + '/', { headers: { 'x-weir-version': 'canary' } })
-  t.equal(reply.json().version, 'stable')
+t.test('an override naming a version without an upstream, shadow or an unknown version is ignored: the weights decide', async (t) => {
+  // Each route gives every bucket to the version other than stable it has, so the weighted
+  // answer differs both from honouring the override and from falling back to stable. The shadow
+  // has an upstream (copying nothing at 0 %), so honouring "shadow" would show too.
+  const [stable, canary, green, shadow] = await startUpstreams(t, 'stable', 'canary', 'green', 'shadow') as [Upstream, Upstream, Upstream, Upstream]
+  const proxy = await startProxy(configDoc([
+    {
+      name: 'no-green',
+      match: { pathPrefix: '/c' },
+      upstreams: { stable: stable.url, canary: canary.url, shadow: shadow.url },
+      weights: { stable: 0, canary: 100 },
+      stickiness: { userId: { header: 'x-user-id' } },
+      shadow: { percent: 0 },
+    },
+    {
+      name: 'no-canary',
+      match: { pathPrefix: '/g' },
+      upstreams: { stable: stable.url, green: green.url },
+      weights: { stable: 0, green: 100 },
+      stickiness: { userId: { header: 'x-user-id' } },
+    },
+  ]))
+  t.teardown(() => proxy.close())
+  const served = async (path: string, override: string): Promise<{ status: number; version: unknown; header: unknown }> => {
+    const reply = await send(proxy.url + path, { headers: { 'x-weir-version': override, 'x-user-id': 'alice' } })
+    return { status: reply.status, version: reply.status === 200 ? reply.json().version : undefined, header: reply.headers['x-weir-version'] }
+  }
+  for (const path of ['/c', '/g']) {
+    t.same(await served(path, 'stable'), { status: 200, version: 'stable', header: 'stable' }, `${path}: the override header is live (stable at weight 0 is reached)`)
+  }
+  for (const v of ['green', 'shadow', 'blue']) {
+    t.same(await served('/c', v), { status: 200, version: 'canary', header: 'canary' }, `no green upstream: override "${v}" is ignored, the weights send alice to canary`)
+  }
+  for (const v of ['canary', 'shadow', 'blue']) {
+    t.same(await served('/g', v), { status: 200, version: 'green', header: 'green' }, `no canary upstream: override "${v}" is ignored, the weights send alice to green`)
+  }
+  t.equal(shadow.received.length, 0, 'the shadow upstream served nothing')
+  const noGreen = await decisionCounts(proxy, 'no-green')
+  const noCanary = await decisionCounts(proxy, 'no-canary')
+  t.same([noGreen('canary', 'user'), noGreen('stable', 'override')], [3, 1], 'no-green: the ignored overrides were decided by the user id; only stable counts as an override')
+  t.same([noCanary('green', 'user'), noCanary('stable', 'override')], [3, 1], 'no-canary: likewise')
 })
 
 t.test('routes match by host and path prefix, first match wins; no match is a JSON 404 from the proxy', async (t) => {
@@ -216,9 +250,7 @@ t.test('every routing decision is counted by route, version and reason', async (
   const first = await send(proxy.url + '/')
   const cookie = String(first.headers['set-cookie']?.[0]).split(';')[0] as string
   await send(proxy.url + '/', { headers: { cookie } })
-  const text = await proxy.apps.metrics.registry.getSingleMetricAsString('weir_routing_decisions_total')
-  const value = (version: string, reason: string): number =>
-    Number(new RegExp(`\\{route="shop",version="${version}",reason="${reason}"\\} (\\d+)`).exec(text)?.[1] ?? -1)
+  const value = await decisionCounts(proxy, 'shop')
   t.equal(value('green', 'override'), 1)
   t.equal(value('stable', 'user'), 2)
   t.equal(value('stable', 'random'), 1)

@@ -1,4 +1,4 @@
-// Shadow comparison (CONTRACT §5, issue 4): the shadow's answer is compared with the served one
+// Shadow comparison (docs/shadow.md): the shadow's answer is compared with the served one
 // for the same request; differences are counted by kind, sampled with a short diff, and shown as
 // a mismatch rate in stats. Real upstreams and sockets; the admin API and /metrics read back.
 
@@ -7,9 +7,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import t from 'tap'
 import { adminClient } from '../helpers/admin.ts'
 import { send } from '../helpers/http.ts'
-import { parsePromText } from '../helpers/prom-text.ts'
-import { configDoc, startProxy, type TestProxy } from '../helpers/proxy.ts'
-import { sleep } from '../helpers/raw-http.ts'
+import { scrape } from '../helpers/prom-text.ts'
+import { configDoc, startProxy } from '../helpers/proxy.ts'
+import { settled } from '../helpers/shadow-settled.ts'
 import { startUpstreams, type Upstream } from '../helpers/upstream.ts'
 
 /** The body both versions build: volatile fields (timestamp, ids, trace header) differ every time. */
@@ -24,16 +24,6 @@ function catalog (req: IncomingMessage, res: ServerResponse, price: number, extr
     meta: { timestamp: new Date().toISOString(), server: 'any' },
     items: [{ id: randomUUID(), name: 'apple' }, { id: randomUUID(), name: 'pear' }],
   }))
-}
-
-async function settled (proxy: TestProxy): Promise<void> {
-  const deadline = performance.now() + 5000
-  while (proxy.apps.runtime.current.table.routes.some((r) => r.shadowState.inFlight > 0)) {
-    if (performance.now() > deadline) throw new Error('copies still in flight')
-    await sleep(10)
-  }
-  // The primary's side may finish a moment after the copy settled.
-  await sleep(50)
 }
 
 t.test('differences in status, headers and non-ignored JSON fields are counted, sampled and rated; ignored ones are not', async (t) => {
@@ -96,7 +86,7 @@ t.test('differences in status, headers and non-ignored JSON fields are counted, 
   t.same(stats.json().shadow, { compared: 9, mismatches: 4, mismatchRate: 4 / 9, byKind: { status: 1, headers: 1, body: 2 }, pausedForMs: 0 })
   t.match(stats.json<any>().versions.shadow, { requests: 9, errors: 1 }, 'the shadow\'s own requests and errors (its 503) over the window')
 
-  const m = parsePromText((await send(proxy.adminUrl + '/metrics')).body)
+  const m = await scrape(proxy.adminUrl)
   t.same(m.select('weir_shadow_mismatches_total').map((s) => `${s.labels.kind} ${s.value}`).sort(), ['body 2', 'headers 1', 'status 1'])
   t.same(m.select('weir_shadow_requests_total').map((s) => `${s.labels.outcome} ${s.value}`).sort(), ['dropped 0', 'error 1', 'ok 8', 'skipped 0'])
   const count = m.select('weir_request_duration_seconds_count').find((s) => s.labels.version === 'shadow')

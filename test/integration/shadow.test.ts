@@ -1,4 +1,4 @@
-// Shadow traffic (CONTRACT §5), end to end: real primary and shadow upstreams on loopback, real
+// Shadow traffic (docs/shadow.md), end to end: real primary and shadow upstreams on loopback, real
 // clients, /metrics scraped and parsed. A shadow that fails in any way must leave clients'
 // responses exactly as they are without it.
 
@@ -8,9 +8,11 @@ import { runInNewContext } from 'node:vm'
 import { setFlagsFromString } from 'node:v8'
 import t, { type Test } from 'tap'
 import { send, type Reply } from '../helpers/http.ts'
-import { parsePromText, type PromText } from '../helpers/prom-text.ts'
+import { scrape, type PromText } from '../helpers/prom-text.ts'
 import { configDoc, startProxy, type RouteDoc, type TestProxy } from '../helpers/proxy.ts'
 import { sleep } from '../helpers/raw-http.ts'
+import { inParallel, sendMany } from '../helpers/send-many.ts'
+import { settled } from '../helpers/shadow-settled.ts'
 import { closedPort, startUpstream, startUpstreams, type Upstream } from '../helpers/upstream.ts'
 
 interface Seen { method: string; url: string; id: string; shadowHeader: string | undefined; bodySha: string; bytes: number }
@@ -60,42 +62,10 @@ async function proxyFor (t: Test, route: RouteDoc): Promise<TestProxy> {
   return proxy
 }
 
-async function scrape (proxy: TestProxy): Promise<PromText> {
-  const reply = await send(proxy.adminUrl + '/metrics')
-  return parsePromText(reply.body)
-}
-
 function shadowCounts (m: PromText): Record<string, number> {
   const out: Record<string, number> = {}
   for (const s of m.select('weir_shadow_requests_total')) out[s.labels.outcome as string] = s.value
   return out
-}
-
-/** Waits until no copy of the route is in flight (or 10 s). */
-async function settled (proxy: TestProxy): Promise<void> {
-  const deadline = performance.now() + 10_000
-  while (performance.now() < deadline) {
-    if (proxy.apps.runtime.current.table.routes.every((r) => r.shadowState.inFlight === 0)) return
-    await sleep(10)
-  }
-  throw new Error('shadow copies still in flight after 10 s')
-}
-
-/** Sends `count` requests over `concurrency` keep-alive connections; returns the replies in order. */
-async function sendMany (url: string, count: number, concurrency: number, make: (i: number) => { method?: string; path: string; headers?: Record<string, string>; body?: Buffer | string }): Promise<Reply[]> {
-  const agent = new Agent({ keepAlive: true, maxSockets: concurrency })
-  const replies: Reply[] = new Array(count)
-  let next = 0
-  const worker = async (): Promise<void> => {
-    while (next < count) {
-      const i = next++
-      const spec = make(i)
-      replies[i] = await send(url + spec.path, { method: spec.method ?? 'GET', headers: spec.headers ?? {}, ...(spec.body === undefined ? {} : { body: spec.body }), agent })
-    }
-  }
-  await Promise.all(Array.from({ length: concurrency }, worker))
-  agent.destroy()
-  return replies
 }
 
 t.test('percent 10 over 10 000 requests: 10 % ± 1 point are copied, each the same request as its primary', async (t) => {
@@ -121,7 +91,7 @@ t.test('percent 10 over 10 000 requests: 10 % ± 1 point are copied, each the sa
   t.ok(shadowSeen.some((s) => s.method === 'POST' && s.bytes > 0), 'POST bodies (the route opts in) are copied')
   t.equal(primarySeen.filter((s) => s.shadowHeader !== undefined).length, 0, 'the primary never sees x-weir-shadow')
 
-  const counts = shadowCounts(await scrape(proxy))
+  const counts = shadowCounts(await scrape(proxy.adminUrl))
   t.same(counts, { ok: shadowSeen.length, error: 0, dropped: 0, skipped: 0 })
 })
 
@@ -182,7 +152,7 @@ t.test('a shadow that refuses, hangs, answers 500, is 100x slower or resets mid-
     t.equal(differing.length, 0, `shadow ${name}: the 300 client responses are identical to the run without shadow (${elapsed.toFixed(0)} ms)`,
       { first: differing[0], expected: baseline[replies.indexOf(differing[0] as string)] })
     await settled(proxy)
-    const counts = shadowCounts(await scrape(proxy))
+    const counts = shadowCounts(await scrape(proxy.adminUrl))
     // A slow shadow still answers: its copies are ok (or dropped while 8 are in flight).
     const answered = name === 'is 100x slower' ? counts.ok : counts.error
     t.equal((answered ?? 0) + (counts.dropped ?? 0), 300, `shadow ${name}: every copy counted as ${name === 'is 100x slower' ? 'ok' : 'error'} or dropped (${JSON.stringify(counts)})`)
@@ -203,7 +173,7 @@ t.test('in-flight copies never exceed maxInFlight; the excess is dropped and cou
   const replies = await sendMany(proxy.url, 200, 20, (i) => ({ path: `/x/${i}` }))
   t.equal(replies.filter((r) => r.status === 200).length, 200)
   await settled(proxy)
-  const counts = shadowCounts(await scrape(proxy))
+  const counts = shadowCounts(await scrape(proxy.adminUrl))
   t.ok(most <= 5, `the shadow saw at most ${most} copies at once (maxInFlight 5)`)
   t.ok(counts.dropped !== undefined && counts.dropped > 0, `dropped copies are counted (${counts.dropped})`)
   t.equal((counts.ok ?? 0) + (counts.dropped ?? 0), 200, 'every request is either copied or dropped')
@@ -243,9 +213,9 @@ t.test('bodies: a 5 MB POST reaches the primary intact and is not copied; GET is
   t.equal(upload?.bodySha256, createHash('sha256').update(big).digest('hex'), 'byte for byte')
   t.equal(primarySeen.find((s) => s.url === '/in/chunked')?.bytes, 'part one,part two'.length)
   t.same(shadowSeen.map((s) => `${s.method} ${s.url} ${s.bytes}`).sort(),
-    [`GET /in/get 0`, `GET /plain/get 0`, `POST /in/small ${small.length}`],
+    ['GET /in/get 0', 'GET /plain/get 0', `POST /in/small ${small.length}`],
     'copied: the GETs and the small opted-in POST; not the 5 MB POST, the chunked POST, or the default route\'s POST')
-  const m = await scrape(proxy)
+  const m = await scrape(proxy.adminUrl)
   const byRoute = (route: string): Record<string, number> => Object.fromEntries(m.select('weir_shadow_requests_total').filter((s) => s.labels.route === route).map((s) => [s.labels.outcome, s.value]))
   t.same(byRoute('optin'), { ok: 2, error: 0, dropped: 0, skipped: 2 }, 'the 5 MB and the chunked POST are skipped and counted')
   t.same(byRoute('default'), { ok: 1, error: 0, dropped: 0, skipped: 1 }, 'the POST of a route that did not opt in is skipped and counted')
@@ -271,7 +241,7 @@ t.test('nothing of a shadow response reaches the client; the override header can
   }
   await settled(proxy)
   t.equal(shadow.received.length, 50, 'every request was still copied')
-  const m = await scrape(proxy)
+  const m = await scrape(proxy.adminUrl)
   const decisions = m.select('weir_routing_decisions_total').filter((s) => s.labels.reason === 'override' && s.value > 0)
   t.same(decisions, [], 'the override naming shadow was not taken as an override')
 })
@@ -305,13 +275,12 @@ t.test('10 000 copies whose shadow responses are 1 MiB each: no pool exhaustion,
   let answered = 0
   let sent = 0
   const runBatch = async (count: number): Promise<void> => {
-    const end = sent + count
-    await Promise.all(Array.from({ length: 8 }, async () => {
-      while (sent < end) {
-        const reply = await send(`${proxy.url}/m/${sent++}`, { agent })
-        if (reply.status === 200 && reply.json().version === 'stable') answered++
-      }
-    }))
+    const first = sent
+    sent += count
+    await inParallel(count, 8, async (i) => {
+      const reply = await send(`${proxy.url}/m/${first + i}`, { agent })
+      if (reply.status === 200 && reply.json().version === 'stable') answered++
+    })
     await settled(proxy)
     // The test upstreams record every request they get; those records are the test's memory, not weir's.
     primary.received.length = 0
@@ -325,7 +294,7 @@ t.test('10 000 copies whose shadow responses are 1 MiB each: no pool exhaustion,
     readings.push(await memory())
   }
   t.equal(answered, 10_000, 'all 10 000 clients answered by the primary')
-  const counts = shadowCounts(await scrape(proxy))
+  const counts = shadowCounts(await scrape(proxy.adminUrl))
   t.equal(counts.error, 0, 'no copy failed (no pool exhaustion, no timeout)')
   t.equal((counts.ok ?? 0) + (counts.dropped ?? 0), 10_000)
   t.ok((counts.ok ?? 0) >= 9000, `most copies went out and were read to the end (${counts.ok} ok, ${counts.dropped} dropped)`)
@@ -343,7 +312,7 @@ t.test('a shadow that gives no answer 5 times in a row is paused (copies dropped
     t.equal((await send(proxy.url + `/a/${i}`)).status, 200)
     await settled(proxy)
   }
-  t.same(shadowCounts(await scrape(proxy)), { ok: 0, error: 5, dropped: 15, skipped: 0 }, 'five connection attempts, then copies are dropped without one')
+  t.same(shadowCounts(await scrape(proxy.adminUrl)), { ok: 0, error: 5, dropped: 15, skipped: 0 }, 'five connection attempts, then copies are dropped without one')
   const paused = (await send(proxy.adminUrl + '/api/v1/routes/shop/stats')).json<{ shadow: { pausedForMs: number } }>().shadow.pausedForMs
   t.ok(paused > 0 && paused <= 1000, `stats say for how long copies are paused (${paused} ms)`)
 
@@ -355,5 +324,5 @@ t.test('a shadow that gives no answer 5 times in a row is paused (copies dropped
     await settled(proxy)
   }
   t.equal(shadow.received.length, 10, 'after the pause every copy goes out again')
-  t.same(shadowCounts(await scrape(proxy)), { ok: 10, error: 5, dropped: 15, skipped: 0 })
+  t.same(shadowCounts(await scrape(proxy.adminUrl)), { ok: 10, error: 5, dropped: 15, skipped: 0 })
 })

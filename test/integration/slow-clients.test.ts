@@ -1,6 +1,7 @@
 // Slow clients cost the proxy a socket each, not its attention: trickling request bodies do
 // not hold up other requests, and a body that stops arriving is answered 408 and cancelled
-// upstream after the route's timeouts.requestBody.
+// upstream after the route's timeouts.requestBody; a request head that stops arriving is answered
+// 408 WEIR_ERR_HEADERS_TIMEOUT after timeouts.clientHeaders.
 
 import t, { type Test } from 'tap'
 import type { Socket } from 'node:net'
@@ -86,4 +87,27 @@ t.test('a request body that stops arriving is answered 408 after timeouts.reques
   t.equal(upstream.seen.length, 1, 'the upstream got the request once (no retry)')
   t.equal(upstream.seen[0]?.bytes, 10, 'the upstream had received the 10 bytes that arrived')
   t.equal(upstream.seen[0]?.complete, false, 'the upstream request never completed')
+})
+
+t.test('a request head that stops arriving is answered 408 WEIR_ERR_HEADERS_TIMEOUT after timeouts.clientHeaders, never reaching the upstream', async (t) => {
+  const upstream = await startCountingUpstream()
+  const proxy = await startProxy(configDoc([{ name: 'app', upstreams: { stable: upstream.url } }], { timeouts: { clientHeaders: '500ms' } }))
+  t.teardown(async () => {
+    await proxy.close()
+    await upstream.close()
+  })
+  const socket = await openSocket(proxy.port)
+  t.teardown(() => { socket.destroy() })
+  const response = readUntilClose(socket, 5000)
+  const started = performance.now()
+  // The request line and one header, then nothing: the head never completes.
+  socket.write('GET /slow-head HTTP/1.1\r\nHost: app.test\r\n')
+
+  const reply = await response
+  const elapsed = performance.now() - started
+  t.equal(reply?.status, 408, 'the answer is 408')
+  t.equal(JSON.parse(reply?.body ?? '{}').error, 'WEIR_ERR_HEADERS_TIMEOUT', 'the error code names the head timeout, not the body timeout')
+  // Node checks header timeouts once a second (connectionsCheckingInterval).
+  t.ok(elapsed >= 450 && elapsed < 3000, `answered ${elapsed.toFixed(0)} ms after the head started (timeout 500 ms)`)
+  t.equal(upstream.seen.length, 0, 'nothing reached the upstream')
 })

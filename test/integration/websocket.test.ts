@@ -1,5 +1,5 @@
-// WebSocket upgrades pass through weir (CONTRACT §4) and are routed like plain HTTP requests
-// (CONTRACT §3): the override header and the user id pick the version.
+// WebSocket upgrades pass through weir (docs/proxying.md) and are routed like plain HTTP requests
+// (docs/routing.md): the override header and the user id pick the version.
 
 import t, { type Test } from 'tap'
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http'

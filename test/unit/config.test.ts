@@ -176,7 +176,11 @@ t.test('a route\'s rollout policy gets its defaults and is checked by the rules 
   t.ok(r.ok)
   if (r.ok) {
     t.match(r.config.routes[0]?.rollout, {
-      strategy: 'canary', steps: [5, 50], interval: '30s', watch: '1m', webhooks: [],
+      strategy: 'canary',
+      steps: [5, 50],
+      interval: '30s',
+      watch: '1m',
+      webhooks: [],
       analysis: { minRequests: 50, maxErrorRate: 0.01, maxErrorRatio: 2, maxP99Ms: 500, maxP99Ratio: 1.5, p99ToleranceMs: 5, significance: 0.01, failureThreshold: 2 },
       guard: { maxErrorRate: 0.5, minRequests: 20 },
     })

@@ -4,14 +4,15 @@
 
 import { Histogram, Registry } from 'prom-client'
 import t from 'tap'
-import { bindRouteMetrics, countResponse, DURATION_BUCKETS_MS } from '../../src/metrics/recorder.ts'
+import { countResponse, DURATION_BUCKETS_MS } from '../../src/metrics/cells.ts'
+import { createRecorder } from '../../src/metrics/recorder.ts'
 import { createMetrics } from '../../src/metrics/registry.ts'
-import { StatsRegistry } from '../../src/metrics/window.ts'
+import { StatsRegistry } from '../../src/metrics/rolling-stats.ts'
 import { parsePromText } from '../helpers/prom-text.ts'
 
 t.test('the duration histogram exposes what a prom-client Histogram would for the same latencies', async (t) => {
   const metrics = createMetrics({ processDefaults: false })
-  const cells = bindRouteMetrics(metrics, 'r', ['stable'], false, null).versions.stable
+  const cells = createRecorder(metrics, null).route('r', ['stable'], false).versions.stable
   const reference = new Histogram({
     name: 'weir_request_duration_seconds',
     help: 'reference',
@@ -52,8 +53,8 @@ t.test('the duration histogram exposes what a prom-client Histogram would for th
 t.test('binding a route again returns the same cells and never drops a version\'s stats', async (t) => {
   const metrics = createMetrics({ processDefaults: false })
   const stats = new StatsRegistry()
-  const first = bindRouteMetrics(metrics, 'r', ['stable', 'canary'], false, stats)
-  const again = bindRouteMetrics(metrics, 'r', ['stable'], false, stats)
+  const first = createRecorder(metrics, stats).route('r', ['stable', 'canary'], false)
+  const again = createRecorder(metrics, stats).route('r', ['stable'], false)
   t.equal(again, first)
   t.equal(again.versions.canary.window, stats.get('r', 'canary'))
   t.equal(again.versions.green.window, null, 'a version that never had an upstream has no stats')

@@ -2,7 +2,8 @@ import t from 'tap'
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { openFileStore } from '../../src/state/file-store.ts'
-import { StateError, type RouteState, type RouteUpdate } from '../../src/state/store.ts'
+import { WeirError } from '../../src/errors.ts'
+import type { RouteState, RouteUpdate } from '../../src/state/store.ts'
 
 const split = (canary: number): RouteUpdate => ({ weights: { stable: 10_000 - canary, canary, green: 0 } })
 
@@ -142,7 +143,7 @@ t.test('a damaged state file stops openFileStore with a code, the file and the w
     const file = join(dir, `${name}.json`)
     writeFileSync(file, content)
     const err = await openFileStore(file).then(() => null, (e: unknown) => e)
-    t.type(err, StateError, name)
+    t.type(err, WeirError, name)
     t.match(err, { code, file, message: what }, name)
     t.ok((err as Error).message.includes(file), `${name}: the message names the file`)
     t.match((err as Error).message, /move it aside \(mv .* .*\.bad\)/, `${name}: the message says the way out`)

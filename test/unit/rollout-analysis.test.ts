@@ -2,9 +2,9 @@
 // differences fail with the measured value and the limit, equal versions pass.
 
 import t from 'tap'
-import { analyze, overall, quantile } from '../../src/controller/analysis.ts'
-import type { AnalysisPlan } from '../../src/controller/policy.ts'
-import { BUCKET_COUNT, bucketOf, type LatencyHistogram } from '../../src/metrics/window.ts'
+import { analyze, overall, quantile } from '../../src/rollout/analysis.ts'
+import type { AnalysisPlan } from '../../src/rollout/policy.ts'
+import { BUCKET_COUNT, bucketOf, type LatencyHistogram } from '../../src/metrics/rolling-stats.ts'
 
 const PLAN: AnalysisPlan = { minRequests: 50, maxErrorRate: 0.01, maxErrorRatio: 2, maxP99Ms: 500, maxP99Ratio: 1.5, p99ToleranceMs: 5, significance: 0.01, failureThreshold: 2 }
 

@@ -2,9 +2,9 @@
 // and an observation, with the route change and the webhooks it asks for.
 
 import t from 'tap'
-import type { CheckOutcome } from '../../src/controller/analysis.ts'
-import type { RolloutPlan } from '../../src/controller/policy.ts'
-import { advance, CommandRefused, isCheckDue, start, type CheckResult, type RolloutState, type Transition } from '../../src/controller/step.ts'
+import type { CheckOutcome } from '../../src/rollout/analysis.ts'
+import type { RolloutPlan } from '../../src/rollout/policy.ts'
+import { advance, isCheckDue, start, type CheckResult, type RolloutState, type Transition } from '../../src/rollout/step.ts'
 
 const T0 = 1_700_000_000_300 // 300 ms into a clock second
 
@@ -158,7 +158,7 @@ t.test('manual gates: pause stops checks, resume restarts the window and extends
   const paused = advance(s, { kind: 'command', command: 'pause', now: T0 + 100, actor: 'ops' }).state
   t.equal(paused.phase, 'paused')
   t.notOk(isCheckDue(paused, T0 + 60_000), 'no checks while paused')
-  t.throws(() => advance(paused, { kind: 'command', command: 'pause', now: T0 + 200, actor: 'ops' }), CommandRefused)
+  t.throws(() => advance(paused, { kind: 'command', command: 'pause', now: T0 + 200, actor: 'ops' }), { name: 'WeirError', code: 'WEIR_ERR_ADMIN_ROLLOUT_STATE' })
   const resumed = advance(paused, { kind: 'command', command: 'resume', now: T0 + 5300, actor: 'ops' }).state
   t.match(resumed, { phase: 'progressing', windowStart: T0 + 4700, nextCheckAt: T0 + 6300 })
   const promoted = advance(resumed, { kind: 'command', command: 'promote', now: T0 + 5400, actor: 'ops' })
@@ -168,7 +168,7 @@ t.test('manual gates: pause stops checks, resume restarts the window and extends
   t.equal(aborted.action, 'rollout.aborted')
   t.same(aborted.effect, { kind: 'weights', weights: STABLE_ONLY })
   t.same(aborted.notify, ['rollback'])
-  t.throws(() => advance(aborted.state, { kind: 'command', command: 'resume', now: T0 + 5600, actor: 'ops' }), CommandRefused, 'an ended rollout takes no command')
+  t.throws(() => advance(aborted.state, { kind: 'command', command: 'resume', now: T0 + 5600, actor: 'ops' }), { name: 'WeirError', code: 'WEIR_ERR_ADMIN_ROLLOUT_STATE' }, 'an ended rollout takes no command')
 
   const bg = plan({ strategy: 'bluegreen', smoke: { path: '/h', timeoutMs: 1000 } })
   const watching = checked(start(bg, STABLE_ONLY, T0, 'ops', 'r2').state, T0, check('pass', 'smoke')).state

@@ -2,7 +2,7 @@
 // digits where scipy itself is off), exact rational arithmetic on small cases, and edge cases.
 
 import t from 'tap'
-import { binomialUpperTail, fisherGreater, mannWhitneyGreater } from '../../src/controller/statistics.ts'
+import { binomialUpperTail, fisherGreater, mannWhitneyGreater } from '../../src/rollout/statistics.ts'
 
 // ---- helpers --------------------------------------------------------------------------------------
 
@@ -146,11 +146,33 @@ t.test('binomialUpperTail is 0, not NaN, far past where the tail underflows', as
   t.equal(binomialUpperTail(1_000_000, 10_000_000, 0.5), 1)
 })
 
-t.test('binomialUpperTail returns for n = 1e7 and n = 1e8 at the mode, the longest sums', async (t) => {
-  // No timing assertion: this only shows the sums end (they stop ~9 standard deviations out).
-  for (const [k, n, p] of [[150_000, 1e7, 0.01], [5_000_000, 1e7, 0.5], [50_000_000, 1e8, 0.5]] as const) {
-    const value = binomialUpperTail(k, n, p)
-    t.ok(value >= 0 && value <= 1, `P(Bin(${n}, ${p}) ≥ ${k}) = ${value}`)
+/**
+ * C(2m, m) / 4^m, the chance of exactly m heads in 2m fair tosses, by its asymptotic series
+ * 1/√(πm) · (1 − 1/(8m) + 1/(128m²) + 5/(1024m³) − …): at m ≥ 5e6 the first omitted term is
+ * below 1e-30 of the value, so this is exact to double precision with no sum and no lnΓ.
+ */
+function centralBinomial (m: number): number {
+  return (1 - 1 / (8 * m) + 1 / (128 * m * m) + 5 / (1024 * m * m * m)) / Math.sqrt(Math.PI * m)
+}
+
+t.test('binomialUpperTail at the mode of n = 1e7 and 1e8, the longest sums, is exact either side of it', async (t) => {
+  // No timing assertion: this shows the sums that run longest (from the mode out to where the
+  // terms stop mattering) still add up to the right value.
+  // Bin(2m, 1/2) is symmetric about m, so P(X ≥ m) = (1 + P(X = m)) / 2 and P(X ≥ m + 1) = (1 − P(X = m)) / 2.
+  for (const m of [5_000_000, 50_000_000]) {
+    const atMode = centralBinomial(m)
+    for (const [k, expected] of [[m, (1 + atMode) / 2], [m + 1, (1 - atMode) / 2]] as const) {
+      const actual = binomialUpperTail(k, 2 * m, 0.5)
+      const error = relativeError(actual, expected)
+      t.ok(error <= 1e-12, `P(Bin(${2 * m}, 0.5) ≥ ${k}) = ${actual}, expected ${expected}, relative error ${error}`)
+    }
+  }
+  // Bin(1e7, 0.01) has its mode at 100 000: k there sums the lower tail down, k + 1 the upper tail up.
+  for (const k of [100_000, 100_001]) {
+    const reference = BINOMIAL.find(([rk, rn, rp]) => rk === k && rn === 10_000_000 && rp === 0.01)?.[3] as number
+    const actual = binomialUpperTail(k, 10_000_000, 0.01)
+    const error = relativeError(actual, reference)
+    t.ok(error <= EXACT_TOLERANCE, `P(Bin(1e7, 0.01) ≥ ${k}) = ${actual}, expected ${reference} (mpmath), relative error ${error}`)
   }
 })
 
@@ -217,9 +239,17 @@ t.test('fisherGreater is 1 without evidence: an empty side, no events at all, or
   t.equal(fisherGreater(0, 10_000_000, 100_000, 10_000_000), 1)
 })
 
-t.test('fisherGreater returns for totals of 1e7 with rates at 50 %, the longest sums', async (t) => {
-  const value = fisherGreater(5_000_000, 10_000_000, 5_000_000, 10_000_000)
-  t.ok(value > 0.5 && value < 0.501, String(value))
+t.test('fisherGreater at the mode with totals of 1e7 and rates at 50 %, the longest sums, is exact either side of it', async (t) => {
+  // 1e7 of 2e7 requests are events and A has half of all requests: A's events X are symmetric
+  // about m = 5e6, so P(X ≥ m) = (1 + P(X = m)) / 2, P(X ≥ m + 1) = (1 − P(X = m)) / 2, and
+  // P(X = m) = C(2m, m)² / C(4m, 2m) = centralBinomial(m)² / centralBinomial(2m) (the 4^… cancel).
+  const m = 5_000_000
+  const atMode = centralBinomial(m) ** 2 / centralBinomial(2 * m)
+  for (const [aEvents, expected] of [[m, (1 + atMode) / 2], [m + 1, (1 - atMode) / 2]] as const) {
+    const actual = fisherGreater(aEvents, 2 * m, 2 * m - aEvents, 2 * m)
+    const error = relativeError(actual, expected)
+    t.ok(error <= 1e-12, `${aEvents}/${2 * m} vs ${2 * m - aEvents}/${2 * m}: ${actual}, expected ${expected}, relative error ${error}`)
+  }
 })
 
 // ---- mannWhitneyGreater ---------------------------------------------------------------------------
@@ -288,7 +318,9 @@ t.test('mannWhitneyGreater gives p = 1 and z = 0 when a sample is empty or every
   // U − nA·nB/2 = 1e7 / 2 and σ² = nA·nB / 4 here, worked by hand.
   const z = (5_000_000 - 0.5) / (Math.sqrt(10_000_000 * 10_000_001) / 2)
   t.ok(relativeError(result.z, z) <= 1e-12, `z = ${result.z}, expected ${z}`)
-  t.ok(result.p > 0.15 && result.p < 0.16, `p = ${result.p}`)
+  // P(Z > 0.99999985000000875) = erfc(z / √2) / 2 by mpmath at 40 digits.
+  const p = 0.15865529022706634
+  t.ok(relativeError(result.p, p) <= 1e-11, `p = ${result.p}, expected ${p}`)
 })
 
 t.test('mannWhitneyGreater takes typed arrays and rejects histograms with different bins', async (t) => {

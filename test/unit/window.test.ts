@@ -2,7 +2,8 @@ import t from 'tap'
 import v8 from 'node:v8'
 import {
   BUCKET_COUNT, MAX_RELATIVE_ERROR, RollingStats, StatsRegistry, bucketLowerBound, bucketOf, bucketValue, type WindowStats,
-} from '../../src/metrics/window.ts'
+} from '../../src/metrics/rolling-stats.ts'
+import { nearestRank } from '../helpers/nearest-rank.ts'
 
 // ---- helpers --------------------------------------------------------------------------------------
 
@@ -19,11 +20,6 @@ function rng (seed: number): () => number {
 
 function gaussian (random: () => number): number {
   return Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random())
-}
-
-/** The nearest-rank quantile: the value at rank ⌈p/100 · n⌉ of the sorted samples. */
-function nearestRank (sorted: Float64Array, percent: number): number {
-  return sorted[Math.ceil((sorted.length * percent) / 100) - 1] as number
 }
 
 /** A clock the test moves by hand, in ms. */
@@ -372,7 +368,7 @@ function allocatedDuring (fn: () => void): number {
 t.test('recording allocates nothing once warmed up (measured over 1e6 records, with a control that allocates)', async (t) => {
   // A fresh copy of the module: the tests above fed `record` a dozen different clocks, and the
   // deopt/reopt churn that causes is theirs, not the data path's (one clock per registry).
-  const fresh = await import(new URL('../../src/metrics/window.ts?allocation', import.meta.url).href) as typeof import('../../src/metrics/window.ts')
+  const fresh = await import(new URL('../../src/metrics/rolling-stats.ts?allocation', import.meta.url).href) as typeof import('../../src/metrics/rolling-stats.ts')
   let ms = 0
   const stats = new fresh.RollingStats({ now: () => ms })
   const random = rng(99)
@@ -393,7 +389,7 @@ t.test('recording allocates nothing once warmed up (measured over 1e6 records, w
   t.ok(bytes < 2 * 1024 * 1024, `${bytes} bytes for ${records} records (${(bytes / records).toFixed(3)} B/record)`)
 
   // And with the default clock (performance.now()), as the proxy runs it.
-  const withDefaultClock = await import(new URL('../../src/metrics/window.ts?allocation-default-clock', import.meta.url).href) as typeof import('../../src/metrics/window.ts')
+  const withDefaultClock = await import(new URL('../../src/metrics/rolling-stats.ts?allocation-default-clock', import.meta.url).href) as typeof import('../../src/metrics/rolling-stats.ts')
   const real = new withDefaultClock.RollingStats()
   const recordReal = (n: number): void => {
     for (let i = 0; i < n; i++) real.record(latencies[i & 4095] as number, (i & 63) === 0)

@@ -3,9 +3,12 @@
 // the schema, and the rules the schema cannot express.
 
 import { Value } from '@sinclair/typebox/value'
-import type { Problem } from '../config/rules.ts'
-import { RolloutPolicySchema, type RolloutPolicy, type WebhookType } from '../config/schema.ts'
+import { rolloutPolicyProblems } from '../config/rollout-policy-rules.ts'
+import { RolloutPolicySchema, type RolloutPolicy } from '../config/schema.ts'
 import { durationMs } from '../config/units.ts'
+import type { Problem } from '../errors.ts'
+import { isPlainObject } from '../is-plain-object.ts'
+import type { Strategy, WebhookType } from '../vocabulary.ts'
 
 export interface WebhookPlan {
   name: string
@@ -28,7 +31,7 @@ export interface AnalysisPlan {
 
 /** A complete, checked policy: what a rollout runs and keeps in its persisted state. */
 export interface RolloutPlan {
-  strategy: 'canary' | 'bluegreen'
+  strategy: Strategy
   /** Canary weights in basis points, increasing. */
   steps: number[]
   intervalMs: number
@@ -37,33 +40,6 @@ export interface RolloutPlan {
   smoke: { path: string; timeoutMs: number } | null
   watchMs: number
   webhooks: WebhookPlan[]
-}
-
-/** The smallest interval: the rolling stats count whole seconds. */
-const MIN_INTERVAL_MS = 1000
-
-/** The rules of a schema-valid policy the schema cannot express; appends one problem per broken rule. */
-export function rolloutPolicyProblems (policy: RolloutPolicy, path: string, problems: Problem[]): void {
-  policy.steps.forEach((step, i) => {
-    if (Math.abs(step * 100 - Math.round(step * 100)) > 1e-6) problems.push({ path: `${path}.steps[${i}]`, reason: 'must have at most two decimals' })
-    const before = policy.steps[i - 1]
-    if (before !== undefined && step <= before) problems.push({ path: `${path}.steps[${i}]`, reason: `must be greater than the step before it (${before})` })
-  })
-  if (durationMs(policy.interval) < MIN_INTERVAL_MS) problems.push({ path: `${path}.interval`, reason: 'must be at least 1s (stats are kept per second)' })
-  if (durationMs(policy.watch) < MIN_INTERVAL_MS) problems.push({ path: `${path}.watch`, reason: 'must be at least 1s' })
-  if (policy.smoke !== undefined && durationMs(policy.smoke.timeout) === 0) problems.push({ path: `${path}.smoke.timeout`, reason: 'must be more than 0' })
-  const names = new Set<string>()
-  policy.webhooks.forEach((hook, i) => {
-    if (names.has(hook.name)) problems.push({ path: `${path}.webhooks[${i}].name`, reason: `"${hook.name}" is used by another webhook` })
-    names.add(hook.name)
-    if (durationMs(hook.timeout) === 0) problems.push({ path: `${path}.webhooks[${i}].timeout`, reason: 'must be more than 0' })
-    try {
-      const url = new URL(hook.url)
-      if (url.username !== '' || url.password !== '') problems.push({ path: `${path}.webhooks[${i}].url`, reason: 'must not carry credentials (use a token in metadata or the query)' })
-    } catch {
-      problems.push({ path: `${path}.webhooks[${i}].url`, reason: 'is not a valid URL' })
-    }
-  })
 }
 
 /** The plan of a valid policy (see rolloutPolicyProblems). */
@@ -96,7 +72,7 @@ export function resolvePolicy (configured: RolloutPolicy | undefined, body: unkn
   const merged: Record<string, unknown> = Value.Clone(configured ?? {}) as Record<string, unknown>
   for (const [key, value] of Object.entries(given)) {
     const base = merged[key]
-    merged[key] = MERGED_KEYS.has(key) && isObject(value) && isObject(base) ? { ...base, ...value } : value
+    merged[key] = MERGED_KEYS.has(key) && isPlainObject(value) && isPlainObject(base) ? { ...base, ...value } : value
   }
   const withDefaults = Value.Default(RolloutPolicySchema, merged)
   const problems = schemaProblems(withDefaults)
@@ -104,8 +80,4 @@ export function resolvePolicy (configured: RolloutPolicy | undefined, body: unkn
   const policy = withDefaults as RolloutPolicy
   rolloutPolicyProblems(policy, 'rollout', problems)
   return problems.length > 0 ? { policy: null, problems } : { policy, problems: [] }
-}
-
-function isObject (value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value)
 }

@@ -2,7 +2,7 @@
 // absolute and relative to stable, each with a test that keeps small samples from deciding on
 // noise. Pure: histograms and a plan in, one verdict per check out.
 
-import { bucketValue, type LatencyHistogram } from '../metrics/window.ts'
+import { bucketValue, type LatencyHistogram } from '../metrics/rolling-stats.ts'
 import type { AnalysisPlan } from './policy.ts'
 import { binomialUpperTail, fisherGreater, mannWhitneyGreater } from './statistics.ts'
 

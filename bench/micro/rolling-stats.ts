@@ -1,11 +1,12 @@
-// Micro-benchmark of the rolling stats in src/metrics/window.ts: ns per `record` (the data path
+// Micro-benchmark of the rolling stats in src/metrics/rolling-stats.ts: ns per `record` (the data path
 // pays it on every request) and µs per `snapshot(60)` / `snapshot(600)` (the controller and the
 // admin API, about once a second per route), plus the memory an instance holds after 10 minutes.
 // Also bucketOf's float-bits index against the Math.log2 one it replaced (checked equal first).
-// Usage: node bench/micro/window.ts [--rounds N]
+// Usage: node bench/micro/rolling-stats.ts [--rounds N]
 
 import { parseArgs } from 'node:util'
-import { BUCKET_COUNT, RollingStats, bucketLowerBound, bucketOf } from '../../src/metrics/window.ts'
+import { BUCKET_COUNT, RollingStats, bucketLowerBound, bucketOf } from '../../src/metrics/rolling-stats.ts'
+import { median } from '../median.ts'
 import { seededRandom } from './random.ts'
 
 const { values } = parseArgs({ options: { rounds: { type: 'string' } } })
@@ -32,11 +33,6 @@ function latencies (shape: Shape): Float64Array {
   return out
 }
 
-function median (xs: number[]): number {
-  const sorted = [...xs].sort((a, b) => a - b)
-  return sorted[Math.floor(sorted.length / 2)] as number
-}
-
 // ---- record -------------------------------------------------------------------------------------
 
 /** Median ns per record over ROUNDS rounds of RECORDS calls; `perSecond` records per clock second. */
@@ -55,7 +51,7 @@ function timeRecord (shape: Shape, clock: 'manual' | 'default', perSecond: numbe
     // The first two rounds are warm-up (JIT tiers, and the log reaching its high-water mark).
     if (round >= 2) perRound.push(ns)
   }
-  return median(perRound)
+  return median(perRound, 'upper') as number
 }
 
 /** bucketOf as it was first written: Math.log2, then the bounds table to settle rounding. */
@@ -85,7 +81,7 @@ function timeCall (fn: (x: number) => number, sample: Float64Array): number {
     if (round >= 2) perRound.push(Number(process.hrtime.bigint() - start) / RECORDS)
   }
   if (sink === 0.5) process.stdout.write('') // keeps `sink` alive
-  return median(perRound)
+  return median(perRound, 'upper') as number
 }
 
 // ---- snapshot -----------------------------------------------------------------------------------
@@ -115,7 +111,7 @@ function timeSnapshot (stats: RollingStats, window: number): number {
     if (round >= 2) perRound.push(us)
   }
   if (sink === 0.5) process.stdout.write('')
-  return median(perRound)
+  return median(perRound, 'upper') as number
 }
 
 // ---- report -------------------------------------------------------------------------------------

@@ -2,10 +2,7 @@
 // p50/p90/p99 latency (≤ 2 % relative error) for the rollout controller and the admin stats
 // endpoint. The data path records (sync, O(1), allocation-free once warm); readers take snapshots.
 
-import type { UpstreamName } from '../config/rules.ts'
-
-/** The longest window a snapshot can cover, in seconds. */
-export const MAX_WINDOW_SECONDS = 600
+import { MAX_WINDOW_SECONDS, type UpstreamName } from '../vocabulary.ts'
 
 // ---- latency buckets ----------------------------------------------------------------------------
 //
@@ -55,7 +52,7 @@ for (let m = 0; m < STEP_OF.length; m++) STEP_OF[m] = Math.floor(Math.log2(1 + m
 export function bucketOf (latencyMs: number): number {
   // `!(x >= MIN)` is also true for NaN: NaN, negative and sub-µs latencies share bucket 0.
   if (!(latencyMs >= MIN_MS)) return 0
-  // Exponent and mantissa bits instead of Math.log2: half the cost (bench/micro/window.ts).
+  // Exponent and mantissa bits instead of Math.log2: half the cost (bench/micro/rolling-stats.ts).
   bits[0] = latencyMs
   const high = words[HIGH_WORD] as number
   const octave = (high >>> 20) - 1023 - MIN_EXPONENT
@@ -139,7 +136,7 @@ const scratch = new Float64Array(BUCKET_COUNT)
  *  - per clock minute, the last 10: dense totals (`Uint32Array(10 × 469)`, 19 KB, allocated with
  *    the first request), so a snapshot reads whole minutes densely and walks the log only for
  *    the seconds of its first, partial minute: at most 59 seconds whatever the window.
- * So memory follows traffic and latency spread (bench/micro/window.ts, after 10 minutes):
+ * So memory follows traffic and latency spread (bench/micro/rolling-stats.ts, after 10 minutes):
  * never used 21 KB; 10 req/s 49 KB; log-normal latencies (σ = 1, ~200 buckets a second) at
  * 1 000 req/s 266 KB and at 20 000 req/s 381 KB. The ceiling, every bucket from 1 µs to 65 s
  * counting 128–65 534 in every second (≥ 60 000 req/s spread over 8 decades), is

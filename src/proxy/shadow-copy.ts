@@ -1,4 +1,4 @@
-// Shadow copies (CONTRACT §5): a share of a route's requests is sent again to its shadow
+// Shadow copies (docs/routing.md, "Shadow"): a share of a route's requests is sent again to its shadow
 // upstream, after the primary request went out, and never awaited by it. Nothing of a shadow
 // response reaches the client: its body is read and discarded (hashed when compared) so the
 // socket goes back to the pool. Each copy is one object, driven by four events:
@@ -14,87 +14,13 @@ import type { IncomingHttpHeaders, IncomingMessage } from 'node:http'
 import { pipeline, Transform, type TransformCallback } from 'node:stream'
 import type { Dispatcher } from 'undici'
 import { classifyUpstreamError } from '../errors.ts'
-import { countDuration } from '../metrics/recorder.ts'
-import type { ShadowOutcome } from '../metrics/recorder.ts'
-import type { CompiledRoute } from '../routing/route-table.ts'
-import { SHADOW_HEADER, UPSTREAM_VERSION_HEADER } from '../proxy/forward-headers.ts'
-import type { UpstreamTarget } from '../proxy/upstreams.ts'
-import { BodyCapture, compareResponses, type CapturedResponse } from './compare.ts'
-import { MismatchLog, type MismatchSample, type MismatchSummary } from './mismatch-log.ts'
-
-/** Consecutive failed copies (refused, reset, cut, timed out: no complete answer) that pause copying. */
-export const PAUSE_AFTER_FAILURES = 5
-/** The first pause; each pause that ends in failure again doubles the next, up to the last. */
-export const FIRST_PAUSE_MS = 1000
-export const LONGEST_PAUSE_MS = 30_000
-
-/**
- * A route's shadow state that outlives route-table rebuilds: copies in flight, what comparisons
- * found, and a circuit breaker. A shadow that gives no complete answer (refused, reset, cut mid-body,
- * timed out) five times in a row is not sent copies for a pause (1 s, doubling while it keeps failing,
- * at most 30 s; copies sampled meanwhile are dropped and counted): every copy to a dead shadow
- * would otherwise cost a connection attempt and an error on the proxy's event loop. A 5xx is an
- * answer, worth comparing, and does not count.
- */
-export class RouteShadow {
-  inFlight = 0
-  /** performance.now() until which copies are paused (0: not paused). */
-  pausedUntil = 0
-  private failures = 0
-  private nextPauseMs = FIRST_PAUSE_MS
-  readonly mismatches = new MismatchLog()
-  /** Counts a failed copy in weir_upstream_errors_total{version="shadow"}. */
-  readonly countError: (route: string, reason: string) => void
-
-  constructor (countError: (route: string, reason: string) => void) {
-    this.countError = countError
-  }
-
-  /** A copy got a complete answer (any status): the shadow works again. */
-  answered (): void {
-    this.failures = 0
-    this.nextPauseMs = FIRST_PAUSE_MS
-  }
-
-  /** A copy got no complete answer. */
-  failed (): void {
-    if (++this.failures < PAUSE_AFTER_FAILURES) return
-    this.failures = 0
-    this.pausedUntil = performance.now() + this.nextPauseMs
-    this.nextPauseMs = Math.min(this.nextPauseMs * 2, LONGEST_PAUSE_MS)
-  }
-}
-
-/** The RouteShadow of every route name, created on first use. */
-export class ShadowRegistry {
-  private readonly routes = new Map<string, RouteShadow>()
-  private readonly countError: (route: string, reason: string) => void
-
-  constructor (countError: (route: string, reason: string) => void) {
-    this.countError = countError
-  }
-
-  get (route: string): RouteShadow {
-    let state = this.routes.get(route)
-    if (state === undefined) {
-      state = new RouteShadow(this.countError)
-      this.routes.set(route, state)
-    }
-    return state
-  }
-
-  /** Comparison counts of a route over the window, and how long copies stay paused (ms, 0 when they flow). */
-  summary (route: string, windowSeconds: number): MismatchSummary & { pausedForMs: number } {
-    const state = this.get(route)
-    return { ...state.mismatches.summary(windowSeconds), pausedForMs: Math.max(0, Math.ceil(state.pausedUntil - performance.now())) }
-  }
-
-  /** A route's most recent mismatches, newest first, and how many were recorded since start. */
-  recent (route: string, limit: number): { recorded: number; samples: MismatchSample[] } {
-    const log = this.get(route).mismatches
-    return { recorded: log.recorded, samples: log.recent(limit) }
-  }
-}
+import { countDuration } from '../metrics/cells.ts'
+import { BodyCapture, compareResponses, type CapturedResponse } from '../shadow/compare.ts'
+import { BUCKETS, type ShadowOutcome } from '../vocabulary.ts'
+import { announcedBody } from './announced-body.ts'
+import { SHADOW_HEADER, UPSTREAM_VERSION_HEADER } from './header-names.ts'
+import type { ProxyRoute } from './proxy-routes.ts'
+import type { UpstreamTarget } from './upstream-pools.ts'
 
 /** Bit flags of what a copy still waits for before it is sent. */
 const WAIT_DISPATCH = 1
@@ -111,31 +37,30 @@ const FAILED = 2
  * maxBodyBytes, an upgrade) and `dropped` when maxInFlight copies are already in flight.
  * Returns the copy, holding an in-flight slot, or null.
  */
-export function planShadowCopy (route: CompiledRoute, raw: IncomingMessage, requestId: string): ShadowCopy | null {
+export function planShadowCopy (route: ProxyRoute, raw: IncomingMessage, requestId: string): ShadowCopy | null {
   const group = route.shadow
   const settings = route.config.shadow
-  if (group === null || settings.percentBp === 0 || Math.random() * 10_000 >= settings.percentBp) return null
+  if (group === null || settings.percentBp === 0 || Math.random() * BUCKETS >= settings.percentBp) return null
   const cells = route.metrics.shadow
   const method = raw.method as string
   const headers = raw.headers
   const length = headers['content-length']
   const bodyBytes = length === undefined ? 0 : Number(length)
-  if (!settings.methods.has(method) || headers.upgrade !== undefined ||
-      (length === undefined && headers['transfer-encoding'] !== undefined) || bodyBytes > settings.maxBodyBytes) {
+  if (!settings.methods.has(method) || headers.upgrade !== undefined || announcedBody(headers) === 'chunked' || bodyBytes > settings.maxBodyBytes) {
     cells.skipped.inc()
     return null
   }
-  const state = route.shadowState
-  if (state.inFlight >= settings.maxInFlight || (state.pausedUntil !== 0 && performance.now() < state.pausedUntil)) {
+  const gate = route.shadowGate
+  if (gate.inFlight >= settings.maxInFlight || gate.paused(performance.now())) {
     cells.dropped.inc()
     return null
   }
-  state.inFlight++
+  gate.inFlight++
   return new ShadowCopy(route, group.pick(), method, raw.url as string, requestId, bodyBytes)
 }
 
 export class ShadowCopy implements Dispatcher.DispatchHandler {
-  readonly route: CompiledRoute
+  readonly route: ProxyRoute
   /** True when this copy's response is compared with the primary's. */
   readonly compares: boolean
   private readonly target: UpstreamTarget
@@ -163,7 +88,7 @@ export class ShadowCopy implements Dispatcher.DispatchHandler {
   private primaryTap: PrimaryTap | null = null
   private shadowResult: CapturedResponse | null = null
 
-  constructor (route: CompiledRoute, target: UpstreamTarget, method: string, url: string, requestId: string, bodyBytes: number) {
+  constructor (route: ProxyRoute, target: UpstreamTarget, method: string, url: string, requestId: string, bodyBytes: number) {
     this.route = route
     this.target = target
     this.method = method
@@ -334,7 +259,7 @@ export class ShadowCopy implements Dispatcher.DispatchHandler {
     if (this.shadowSide !== PENDING) return
     this.shadowSide = DONE
     const status = this.shadowStatus
-    this.route.shadowState.answered()
+    this.route.shadowGate.answered()
     this.finish(status >= 500 ? 'error' : 'ok', status >= 500)
     if (this.shadowBody !== null) {
       this.shadowResult = { status, headers: this.shadowHeaders ?? {}, body: this.shadowBody.end() }
@@ -348,9 +273,10 @@ export class ShadowCopy implements Dispatcher.DispatchHandler {
     this.shadowSide = FAILED
     this.shadowBody = null
     // Failed shadow attempts are upstream errors of version "shadow", by reason.
-    const state = this.route.shadowState
-    state.countError(this.route.name, classifyUpstreamError(error).reason)
-    state.failed()
+    const metrics = this.route.metrics
+    metrics.shadowVersion.upstreamErrors[classifyUpstreamError(error).reason].inc()
+    const gate = this.route.shadowGate
+    if (gate.failed()) metrics.shadowPausedUntil = gate.pausedUntil
     this.finish('error', true)
   }
 
@@ -362,7 +288,7 @@ export class ShadowCopy implements Dispatcher.DispatchHandler {
     this.timer = null
     if (this.settled) return
     this.settled = true
-    this.route.shadowState.inFlight--
+    this.route.shadowGate.inFlight--
     const metrics = this.route.metrics
     metrics.shadow[outcome].inc()
     const latencyMs = performance.now() - this.startedAt
@@ -375,7 +301,7 @@ export class ShadowCopy implements Dispatcher.DispatchHandler {
     if (this.settled) return
     this.settled = true
     this.body = null
-    this.route.shadowState.inFlight--
+    this.route.shadowGate.inFlight--
     this.route.metrics.shadow.skipped.inc()
   }
 
@@ -390,16 +316,18 @@ export class ShadowCopy implements Dispatcher.DispatchHandler {
     const result = compareResponses(primary, shadow, rules)
     const metrics = this.route.metrics
     for (const kind of result.kinds) metrics.mismatches[kind].inc()
-    this.route.shadowState.mismatches.record(result.kinds.length === 0 ? null : {
-      at: new Date().toISOString(),
-      requestId: this.requestId,
-      method: this.method,
-      url: this.url,
-      primary: { status: primary.status },
-      shadow: { status: shadow.status },
-      kinds: result.kinds,
-      diff: result.diff,
-    })
+    metrics.mismatchLog.record(result.kinds.length === 0
+      ? null
+      : {
+          at: new Date().toISOString(),
+          requestId: this.requestId,
+          method: this.method,
+          url: this.url,
+          primary: { status: primary.status },
+          shadow: { status: shadow.status },
+          kinds: result.kinds,
+          diff: result.diff,
+        })
   }
 }
 
@@ -432,4 +360,3 @@ class PrimaryTap extends Transform {
 function headerText (value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value.join(', ') : value
 }
-

@@ -2,16 +2,11 @@
 // + webhooks to notify. Every phase change of every strategy is here, in one function per
 // observation kind; controller.ts owns the clock, the stats and all I/O.
 
-import type { WeightsBp } from '../config/rules.ts'
-import type { WebhookType } from '../config/schema.ts'
-import { overall, type CheckOutcome, type Verdict } from './analysis.ts'
+import type { WeightsBp } from '../config/model.ts'
+import { WeirError } from '../errors.ts'
+import { ACTIVE_PHASES, type Command, type Phase, type Strategy, type WebhookType } from '../vocabulary.ts'
+import type { CheckOutcome, Verdict } from './analysis.ts'
 import type { RolloutPlan } from './policy.ts'
-
-/** `idle` is the absence of a rollout. */
-export type Phase = 'smoke' | 'progressing' | 'watching' | 'paused' | 'promoting' | 'succeeded' | 'failed'
-
-/** Phases in which the rollout drives the route: manual writes need ?force=true, the controller acts. */
-export const ACTIVE: ReadonlySet<Phase> = new Set(['smoke', 'progressing', 'watching', 'paused', 'promoting'])
 
 /** One check: analysis and webhooks together, with the confirm-promotion gate's answer when it was asked. */
 export interface CheckResult {
@@ -36,7 +31,7 @@ export interface HistoryEntry {
 /** A rollout as persisted in the route's live state (RouteState.rollout). Times in epoch ms. */
 export interface RolloutState {
   id: string
-  strategy: 'canary' | 'bluegreen'
+  strategy: Strategy
   plan: RolloutPlan
   phase: Phase
   /** Index into plan.steps (canary); -1 before the first step (pre-rollout webhooks). */
@@ -65,8 +60,6 @@ export interface RolloutState {
   finishedAt: number | null
   history: HistoryEntry[]
 }
-
-export type Command = 'pause' | 'resume' | 'promote' | 'promote-full' | 'abort'
 
 export type Observation =
   /** A check that was due (isCheckDue), with what the controller measured and asked. */
@@ -97,9 +90,9 @@ export interface Transition {
   notify: WebhookType[]
 }
 
-/** A command that does not apply to the rollout's phase (→ 409). */
-export class CommandRefused extends Error {
-  override readonly name = 'CommandRefused'
+/** A command that does not apply to the rollout's phase (→ 409 WEIR_ERR_ADMIN_ROLLOUT_STATE). */
+function refused (command: Command, why: string): WeirError {
+  return new WeirError('WEIR_ERR_ADMIN_ROLLOUT_STATE', `${command}: ${why}`)
 }
 
 const HISTORY_LIMIT = 100
@@ -205,8 +198,14 @@ function onCheck (state: RolloutState, now: number, result: CheckResult): Transi
 function onPass (state: RolloutState, now: number, result: CheckResult): Transition {
   if (state.phase === 'smoke') {
     const switched = record({
-      ...state, phase: 'watching', step: 0, weight: 100, reason: null, windowStart: secondOf(now),
-      nextCheckAt: nextCheckAfter(state, now), watchUntil: now + state.plan.watchMs,
+      ...state,
+      phase: 'watching',
+      step: 0,
+      weight: 100,
+      reason: null,
+      windowStart: secondOf(now),
+      nextCheckAt: nextCheckAfter(state, now),
+      watchUntil: now + state.plan.watchMs,
     }, now, 'smoke checks passed: switched 100 % to green')
     return { state: switched, effect: { kind: 'weights', weights: weightsFor(switched, 100) }, action: 'rollout.switched', reason: null, notify: [] }
   }
@@ -245,23 +244,23 @@ function onTick (state: RolloutState, now: number): Transition {
 }
 
 function onGuard (state: RolloutState, now: number, tripped: CheckOutcome): Transition {
-  if (!ACTIVE.has(state.phase) || state.phase === 'promoting' || state.weight === 0) return unchanged(state)
+  if (!ACTIVE_PHASES.has(state.phase) || state.phase === 'promoting' || state.weight === 0) return unchanged(state)
   return fail({ ...state, failures: state.failures + 1 }, now, `fast guard: ${tripped.detail}`, tripped)
 }
 
 function onCommand (state: RolloutState, now: number, command: Command, actor: string): Transition {
-  if (!ACTIVE.has(state.phase)) throw new CommandRefused(`the rollout has ${state.phase}; start a new one`)
+  if (!ACTIVE_PHASES.has(state.phase)) throw refused(command, `the rollout has ${state.phase}; start a new one`)
   switch (command) {
     case 'abort':
       return fail(state, now, `aborted by ${actor}`, null, 'rollout.aborted')
     case 'pause': {
-      if (state.phase === 'paused') throw new CommandRefused('the rollout is already paused')
-      if (state.phase === 'promoting') throw new CommandRefused('the rollout is being promoted')
+      if (state.phase === 'paused') throw refused(command, 'the rollout is already paused')
+      if (state.phase === 'promoting') throw refused(command, 'the rollout is being promoted')
       const next = record({ ...state, phase: 'paused', pausedFrom: state.phase, pausedAt: now, reason: `paused by ${actor}` }, now, `paused by ${actor}`)
       return { state: next, effect: { kind: 'none' }, action: 'rollout.paused', reason: null, notify: [] }
     }
     case 'resume': {
-      if (state.phase !== 'paused' || state.pausedFrom === null) throw new CommandRefused('the rollout is not paused')
+      if (state.phase !== 'paused' || state.pausedFrom === null) throw refused(command, 'the rollout is not paused')
       const pausedFor = now - (state.pausedAt ?? now)
       const next = record({
         ...state,
@@ -277,7 +276,7 @@ function onCommand (state: RolloutState, now: number, command: Command, actor: s
       return { state: next, effect: { kind: 'none' }, action: 'rollout.resumed', reason: null, notify: [] }
     }
     case 'promote': {
-      if (state.phase === 'promoting') throw new CommandRefused('the rollout is already being promoted')
+      if (state.phase === 'promoting') throw refused(command, 'the rollout is already being promoted')
       const phase = state.phase === 'paused' ? (state.pausedFrom ?? 'progressing') : state.phase
       const resumed = { ...state, phase, pausedFrom: null, pausedAt: null }
       if (phase === 'smoke') return onPass({ ...resumed, failures: state.failures }, now, { at: now, verdict: 'pass', checks: [] })
@@ -288,13 +287,13 @@ function onCommand (state: RolloutState, now: number, command: Command, actor: s
       return promoting(resumed, now, `promoted by ${actor}`)
     }
     case 'promote-full':
-      if (state.phase === 'promoting') throw new CommandRefused('the rollout is already being promoted')
+      if (state.phase === 'promoting') throw refused(command, 'the rollout is already being promoted')
       return promoting(state, now, `promoted fully by ${actor}`)
   }
 }
 
 function onRestart (state: RolloutState, now: number): Transition {
-  if (!ACTIVE.has(state.phase) || state.phase === 'promoting') return unchanged(state)
+  if (!ACTIVE_PHASES.has(state.phase) || state.phase === 'promoting') return unchanged(state)
   const next = record({
     ...state,
     windowStart: secondOf(now),

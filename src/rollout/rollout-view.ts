@@ -1,10 +1,8 @@
 // A persisted rollout read back (checked, since the state file is outside our control) and shown
 // by the admin API: the summary in a route, the full view of GET .../rollout.
 
-import type { Version } from '../config/rules.ts'
-import type { CheckResult, HistoryEntry, Phase, RolloutState } from './step.ts'
-
-const PHASES: ReadonlySet<string> = new Set<Phase>(['smoke', 'progressing', 'watching', 'paused', 'promoting', 'succeeded', 'failed'])
+import { ROLLOUT_PHASES, STRATEGIES, type Phase, type Strategy, type Version } from '../vocabulary.ts'
+import type { CheckResult, HistoryEntry, RolloutState } from './step.ts'
 
 /**
  * The rollout of a route's live state, or null when there is none or it is not one this weir
@@ -13,8 +11,8 @@ const PHASES: ReadonlySet<string> = new Set<Phase>(['smoke', 'progressing', 'wat
 export function readRollout (value: unknown): RolloutState | null {
   if (typeof value !== 'object' || value === null) return null
   const r = value as Partial<RolloutState>
-  const ok = typeof r.id === 'string' && (r.strategy === 'canary' || r.strategy === 'bluegreen') &&
-    typeof r.phase === 'string' && PHASES.has(r.phase) && typeof r.plan === 'object' && r.plan !== null &&
+  const ok = typeof r.id === 'string' && r.strategy !== undefined && STRATEGIES.includes(r.strategy) &&
+    r.phase !== undefined && ROLLOUT_PHASES.includes(r.phase) && typeof r.plan === 'object' && r.plan !== null &&
     Array.isArray(r.plan.steps) && typeof r.step === 'number' && typeof r.weight === 'number' &&
     typeof r.failures === 'number' && typeof r.windowStart === 'number' && typeof r.nextCheckAt === 'number' &&
     typeof r.baseline === 'object' && r.baseline !== null && Array.isArray(r.history)
@@ -24,7 +22,7 @@ export function readRollout (value: unknown): RolloutState | null {
 /** What a route shows of its rollout. */
 export interface RolloutSummary {
   id: string
-  strategy: 'canary' | 'bluegreen'
+  strategy: Strategy
   phase: Phase
   step: number
   weight: number

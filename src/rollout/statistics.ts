@@ -2,6 +2,9 @@
 // stable: is the canary's error rate or latency worse beyond what sampling noise explains? Pure
 // numeric code, no dependencies; accurate for windows of up to ~1e7 requests per version.
 
+// Constants and series coefficients are written to the digits of their references; the double
+// nearest to each is what the code uses, as intended.
+/* eslint-disable @typescript-eslint/no-loss-of-precision */
 const LN_SQRT_2PI = 0.91893853320467274178 // ln √(2π)
 const LN_2PI = 1.8378770664093454836 // ln 2π
 

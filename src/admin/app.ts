@@ -2,9 +2,9 @@
 // metrics and the /api/v1 control API (api.ts).
 
 import fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify'
-import { ERRORS, errorBody } from '../errors.ts'
+import { errorHandlerFor, sendError } from '../http/error-reply.ts'
+import { requestIdOf } from '../http/request-id.ts'
 import type { Metrics } from '../metrics/registry.ts'
-import { requestIdOf } from '../proxy/plugin.ts'
 import { ADMIN_BODY_LIMIT, adminApi, type AdminApiOptions } from './api.ts'
 
 export interface AdminAppOptions {
@@ -41,14 +41,8 @@ export async function createAdminApp ({ logger, metrics, isDraining, api }: Admi
     payload.once('end', () => done(null, undefined))
     payload.once('error', (err) => done(err, undefined))
   })
-  app.setErrorHandler((err: Error & { statusCode?: number }, request, reply) => {
-    const code = err.statusCode === 413 ? 'WEIR_ERR_ADMIN_BODY_TOO_LARGE' : 'WEIR_ERR_INTERNAL'
-    if (code === 'WEIR_ERR_INTERNAL') request.log.error({ err }, 'admin server error')
-    reply.code(ERRORS[code].status).header('content-type', 'application/json; charset=utf-8').send(errorBody(code, request.id))
-  })
+  app.setErrorHandler(errorHandlerFor({ tooLarge: 'WEIR_ERR_ADMIN_BODY_TOO_LARGE', mediaType: 'WEIR_ERR_ADMIN_MEDIA_TYPE', invalid: 'WEIR_ERR_ADMIN_INVALID', describe: true }))
   await app.register(adminApi, { ...api, prefix: '/api/v1' })
-  app.setNotFoundHandler((request, reply) => {
-    reply.code(404).header('content-type', 'application/json; charset=utf-8').send(errorBody('WEIR_ERR_ADMIN_NOT_FOUND', request.id))
-  })
+  app.setNotFoundHandler((_request, reply) => sendError(reply, 'WEIR_ERR_ADMIN_NOT_FOUND'))
   return app
 }

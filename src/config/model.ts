@@ -1,0 +1,74 @@
+// The normalized config every layer reads: durations in ms, sizes in bytes, weights in basis
+// points, header names lower-cased. Produced only by normalize.ts from a schema-valid document.
+
+import type { BlockList } from 'node:net'
+import type { UpstreamName, Version } from '../vocabulary.ts'
+import type { ConfigInput, RolloutPolicy, ShadowInput } from './schema.ts'
+
+/** Weights in hundredths of a percent (basis points); they sum to 10 000. */
+export interface WeightsBp { stable: number; canary: number; green: number }
+
+export type { UpstreamName, Version }
+
+export interface Timeouts { connectMs: number; headersMs: number; bodyIdleMs: number; requestBodyMs: number }
+
+/** A route's shadow settings, normalized (see docs/routing.md, "Shadow"). */
+export interface ShadowConfig {
+  /** Share of requests copied, in hundredths of a percent (0–10 000). */
+  percentBp: number
+  maxInFlight: number
+  maxBodyBytes: number
+  /** Upper-case methods that are copied. */
+  methods: ReadonlySet<string>
+  timeoutMs: number
+  compare: boolean
+  /** Lower-case response header names left out of the comparison. */
+  ignoreHeaders: readonly string[]
+  /** JSON paths left out of the body comparison, as written (each one parses: see json-path.ts). */
+  ignoreJson: readonly string[]
+}
+
+export interface RouteConfig {
+  name: string
+  /** Lower-case host names; `*.example.com` entries are suffix matches. Empty: any host. */
+  hosts: string[]
+  pathPrefix: string
+  /** Origins per version; a version without an entry has no upstream. */
+  upstreams: Partial<Record<UpstreamName, string[]>>
+  weights: WeightsBp
+  userIdHeader: string | undefined
+  userIdCookie: string | undefined
+  bucketCookie: { name: string; maxAgeSeconds: number }
+  override: { header: string | undefined; cookie: string | undefined } | false
+  shadow: ShadowConfig
+  /** The route's `shadow` object as the file gives it (defaults applied): what live settings are merged into. */
+  shadowInput: ShadowInput
+  failover: boolean
+  passHost: boolean
+  tls: { rejectUnauthorized: boolean; ca: string | undefined }
+  timeouts: Timeouts
+  maxBodyBytes: number
+  rollout: RolloutPolicy | undefined
+}
+
+export interface Config {
+  /** The file this config came from (absolute), for reloads and relative paths. */
+  file: string | undefined
+  listen: { host: string; port: number; tls: { cert: string; key: string } | undefined }
+  admin: { host: string; port: number; token: string | undefined; tokens: AdminToken[] }
+  stateFile: string
+  eventsFile: string
+  cookieSecret: string | undefined
+  trustedProxies: BlockList
+  trustedProxyList: string[]
+  versionHeader: string | false
+  maxHeaderBytes: number
+  clientHeadersTimeoutMs: number
+  clientIdleTimeoutMs: number
+  drainTimeoutMs: number
+  logLevel: ConfigInput['logLevel']
+  routes: RouteConfig[]
+}
+
+/** A bearer token of the admin API and the name it acts under in the event log. */
+export interface AdminToken { name: string; token: string }

@@ -1,0 +1,210 @@
+// From a schema-valid config document (defaults applied) to the normalized Config: units
+// converted, names lower-cased, paths resolved, and every cross-field rule checked, each broken
+// one appended as a problem with its path.
+
+import { accessSync, constants } from 'node:fs'
+import { dirname, join, resolve } from 'node:path'
+import { Value } from '@sinclair/typebox/value'
+import type { Problem } from '../errors.ts'
+import { parseJsonPath } from '../shadow/json-path.ts'
+import type { AdminToken, Config, RouteConfig, ShadowConfig, UpstreamName, Version, WeightsBp } from './model.ts'
+import { rolloutPolicyProblems } from './rollout-policy-rules.ts'
+import { buildTrustedProxies, checkUpstreamUrl, checkWeights, hasAtMostTwoDecimals, isLoopbackHost, TWO_DECIMALS } from './rules.ts'
+import { UpstreamsSchema, WeightsSchema, type ConfigInput, type RouteInput, type ShadowInput, type Weights } from './schema.ts'
+import { byteSize, durationMs } from './units.ts'
+
+/**
+ * A field the schema gives a default: Value.Default has filled it in before validation, so it is
+ * always there, though TypeBox types it optional. Throws (a bug) if that ever stops being true.
+ */
+function withDefaults<T> (value: T | undefined, path: string): T {
+  if (value === undefined) throw new TypeError(`${path}: the schema's default was not applied`)
+  return value
+}
+
+/**
+ * When the schema failed somewhere, still report the cross-field problems of the parts that
+ * passed it, so one `weir validate` run lists every mistake.
+ */
+export function reportRouteRules (doc: unknown, problems: Problem[]): void {
+  const { routes } = (doc ?? {}) as { routes?: unknown }
+  if (!Array.isArray(routes)) return
+  routes.forEach((route: { upstreams?: unknown; weights?: unknown } | null, i) => {
+    if (route === null || typeof route !== 'object' || !Value.Check(UpstreamsSchema, route.upstreams)) return
+    const path = `routes[${i}]`
+    const upstreams = normalizeUpstreams(route.upstreams, path, problems)
+    if (Value.Check(WeightsSchema, route.weights)) normalizeWeights(route.weights, upstreams, path, problems)
+  })
+}
+
+export function normalize (doc: ConfigInput, baseDir: string, envToken: string | undefined, problems: Problem[]): Config {
+  const trusted = buildTrustedProxies(doc.trustedProxies, 'trustedProxies')
+  problems.push(...trusted.problems)
+  // The file's token wins; WEIR_ADMIN_TOKEN is the fallback so secrets can stay out of files.
+  const given = doc.admin.token ?? envToken
+  const token = given !== undefined && given !== '' ? given : undefined
+  const tokens: AdminToken[] = token === undefined ? [] : [{ name: 'admin', token }]
+  for (const [name, value] of Object.entries(doc.admin.tokens ?? {})) {
+    if (name === 'admin' && token !== undefined) problems.push({ path: 'admin.tokens.admin', reason: 'is the name of admin.token; choose another name' })
+    else if (tokens.some((t) => t.token === value)) problems.push({ path: `admin.tokens.${name}`, reason: 'repeats another token: every token must be different' })
+    else tokens.push({ name, token: value })
+  }
+  if (tokens.length === 0 && !isLoopbackHost(doc.admin.host)) {
+    problems.push({ path: 'admin.token', reason: 'is required when admin.host is not a loopback address' })
+  }
+  if (doc.admin.host === doc.listen.host && doc.admin.port === doc.listen.port && doc.listen.port !== 0) {
+    problems.push({ path: 'admin.port', reason: 'must differ from listen.port' })
+  }
+  if (doc.listen.tls !== undefined) {
+    checkReadable(resolve(baseDir, doc.listen.tls.cert), 'listen.tls.cert', problems)
+    checkReadable(resolve(baseDir, doc.listen.tls.key), 'listen.tls.key', problems)
+  }
+  const top = doc.timeouts
+  const seen = new Set<string>()
+  const routes = doc.routes.map((route, i) => {
+    const path = `routes[${i}]`
+    if (seen.has(route.name)) problems.push({ path: `${path}.name`, reason: `duplicates route name "${route.name}"` })
+    seen.add(route.name)
+    return normalizeRoute(route, path, top, doc.maxBodyBytes, baseDir, problems)
+  })
+  return {
+    file: undefined,
+    listen: {
+      host: doc.listen.host,
+      port: doc.listen.port,
+      tls: doc.listen.tls && { cert: resolve(baseDir, doc.listen.tls.cert), key: resolve(baseDir, doc.listen.tls.key) },
+    },
+    admin: { host: doc.admin.host, port: doc.admin.port, token, tokens },
+    stateFile: resolve(baseDir, doc.state.file),
+    eventsFile: doc.state.events === undefined
+      ? join(dirname(resolve(baseDir, doc.state.file)), 'events.jsonl')
+      : resolve(baseDir, doc.state.events),
+    cookieSecret: doc.cookieSecret,
+    trustedProxies: trusted.list,
+    trustedProxyList: doc.trustedProxies,
+    versionHeader: doc.versionHeader === false ? false : doc.versionHeader.toLowerCase(),
+    maxHeaderBytes: doc.maxHeaderBytes,
+    clientHeadersTimeoutMs: durationMs(doc.timeouts.clientHeaders),
+    clientIdleTimeoutMs: durationMs(doc.timeouts.clientIdle),
+    drainTimeoutMs: durationMs(doc.drainTimeout),
+    logLevel: doc.logLevel,
+    routes,
+  }
+}
+
+/** Origins per version, reporting bad and repeated URLs. */
+export function normalizeUpstreams (input: Partial<RouteInput['upstreams']>, path: string, problems: Problem[]): Partial<Record<UpstreamName, string[]>> {
+  const upstreams: Partial<Record<UpstreamName, string[]>> = {}
+  for (const [name, value] of Object.entries(input) as [UpstreamName, string | string[] | undefined][]) {
+    if (value === undefined) continue
+    const list = Array.isArray(value) ? value : [value]
+    const origins: string[] = []
+    list.forEach((raw, j) => {
+      const base = path === '' ? `upstreams.${name}` : `${path}.upstreams.${name}`
+      const itemPath = Array.isArray(value) ? `${base}[${j}]` : base
+      const { origin, problem } = checkUpstreamUrl(raw, itemPath)
+      if (problem !== undefined) problems.push(problem)
+      else if (origins.includes(origin as string)) problems.push({ path: itemPath, reason: 'is listed twice' })
+      else origins.push(origin as string)
+    })
+    upstreams[name] = origins
+  }
+  return upstreams
+}
+
+/**
+ * Normalizes schema-valid shadow settings: at most two decimals of percent, a shadow upstream
+ * when percent > 0, ignore paths that parse. Shared with the admin API.
+ */
+export function normalizeShadow (
+  input: ShadowInput, upstreams: Partial<Record<UpstreamName, readonly string[]>>, path: string, problems: Problem[]
+): ShadowConfig {
+  const percentBp = Math.round(input.percent * 100)
+  if (!hasAtMostTwoDecimals(input.percent)) problems.push({ path: `${path}.percent`, reason: TWO_DECIMALS })
+  else if (percentBp > 0 && (upstreams.shadow === undefined || upstreams.shadow.length === 0)) {
+    problems.push({ path: `${path}.percent`, reason: 'must be 0: the route has no shadow upstream (upstreams.shadow)' })
+  }
+  const timeoutMs = durationMs(input.timeout)
+  if (timeoutMs === 0) problems.push({ path: `${path}.timeout`, reason: 'must be more than 0' })
+  input.ignore.json.forEach((text, i) => {
+    const parsed = parseJsonPath(text)
+    if (!parsed.ok) problems.push({ path: `${path}.ignore.json[${i}]`, reason: parsed.reason })
+  })
+  return {
+    percentBp,
+    maxInFlight: input.maxInFlight,
+    maxBodyBytes: byteSize(input.maxBodyBytes),
+    methods: new Set(input.methods),
+    timeoutMs,
+    compare: input.compare,
+    ignoreHeaders: input.ignore.headers.map((h) => h.toLowerCase()),
+    ignoreJson: input.ignore.json,
+  }
+}
+
+function normalizeWeights (input: Weights, upstreams: Partial<Record<UpstreamName, string[]>>, path: string, problems: Problem[]): WeightsBp {
+  const { bp, problems: weightProblems } = checkWeights(input, (v: Version) => upstreams[v] !== undefined, `${path}.weights`)
+  problems.push(...weightProblems)
+  return bp
+}
+
+function normalizeRoute (
+  route: RouteInput, path: string, top: ConfigInput['timeouts'], topMaxBody: string | number,
+  baseDir: string, problems: Problem[]
+): RouteConfig {
+  const upstreams = normalizeUpstreams(route.upstreams, path, problems)
+  const bp = normalizeWeights(withDefaults(route.weights, 'weights'), upstreams, path, problems)
+
+  const hosts = route.match?.host === undefined ? [] : (Array.isArray(route.match.host) ? route.match.host : [route.match.host])
+  hosts.forEach((host, j) => {
+    if (!/^(\*\.)?[a-z0-9]([a-z0-9.-]*[a-z0-9])?$/i.test(host)) {
+      problems.push({ path: `${path}.match.host${Array.isArray(route.match?.host) ? `[${j}]` : ''}`, reason: 'must be a host name, optionally starting with "*."' })
+    }
+  })
+  const shadow = normalizeShadow(route.shadow, upstreams, `${path}.shadow`, problems)
+  if (route.rollout !== undefined) rolloutPolicyProblems(route.rollout, `${path}.rollout`, problems)
+  if (route.tls?.ca !== undefined) checkReadable(resolve(baseDir, route.tls.ca), `${path}.tls.ca`, problems)
+  const t = route.timeouts ?? {}
+  const cookie = withDefaults(route.stickiness.cookie, 'stickiness.cookie')
+  const override = route.override === false
+    ? false as const
+    : { header: route.override.header?.toLowerCase(), cookie: route.override.cookie }
+  if (override !== false && override.header === undefined && override.cookie === undefined) {
+    problems.push({ path: `${path}.override`, reason: 'must name a header or a cookie (or be false)' })
+  }
+  return {
+    name: route.name,
+    hosts: hosts.map((h) => h.toLowerCase()),
+    pathPrefix: withDefaults(route.match, 'match').pathPrefix,
+    upstreams,
+    weights: bp,
+    userIdHeader: route.stickiness.userId?.header?.toLowerCase(),
+    userIdCookie: route.stickiness.userId?.cookie,
+    bucketCookie: { name: cookie.name, maxAgeSeconds: cookie.maxAge },
+    override,
+    shadow,
+    shadowInput: route.shadow,
+    failover: route.failover,
+    passHost: route.passHost,
+    tls: {
+      rejectUnauthorized: !(route.tls?.insecureSkipVerify ?? false),
+      ca: route.tls?.ca === undefined ? undefined : resolve(baseDir, route.tls.ca),
+    },
+    timeouts: {
+      connectMs: durationMs(t.connect ?? top.connect),
+      headersMs: durationMs(t.headers ?? top.headers),
+      bodyIdleMs: durationMs(t.bodyIdle ?? top.bodyIdle),
+      requestBodyMs: durationMs(t.requestBody ?? top.requestBody),
+    },
+    maxBodyBytes: byteSize(route.maxBodyBytes ?? topMaxBody),
+    rollout: route.rollout,
+  }
+}
+
+function checkReadable (file: string, path: string, problems: Problem[]): void {
+  try {
+    accessSync(file, constants.R_OK)
+  } catch (err) {
+    problems.push({ path, reason: `cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})` })
+  }
+}

@@ -1,0 +1,44 @@
+// Config and request problems: every schema violation with its path, and how they are printed
+// (`path: reason`, one a line). Shared by the config file, `weir validate` and the admin API.
+
+import type { TSchema } from '@sinclair/typebox'
+import { Value } from '@sinclair/typebox/value'
+import type { Problem } from '../errors.ts'
+
+export type { Problem }
+
+/**
+ * Every schema violation of `value`, one per path (a union reports each branch's failure too),
+ * with paths like `routes[0].weights.canary` under `prefix`. Shared with the admin API so a
+ * value is judged the same way in a file and in a request.
+ */
+export function schemaProblems (schema: TSchema, value: unknown, prefix = ''): Problem[] {
+  const problems: Problem[] = []
+  for (const error of Value.Errors(schema, value)) {
+    const rel = pointerToPath(error.path)
+    const path = prefix === '' ? rel : rel === '(root)' ? prefix : rel.startsWith('[') ? prefix + rel : `${prefix}.${rel}`
+    if (problems.some((p) => p.path === path)) continue
+    const custom = (error.schema as { errorMessage?: string }).errorMessage
+    problems.push({ path, reason: custom ?? lowerFirst(error.message) })
+  }
+  return problems
+}
+
+export function formatProblems (problems: readonly Problem[]): string {
+  return problems.map((p) => `${p.path}: ${p.reason}`).join('\n')
+}
+
+/** "/routes/0/weights/stable" → "routes[0].weights.stable" */
+function pointerToPath (pointer: string): string {
+  if (pointer === '') return '(root)'
+  let out = ''
+  for (const raw of pointer.slice(1).split('/')) {
+    const part = raw.replace(/~1/g, '/').replace(/~0/g, '~')
+    out += /^[0-9]+$/.test(part) ? `[${part}]` : (out === '' ? part : `.${part}`)
+  }
+  return out
+}
+
+function lowerFirst (text: string): string {
+  return text.charAt(0).toLowerCase() + text.slice(1)
+}

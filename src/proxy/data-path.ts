@@ -1,0 +1,102 @@
+// The data path, built from a snapshot alone: the proxy app, its upstream pools, the shadow gates
+// and the route table in force. It has no state store, admin API or controller; the control
+// plane hands it each new snapshot through `apply`, and everything it measures goes to the
+// recorder. This is what a worker process will run (docs/architecture.md, "The seam").
+
+import { readFileSync } from 'node:fs'
+import { createServer as createHttpServer, type Server } from 'node:http'
+import { createServer as createHttpsServer } from 'node:https'
+import type { FastifyInstance, FastifyServerFactory } from 'fastify'
+import type { Recorder } from '../metrics/recorder.ts'
+import { createBucketSigner } from '../routing/bucket-cookie.ts'
+import type { DataPathSnapshot, ServerSettings } from '../snapshot.ts'
+import { createProxyApp, type ProxyRuntime } from './app.ts'
+import { buildProxyTable, groupsOf, type ProxyTableDeps } from './proxy-routes.ts'
+import { ShadowGate } from './shadow-gate.ts'
+import { UpstreamPools } from './upstream-pools.ts'
+
+export interface DataPathOptions {
+  recorder: Recorder
+  /** Internal (default true): false stops per-request recording, for the benchmark to price it. */
+  recordRequests?: boolean
+}
+
+export interface DataPath {
+  /** The proxy app (not listening yet). */
+  readonly app: FastifyInstance
+  /** The table in force and the draining flag, read per request. */
+  readonly runtime: ProxyRuntime
+  /** Puts a new snapshot in force for every request that starts from now on. */
+  apply (snapshot: DataPathSnapshot): Promise<void>
+  /** Stops accepting and lets in-flight requests finish for up to `drainTimeoutMs`, then ends the rest. */
+  close (drainTimeoutMs: number): Promise<void>
+}
+
+export async function createDataPath (first: DataPathSnapshot, options: DataPathOptions): Promise<DataPath> {
+  const pools = new UpstreamPools()
+  const gates = new Map<string, ShadowGate>()
+  const deps: ProxyTableDeps = {
+    pools,
+    signature: createBucketSigner(first.cookieSecret),
+    recorder: options.recorder,
+    shadowGate: (route) => {
+      let gate = gates.get(route)
+      if (gate === undefined) {
+        gate = new ShadowGate()
+        gates.set(route, gate)
+      }
+      return gate
+    },
+  }
+  const runtime: ProxyRuntime = { current: buildProxyTable(first, deps), draining: false }
+  const app = await createProxyApp({
+    runtime,
+    logLevel: first.logLevel,
+    serverFactory: serverFactoryFor(first.server),
+    record: options.recordRequests ?? true,
+  })
+  return {
+    app,
+    runtime,
+    async apply (snapshot) {
+      runtime.current = buildProxyTable(snapshot, deps)
+      app.log.level = snapshot.logLevel
+      // Pools no route refers to any more close gracefully: their queued requests finish.
+      await pools.retainOnly(groupsOf(runtime.current))
+    },
+    async close (drainTimeoutMs) {
+      runtime.draining = true
+      const server = app.server as Server
+      const force = setTimeout(() => {
+        app.log.warn('drain timeout reached: closing remaining connections')
+        server.closeAllConnections()
+        void pools.destroy()
+      }, drainTimeoutMs)
+      try {
+        await app.close()
+      } finally {
+        clearTimeout(force)
+        await pools.close()
+      }
+    },
+  }
+}
+
+function serverFactoryFor (settings: ServerSettings): FastifyServerFactory {
+  return (handler) => {
+    const options = {
+      maxHeaderSize: settings.maxHeaderBytes,
+      headersTimeout: settings.clientHeadersTimeoutMs,
+      // Request bodies are bounded per route (timeouts.requestBody), not per server.
+      requestTimeout: 0,
+      keepAliveTimeout: settings.clientIdleTimeoutMs,
+      // Check header timeouts every second, not every 30 s (Node's default).
+      connectionsCheckingInterval: 1000,
+    }
+    const tls = settings.tls
+    const server = tls === undefined
+      ? createHttpServer(options, handler)
+      : createHttpsServer({ ...options, cert: readFileSync(tls.cert), key: readFileSync(tls.key) }, handler)
+    return server as Server
+  }
+}

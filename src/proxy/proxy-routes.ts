@@ -1,0 +1,75 @@
+// The proxy's per-route join, rebuilt from each snapshot: a route's routing half (route-table.ts)
+// plus what forwarding needs — its config, upstream groups per version and for the shadow, the
+// shadow's gate and comparison rules, and the route's metric cells from the recorder.
+
+import type { BlockList } from 'node:net'
+import type { RouteConfig } from '../config/model.ts'
+import { buildTrustedProxies } from '../config/rules.ts'
+import type { RouteMetrics } from '../metrics/cells.ts'
+import type { Recorder } from '../metrics/recorder.ts'
+import { compileRouting, RouteTable, type RoutingRoute } from '../routing/route-table.ts'
+import { compileCompareRules, type CompareRules } from '../shadow/compare.ts'
+import type { DataPathSnapshot } from '../snapshot.ts'
+import { VERSIONS, type UpstreamName, type Version } from '../vocabulary.ts'
+import type { ShadowGate } from './shadow-gate.ts'
+import type { UpstreamGroup, UpstreamPools } from './upstream-pools.ts'
+
+export interface ProxyRoute extends RoutingRoute {
+  readonly config: RouteConfig
+  readonly groups: Readonly<Record<Version, UpstreamGroup | null>> & { readonly stable: UpstreamGroup }
+  /** The shadow's upstreams; null when the route has none (then nothing is copied). */
+  readonly shadow: UpstreamGroup | null
+  /** Copies in flight and the circuit breaker (one per route name, kept across snapshots). */
+  readonly shadowGate: ShadowGate
+  /** The shadow's comparison rules; null when `shadow.compare` is off. */
+  readonly compareRules: CompareRules | null
+  readonly metrics: RouteMetrics
+}
+
+/** What the data path reads per request, through one reference; replaced whole on every snapshot. */
+export interface ProxyTable {
+  readonly table: RouteTable<ProxyRoute>
+  readonly versionHeader: string | false
+  readonly trusted: BlockList | null
+}
+
+export interface ProxyTableDeps {
+  pools: UpstreamPools
+  signature: (bucket: number) => string
+  recorder: Recorder
+  /** The route's shadow gate (the same instance on every call for a name). */
+  shadowGate: (route: string) => ShadowGate
+}
+
+export function buildProxyTable (snapshot: DataPathSnapshot, deps: ProxyTableDeps): ProxyTable {
+  return {
+    table: new RouteTable(snapshot.routes.map((route) => joinRoute(route, deps))),
+    versionHeader: snapshot.versionHeader,
+    // The snapshot's list was validated when the config was loaded.
+    trusted: snapshot.trustedProxies.length > 0 ? buildTrustedProxies(snapshot.trustedProxies, 'trustedProxies').list : null,
+  }
+}
+
+/** Every upstream group a table refers to (the pools to keep open). */
+export function groupsOf (table: ProxyTable): UpstreamGroup[] {
+  return table.table.routes.flatMap((r) => [r.groups.stable, r.groups.canary, r.groups.green, r.shadow].filter((g) => g !== null))
+}
+
+function joinRoute (route: RouteConfig, deps: ProxyTableDeps): ProxyRoute {
+  const settings = { connectMs: route.timeouts.connectMs, rejectUnauthorized: route.tls.rejectUnauthorized, ca: route.tls.ca }
+  const group = (name: UpstreamName): UpstreamGroup | null => {
+    const origins = route.upstreams[name]
+    return origins === undefined ? null : deps.pools.group(origins, settings)
+  }
+  const groups = { stable: group('stable') as UpstreamGroup, canary: group('canary'), green: group('green') }
+  const shadow = group('shadow')
+  return {
+    ...compileRouting(route, deps.signature),
+    config: route,
+    groups,
+    shadow,
+    shadowGate: deps.shadowGate(route.name),
+    compareRules: route.shadow.compare ? compileCompareRules(route.shadow) : null,
+    metrics: deps.recorder.route(route.name, VERSIONS.filter((v) => groups[v] !== null), shadow !== null),
+  }
+}

@@ -1,0 +1,32 @@
+// What crosses the seam from the control plane to the data path: one immutable snapshot of every
+// route (the config file's, with the live weights, upstreams and shadow settings applied) plus the
+// settings the data path needs. Plain data (structured-clone safe), so it can be handed to
+// another process as it is. Built by state/live-routes.ts; read by proxy/data-path.ts.
+
+import type { Config, RouteConfig } from './config/model.ts'
+
+export interface DataPathSnapshot {
+  /** Every route in config order, as it serves traffic. */
+  readonly routes: readonly RouteConfig[]
+  /** Response header naming the version that answered; false: none. */
+  readonly versionHeader: string | false
+  /** Addresses and CIDRs of hops whose X-Forwarded-* headers are trusted, as the config lists them. */
+  readonly trustedProxies: readonly string[]
+  readonly logLevel: Config['logLevel']
+  /**
+   * HMAC key of the bucket cookie, the same in every process so a cookie verifies wherever it
+   * lands. Read from the first snapshot only (a change takes effect at restart).
+   */
+  readonly cookieSecret: string
+  /** The proxy listener's settings; read from the first snapshot only (a change takes effect at restart). */
+  readonly server: ServerSettings
+}
+
+export interface ServerSettings {
+  readonly tls: { readonly cert: string; readonly key: string } | undefined
+  readonly maxHeaderBytes: number
+  /** How long a client may take to send its request head. */
+  readonly clientHeadersTimeoutMs: number
+  /** How long an idle keep-alive connection stays open. */
+  readonly clientIdleTimeoutMs: number
+}
