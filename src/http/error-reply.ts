@@ -1,13 +1,23 @@
-// The one writer of error replies for both fastify apps (proxy and admin), and the one mapper of
-// errors fastify raises (body too large, bad media type, other 4xx, bugs) to weir's codes.
+// The one writer of error replies for both apps (proxy and admin; through fastify, or on the raw
+// response of a forwarded request), and the one mapper of errors fastify raises (body too large,
+// bad media type, other 4xx, bugs) to weir's codes.
 
+import type { OutgoingHttpHeaders, ServerResponse } from 'node:http'
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import { ERRORS, WeirError, errorBody, type ErrorCode } from '../errors.ts'
 
-/** Sends `{error, message, ...extra, requestId}` with the code's status. */
+const JSON_TYPE = 'application/json; charset=utf-8'
+
+/** Sends `{error, message, ...extra, requestId}` with the code's status, through fastify. */
 export function sendError (reply: FastifyReply, code: ErrorCode, message?: string, extra?: Readonly<Record<string, unknown>>): FastifyReply {
-  return reply.code(ERRORS[code].status).header('content-type', 'application/json; charset=utf-8')
-    .send(errorBody(code, reply.request.id, message, extra))
+  return reply.code(ERRORS[code].status).header('content-type', JSON_TYPE).send(errorBody(code, reply.request.id, message, extra))
+}
+
+/** The same reply written on the raw response, for a request the proxy forwards itself (fastify's reply is hijacked). */
+export function writeErrorResponse (res: ServerResponse, code: ErrorCode, requestId: string, headers?: Readonly<OutgoingHttpHeaders>): void {
+  const body = errorBody(code, requestId)
+  res.writeHead(ERRORS[code].status, { ...headers, 'content-type': JSON_TYPE, 'content-length': Buffer.byteLength(body) })
+  res.end(body)
 }
 
 /** Which of weir's codes an app answers fastify's own client errors with. */

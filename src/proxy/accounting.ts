@@ -3,11 +3,9 @@
 // (module scope) and shared by every response: nothing is allocated per request.
 
 import type { ServerResponse } from 'node:http'
-import type { Readable } from 'node:stream'
-import type { FastifyReply, FastifyRequest } from 'fastify'
 import { classifyUpstreamError } from '../errors.ts'
 import { CLIENT_CLOSED_REQUEST, countResponse } from '../metrics/cells.ts'
-import { exchangeOf, kExchange, type Exchange, type WithExchange } from './exchange.ts'
+import { kExchange, type Exchange, type WithExchange } from './exchange.ts'
 
 /** Listener on the client's ServerResponse: closing before the response finished aborts upstream. */
 export function abortOnClientClose (this: ServerResponse & WithExchange): void {
@@ -37,8 +35,8 @@ export function recordOnClose (this: ServerResponse & WithExchange): void {
     if (exchange.clientError === null) cells.window?.record(latencyMs, status >= 500)
     return
   }
-  const cut = exchange.upstreamBody?.errored
-  if (cut == null) {
+  const cut = exchange.upstreamCut
+  if (cut === null) {
     exchange.abort()
     countResponse(cells, CLIENT_CLOSED_REQUEST, latencyMs)
     return
@@ -46,11 +44,4 @@ export function recordOnClose (this: ServerResponse & WithExchange): void {
   cells.upstreamErrors[classifyUpstreamError(cut).reason].inc()
   countResponse(cells, this.statusCode, latencyMs)
   cells.window?.record(latencyMs, true)
-}
-
-/** reply-from's onResponse (recording only): keeps the upstream body so a cut can be told from a client leaving. */
-export function relayUpstreamBody (request: FastifyRequest, reply: FastifyReply, res: { stream: Readable }): void {
-  const exchange = exchangeOf(request)
-  if (exchange !== undefined) exchange.upstreamBody = res.stream
-  reply.send(res.stream)
 }

@@ -1,27 +1,38 @@
 // The proxy's fastify app: an onRequest hook that matches the route and picks the version from
-// the table in force (one reference, never awaiting the control plane), and @fastify/http-proxy
-// forwarding on weir's own pools through UpstreamDispatcher. The pieces are in their own files:
-// accounting, body guard, failover rule, client errors, header rewriting, shadow copies.
+// the table in force (one reference, never awaiting the control plane), then hijacks the reply
+// and forwards on weir's own pools (forward.ts) before fastify parses anything. WebSocket
+// upgrades go on to @fastify/http-proxy, which serves them well. The pieces are in their own
+// files: accounting, body guard, failover rule, client errors, header rewriting, shadow copies.
 
-import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
-import type { Readable } from 'node:stream'
-import fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerFactory } from 'fastify'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import fastify, { LogController, type FastifyInstance, type FastifyRequest, type FastifyServerFactory } from 'fastify'
 import httpProxy from '@fastify/http-proxy'
-import { classifyUpstreamError } from '../errors.ts'
 import { errorHandlerFor, sendError } from '../http/error-reply.ts'
 import { requestIdOf } from '../http/request-id.ts'
 import { pickVersion } from '../routing/pick-version.ts'
 import { PROXIED_METHODS } from '../vocabulary.ts'
 import type { Config } from '../config/model.ts'
-import { abortOnClientClose, recordOnClose, relayUpstreamBody } from './accounting.ts'
-import { guardBody } from './body-guard.ts'
+import { abortOnClientClose, recordOnClose } from './accounting.ts'
 import { clientErrorHandler } from './client-errors.ts'
 import { Exchange, exchangeOf, kExchange, type WithExchange } from './exchange.ts'
-import { isTlsRequest, isTrustedPeer, rewriteRequestHeaders, rewriteResponseHeaders } from './forward-headers.ts'
+import { forward } from './forward.ts'
+import { isTlsRequest, isTrustedPeer, rewriteRequestHeaders, type OutgoingHeaders } from './forward-headers.ts'
 import { lazyChildLogger } from './lazy-logger.ts'
 import type { ProxyTable } from './proxy-routes.ts'
 import { planShadowCopy } from './shadow-copy.ts'
-import { UpstreamDispatcher } from './upstream-dispatcher.ts'
+
+/** Methods forwarded here; any other reaches fastify's 404 (the plugin registers no route for it). */
+const FORWARDED: ReadonlySet<string> = new Set(PROXIED_METHODS)
+
+/**
+ * reply-from, which the plugin registers for its HTTP routes, never runs: every HTTP request is
+ * forwarded by forward.ts before a route handler. Its dispatcher only makes sure of that.
+ */
+const NO_DISPATCH = {
+  request (_options: unknown, callback: (err: Error) => void): void {
+    callback(new Error('weir forwards HTTP requests itself (src/proxy/forward.ts)'))
+  },
+}
 
 export interface ProxyRuntime {
   /** The table in force; replaced whole on every snapshot. */
@@ -85,68 +96,42 @@ export async function createProxyApp (options: ProxyAppOptions): Promise<Fastify
       sendError(reply, 'WEIR_ERR_BODY_TOO_LARGE')
       return
     }
-    if (runtime.draining) reply.header('connection', 'close')
-    if (route.shadow !== null) exchange.mirror = planShadowCopy(route, raw, request.id)
     exchange.target = (route.groups[exchange.version] ?? route.groups.stable).pick()
     exchange.trustedPeer = isTrustedPeer(snapshot.trusted, raw)
     exchange.secure = isTlsRequest(raw, exchange.trustedPeer)
-    done()
+    if ((raw as IncomingMessage & { upgrade?: boolean }).upgrade === true || !FORWARDED.has(raw.method as string)) {
+      if (runtime.draining) reply.header('connection', 'close')
+      done()
+      return
+    }
+    if (route.shadow !== null) exchange.mirror = planShadowCopy(route, raw, request.id)
+    exchange.closeConnection = runtime.draining
+    // From here the response is written on the raw socket; fastify's lifecycle stops.
+    reply.hijack()
+    forward(exchange, request, raw, res, snapshot.versionHeader, record)
   })
 
   app.setNotFoundHandler((_request, reply) => sendError(reply, 'WEIR_ERR_ROUTE_NOT_FOUND'))
   app.setErrorHandler(errorHandlerFor({ tooLarge: 'WEIR_ERR_BODY_TOO_LARGE', invalid: 'WEIR_ERR_BAD_REQUEST', describe: false }))
 
-  // fastify's built-in text/plain parser would buffer the whole body (and cap it at its own
-  // 1 MiB bodyLimit); the proxy's catch-all parser below streams every content type instead.
+  // fastify's built-in parsers would buffer bodies; nothing here reads one (forwarded requests
+  // are hijacked before parsing, WebSocket upgrades have none).
   app.removeAllContentTypeParsers()
 
-  // The plugin's types pin reply-from's own undici; our dispatcher is typed above instead.
+  // The plugin's types pin reply-from's own undici; it only ever serves WebSocket upgrades here.
   await app.register(httpProxy as never, {
     upstream: '',
     websocket: true,
     httpMethods: [...PROXIED_METHODS],
     internalRewriteLocationHeader: false,
     disableRequestLogging: true,
-    // reply-from takes any object with request(opts, callback) as its undici dispatcher.
-    undici: new UpstreamDispatcher(record),
-    replyOptions: {
-      ...(record ? { onResponse: relayUpstreamBody } : {}),
-      // Runs in the route handler, right before reply-from takes `request.body`: the one place a
-      // body stream can be guarded without a preParsing hook taxing every bodiless request.
-      getUpstream: (request: FastifyRequest) => {
-        const exchange = exchangeOf(request) as Exchange
-        if (request.body !== undefined) request.body = guardBody(request.raw, request.body as Readable, exchange)
-        return exchange.target.origin
-      },
-      rewriteRequestHeaders: (request: FastifyRequest, headers: Record<string, string | string[] | number | undefined>) => {
-        const exchange = exchangeOf(request) as Exchange
-        const out = rewriteRequestHeaders(headers, request.raw, exchange, request.id)
-        ;(out as Record<symbol, unknown>)[kExchange] = exchange
-        return out
-      },
-      rewriteHeaders: (headers: IncomingHttpHeaders, request: FastifyRequest | undefined) =>
-        rewriteResponseHeaders(headers, request === undefined ? null : exchangeOf(request) ?? null, runtime.current.versionHeader),
-      onError: (reply: FastifyReply, { error }: { error: Error }) => {
-        const exchange = exchangeOf(reply.request)
-        if (exchange === undefined) return sendError(reply, 'WEIR_ERR_INTERNAL')
-        if (exchange.cancelled || reply.raw.destroyed) return
-        if (exchange.clientError !== null) {
-          reply.header('connection', 'close')
-          return sendError(reply, exchange.clientError)
-        }
-        const failure = classifyUpstreamError(error)
-        exchange.route.metrics.versions[exchange.version].upstreamErrors[failure.reason].inc()
-        const versionHeader = runtime.current.versionHeader
-        if (versionHeader !== false) reply.header(versionHeader, exchange.version)
-        sendError(reply, failure.code)
-      },
-      // A 503 from the upstream is the answer, not a reason to ask again.
-      retryDelay: () => null,
-    },
+    undici: NO_DISPATCH,
+    // The WebSocket proxy asks this for the upgrade's upstream: the version routeRequest picked.
+    replyOptions: { getUpstream: (request: FastifyRequest) => (exchangeOf(request) as Exchange).target.origin },
     wsClientOptions: {
       rewriteRequestHeaders: (headers: Record<string, string>, request: FastifyRequest) => {
         const exchange = exchangeOf(request) as Exchange
-        const out: Record<string, string | string[] | number | undefined> = { ...headers }
+        const out: OutgoingHeaders = { ...headers }
         if (request.headers.cookie !== undefined) out.cookie = request.headers.cookie
         rewriteRequestHeaders(out, request.raw, exchange, request.id)
         // ws sets Host from the upstream URL; node:http throws on a header whose value is undefined.

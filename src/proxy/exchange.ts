@@ -1,15 +1,13 @@
 // Per-request state of one proxied exchange: the routing decision, the chosen upstream, what
-// failed, and the abort signal undici listens to. One object per request, nothing else.
+// failed, and the upstream request to abort when the client leaves. One object per request.
 
-import type { Readable } from 'node:stream'
+import type { Dispatcher } from 'undici'
 import type { ErrorCode } from '../errors.ts'
 import type { Decision } from '../routing/pick-version.ts'
 import type { DecisionReason, Version } from '../vocabulary.ts'
 import type { ProxyRoute } from './proxy-routes.ts'
 import type { ShadowCopy } from './shadow-copy.ts'
 import type { UpstreamTarget } from './upstream-pools.ts'
-
-type Listener = () => void
 
 /** Where the exchange hangs on the request, the response and the upstream request's headers. */
 export const kExchange = Symbol('weir.exchange')
@@ -21,11 +19,10 @@ export function exchangeOf (request: { raw: object }): Exchange | undefined {
   return (request.raw as WithExchange)[kExchange]
 }
 
-/**
- * The exchange doubles as the upstream request's abort signal: undici accepts any object with
- * `once('abort')`/`removeListener`, so no AbortController is allocated per request. It must not
- * have `aborted` (undici then treats it as an EventTarget) or `reason` (taken as the abort error).
- */
+/** What the upstream request is aborted with when the client goes away (never shown to anyone). */
+export const CLIENT_GONE = Object.assign(new Error('the client closed the connection'), { code: 'UND_ERR_ABORTED' })
+
+/** One proxied request: the routing decision, the chosen upstream, what failed, and how to cancel it. */
 export class Exchange implements Decision {
   version: Version = 'stable'
   decidedBy: DecisionReason = 'random'
@@ -37,17 +34,20 @@ export class Exchange implements Decision {
   trustedPeer = false
   /** The client reached us over TLS (directly, or per a trusted X-Forwarded-Proto). */
   secure = false
+  /** The response must carry Connection: close (weir is draining). */
+  closeConnection = false
   /** Set when the client, not the upstream, broke the request (body too large or too slow). */
   clientError: ErrorCode | null = null
   /** The client went away and the upstream request was cancelled. */
   cancelled = false
   /** performance.now() in the onRequest hook; 0 when per-request recording is off. */
   startedAt = 0
-  /** The upstream response body being relayed (recording only): its `errored` tells an upstream cut from a client leaving. */
-  upstreamBody: Readable | null = null
+  /** The upstream failed after the response head was sent: the response was cut. */
+  upstreamCut: Error | null = null
   /** This request's shadow copy, when it is copied (see shadow-copy.ts). */
   mirror: ShadowCopy | null = null
-  private abortListener: Listener | null = null
+  /** The upstream request in flight (set by the forwarding handler), to abort it. */
+  controller: Dispatcher.DispatchController | null = null
 
   constructor (route: ProxyRoute) {
     this.route = route
@@ -56,30 +56,11 @@ export class Exchange implements Decision {
     this.target = route.groups.stable.targets[0] as UpstreamTarget
   }
 
-  on (_event: 'abort', listener: Listener): this {
-    this.abortListener = listener
-    return this
-  }
-
-  once (event: 'abort', listener: Listener): this {
-    return this.on(event, listener)
-  }
-
-  addListener (event: 'abort', listener: Listener): this {
-    return this.on(event, listener)
-  }
-
-  removeListener (_event: 'abort', _listener: Listener): this {
-    this.abortListener = null
-    return this
-  }
-
   /** Cancels the upstream request (client gone): undici closes the upstream socket or body. */
   abort (): void {
     if (this.cancelled) return
     this.cancelled = true
-    const listener = this.abortListener
-    this.abortListener = null
-    if (listener !== null) listener()
+    const controller = this.controller
+    if (controller !== null && !controller.aborted) controller.abort(CLIENT_GONE)
   }
 }

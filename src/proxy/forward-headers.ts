@@ -7,8 +7,10 @@ import type { TLSSocket } from 'node:tls'
 import type { BlockList } from 'node:net'
 import type { Exchange } from './exchange.ts'
 import { SHADOW_HEADER, UPSTREAM_VERSION_HEADER } from './header-names.ts'
+
 /** Headers that describe one connection, never the message; `expect` too, since we answer 100-continue ourselves. */
 const HOP_BY_HOP_REQUEST = ['keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade', 'transfer-encoding', 'expect', SHADOW_HEADER] as const
+const HOP_BY_HOP_REQUEST_SET: ReadonlySet<string> = new Set<string>(['connection', ...HOP_BY_HOP_REQUEST])
 const HOP_BY_HOP_RESPONSE = ['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade', 'transfer-encoding'] as const
 
 export function isTrustedPeer (trusted: BlockList | null, raw: IncomingMessage): boolean {
@@ -23,11 +25,33 @@ export function isTlsRequest (raw: IncomingMessage, trustedPeer: boolean): boole
   return trustedPeer && raw.headers['x-forwarded-proto'] === 'https'
 }
 
-type OutgoingHeaders = Record<string, string | string[] | number | undefined>
+export type OutgoingHeaders = Record<string, string | string[] | undefined>
+
+/** The names a Connection header lists (lower case), or null when it lists none but itself. */
+function listedIn (connection: string | string[] | undefined): string[] | null {
+  // "keep-alive" and "close" are the usual values and list no other header.
+  if (typeof connection !== 'string' || connection === 'keep-alive' || connection === 'close') return null
+  return connection.toLowerCase().split(',').map((name) => name.trim())
+}
 
 /**
- * Rewrites the copy of the client's headers that goes upstream (reply-from already removed
- * `connection` and the names it lists). Mutates and returns `headers`.
+ * The headers the upstream gets, built in one pass over the client's: every header but the
+ * hop-by-hop ones and those Connection lists, then weir's own (see rewriteRequestHeaders).
+ */
+export function upstreamHeaders (raw: IncomingMessage, exchange: Exchange, requestId: string): OutgoingHeaders {
+  const client = raw.headers
+  const listed = listedIn(client.connection)
+  const out: OutgoingHeaders = {}
+  for (const name in client) {
+    if (HOP_BY_HOP_REQUEST_SET.has(name) || (listed !== null && listed.includes(name))) continue
+    out[name] = client[name]
+  }
+  return rewriteRequestHeaders(out, raw, exchange, requestId)
+}
+
+/**
+ * Rewrites a copy of the client's headers that goes upstream, without `connection` and the
+ * names it lists (upstreamHeaders; the WebSocket client's own copy). Mutates and returns `headers`.
  */
 export function rewriteRequestHeaders (
   headers: OutgoingHeaders, raw: IncomingMessage, exchange: Exchange, requestId: string
@@ -67,11 +91,7 @@ const HOP_BY_HOP_RESPONSE_SET: ReadonlySet<string> = new Set(HOP_BY_HOP_RESPONSE
  * instead of deleting: `delete` turns the object into a slow dictionary for every later reader.
  */
 export function rewriteResponseHeaders (headers: IncomingHttpHeaders, exchange: Exchange | null, versionHeader: string | false): IncomingHttpHeaders {
-  const connection = headers.connection
-  // "keep-alive" and "close" are the usual values and list no other header.
-  const listed = typeof connection === 'string' && connection !== 'keep-alive' && connection !== 'close'
-    ? connection.toLowerCase().split(',').map((name) => name.trim())
-    : null
+  const listed = listedIn(headers.connection)
   const out: IncomingHttpHeaders = {}
   for (const name in headers) {
     if (HOP_BY_HOP_RESPONSE_SET.has(name) || (listed !== null && listed.includes(name))) continue

@@ -6,12 +6,11 @@
 //   - the request body, teed by the proxy's body guard (only bodies of known length within the
 //     shadow's maxBodyBytes are mirrored; the copy waits for the whole body);
 //   - the shadow's response, read by this object as an undici dispatch handler;
-//   - with `compare`, the primary's response, seen through a pass-through tap on its body.
+//   - with `compare`, the primary's response, as the forwarding handler relays it (forward.ts).
 // The in-flight slot is taken when the copy is planned (before any body byte is kept), so
 // `maxInFlight` bounds copies and the memory they hold together.
 
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http'
-import { pipeline, Transform, type TransformCallback } from 'node:stream'
 import type { Dispatcher } from 'undici'
 import { classifyUpstreamError } from '../errors.ts'
 import { countDuration } from '../metrics/cells.ts'
@@ -84,8 +83,10 @@ export class ShadowCopy implements Dispatcher.DispatchHandler {
   private shadowSide = PENDING
   private primarySide = PENDING
   private primary: CapturedResponse | null = null
+  private primaryStatus = 0
+  private primaryHeaders: IncomingHttpHeaders | null = null
   /** The primary's body on its way to the client (compared copies only), until it ends or fails. */
-  private primaryTap: PrimaryTap | null = null
+  private primaryBody: BodyCapture | null = null
   private shadowResult: CapturedResponse | null = null
 
   constructor (route: ProxyRoute, target: UpstreamTarget, method: string, url: string, requestId: string, bodyBytes: number) {
@@ -160,44 +161,37 @@ export class ShadowCopy implements Dispatcher.DispatchHandler {
       this.abandon()
       return
     }
-    if (this.primarySide === PENDING && this.primaryTap === null) this.primaryFailed()
+    if (this.primarySide === PENDING) this.primaryFailed()
   }
 
-  /**
-   * With `compare`: wraps reply-from's callback so the primary's response is seen on its way
-   * to the client (status, headers, and its body through a pass-through tap).
-   */
-  watchPrimary (callback: (err: Error | null, res?: Dispatcher.ResponseData) => void): (err: Error | null, res?: Dispatcher.ResponseData) => void {
-    return (err, res) => {
-      if (err !== null || res === undefined) {
-        this.primaryFailed()
-        callback(err, res)
-        return
-      }
-      const tap = new PrimaryTap(this, res.statusCode, res.headers)
-      this.primaryTap = tap
-      // pipeline: an upstream cut reaches the tap as its error (the proxy reads `errored`), and
-      // a client that leaves (the tap destroyed) releases the upstream body.
-      pipeline(res.body, tap, (failure) => {
-        if (failure != null) this.primaryFailed()
-      })
-      callback(null, { ...res, body: tap as unknown as Dispatcher.ResponseData['body'] })
-    }
+  /** With `compare`: the primary's response head, on its way to the client. */
+  primaryStarted (status: number, headers: IncomingHttpHeaders): void {
+    if (!this.compares || this.primarySide !== PENDING) return
+    this.primaryStatus = status
+    this.primaryHeaders = headers
+    this.primaryBody = new BodyCapture(headerText(headers['content-type']), headerText(headers['content-encoding']))
+  }
+
+  /** A chunk of the primary's body (a copy of its bytes feeds the comparison). */
+  primaryChunk (chunk: Buffer): void {
+    this.primaryBody?.write(chunk)
   }
 
   /** The primary's body ended: it can be compared. */
-  primaryEnded (primary: CapturedResponse): void {
-    if (this.primarySide !== PENDING) return
+  primaryEnded (): void {
+    const body = this.primaryBody
+    if (body === null || this.primarySide !== PENDING) return
     this.primarySide = DONE
-    this.primary = primary
-    this.primaryTap = null
+    this.primaryBody = null
+    this.primary = { status: this.primaryStatus, headers: this.primaryHeaders ?? {}, body: body.end() }
     this.tryCompare()
   }
 
-  private primaryFailed (): void {
+  /** The primary failed, or its response did not complete: nothing to compare with. */
+  primaryFailed (): void {
     if (this.primarySide !== PENDING) return
     this.primarySide = FAILED
-    this.primaryTap = null
+    this.primaryBody = null
   }
 
   // ---- sending the copy ------------------------------------------------------------------------
@@ -328,32 +322,6 @@ export class ShadowCopy implements Dispatcher.DispatchHandler {
           kinds: result.kinds,
           diff: result.diff,
         })
-  }
-}
-
-/** Passes the primary's response body through unchanged, feeding a copy of each chunk's bytes to the comparison. */
-class PrimaryTap extends Transform {
-  private readonly copy: ShadowCopy
-  private readonly status: number
-  private readonly headers: IncomingHttpHeaders
-  private readonly capture: BodyCapture
-
-  constructor (copy: ShadowCopy, status: number, headers: IncomingHttpHeaders) {
-    super()
-    this.copy = copy
-    this.status = status
-    this.headers = headers
-    this.capture = new BodyCapture(headerText(headers['content-type']), headerText(headers['content-encoding']))
-  }
-
-  override _transform (chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    this.capture.write(chunk)
-    callback(null, chunk)
-  }
-
-  override _flush (callback: TransformCallback): void {
-    this.copy.primaryEnded({ status: this.status, headers: this.headers, body: this.capture.end() })
-    callback()
   }
 }
 

@@ -1,0 +1,204 @@
+// Forwards one request on undici's dispatcher API: dispatches on the exchange's pool with a
+// handler that writes the upstream's head and body chunks straight into the client's response
+// (pausing the upstream while the client's socket is full), fails an eligible attempt over to
+// stable once (failover.ts), feeds a compared shadow copy the primary's answer, and answers weir's
+// own JSON error when nothing of a response was sent yet. No stream, URL or header copy per
+// request beyond the one object of upstream headers.
+
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
+import type { FastifyBaseLogger } from 'fastify'
+import type { Dispatcher } from 'undici'
+import { classifyUpstreamError } from '../errors.ts'
+import { writeErrorResponse } from '../http/error-reply.ts'
+import { announcedBody } from './announced-body.ts'
+import { guardBody } from './body-guard.ts'
+import { CLIENT_GONE, type Exchange } from './exchange.ts'
+import { failsOver, mayFailOver } from './failover.ts'
+import { rewriteResponseHeaders, upstreamHeaders, type OutgoingHeaders } from './forward-headers.ts'
+import { UPSTREAM_VERSION_HEADER } from './header-names.ts'
+
+/** An upstream status outside 100–599 is not one Node (or a client) can take: a bad response. */
+const BAD_STATUS = Object.assign(new Error('the upstream answered with an invalid status code'), { code: 'HPE_INVALID_STATUS' })
+
+/**
+ * The path sent upstream: the client's, unless it may hold a dot segment. Then a `..` segment
+ * (literal or percent-encoded) is refused (null: 400), so no path climbs above the root, and
+ * `.` segments are resolved.
+ */
+export function upstreamPath (url: string): string | null {
+  // A dot segment starts with "/." (or is percent-encoded); most paths have neither.
+  if (!url.includes('/.') && !url.includes('%')) return url
+  const query = url.indexOf('?')
+  const path = query === -1 ? url : url.slice(0, query)
+  let decoded: string
+  try {
+    decoded = decodeURIComponent(path)
+  } catch {
+    return null
+  }
+  if (decoded === '..' || decoded.includes('/..') || decoded.includes('../')) return null
+  if (!path.includes('/.')) return url
+  // Resolves "." segments; a path starting "//" is kept as a path, not taken for a host.
+  const resolved = new URL(path.startsWith('//') ? '.' + path : path, 'http://weir.invalid').pathname
+  return query === -1 ? resolved : resolved + url.slice(query)
+}
+
+/** What a forwarded request needs of its fastify request: its id and its (lazy) logger. */
+export interface ForwardedRequest {
+  readonly id: string
+  readonly log: FastifyBaseLogger
+}
+
+/** Sends the exchange's request upstream and relays the answer to `res`. */
+export function forward (exchange: Exchange, request: ForwardedRequest, req: IncomingMessage, res: ServerResponse, versionHeader: string | false, record: boolean): void {
+  const requestId = request.id
+  const path = upstreamPath(req.url as string)
+  if (path === null) {
+    writeErrorResponse(res, 'WEIR_ERR_BAD_REQUEST', requestId)
+    return
+  }
+  const headers = upstreamHeaders(req, exchange, requestId)
+  const body = announcedBody(req.headers) === 'none' ? null : guardBody(req, req, exchange)
+  const timeouts = exchange.route.config.timeouts
+  const method = req.method as Dispatcher.HttpMethod
+  const handler = new UpstreamHandler(exchange, request, req, res, versionHeader, record, {
+    method,
+    path,
+    headers,
+    body,
+    headersTimeout: timeouts.headersMs,
+    bodyTimeout: timeouts.bodyIdleMs,
+  }, mayFailOver(exchange.version, exchange.route.config.failover, method, body !== null))
+  handler.send()
+  // After the primary went to its pool, never before, and never awaited by it.
+  exchange.mirror?.dispatched(path, headers)
+}
+
+/** The undici dispatch handler of one forwarded request (and its failover attempt). */
+class UpstreamHandler implements Dispatcher.DispatchHandler {
+  private readonly exchange: Exchange
+  private readonly request: ForwardedRequest
+  private readonly req: IncomingMessage
+  private readonly res: ServerResponse
+  private readonly versionHeader: string | false
+  private readonly record: boolean
+  private readonly options: Dispatcher.DispatchOptions & { headers: OutgoingHeaders }
+  /** This attempt may be failed over to stable (decided before it is sent). */
+  private failover: boolean
+  private controller: Dispatcher.DispatchController | null = null
+  /** The response head went to the client: a later failure can only cut the response. */
+  private headSent = false
+  private waitingForDrain = false
+  private resumeOnDrain: (() => void) | null = null
+
+  constructor (
+    exchange: Exchange, request: ForwardedRequest, req: IncomingMessage, res: ServerResponse, versionHeader: string | false, record: boolean,
+    options: Dispatcher.DispatchOptions & { headers: OutgoingHeaders }, failover: boolean
+  ) {
+    this.exchange = exchange
+    this.request = request
+    this.req = req
+    this.res = res
+    this.versionHeader = versionHeader
+    this.record = record
+    this.options = options
+    this.failover = failover
+  }
+
+  send (): void {
+    try {
+      this.exchange.target.pool.dispatch(this.options, this)
+    } catch (err) {
+      // A closed pool (a reload retired it) refuses synchronously.
+      this.onResponseError(null, err as Error)
+    }
+  }
+
+  onRequestStart (controller: Dispatcher.DispatchController): void {
+    this.controller = controller
+    this.exchange.controller = controller
+    // The client left while the request waited for a connection: it must not go out now.
+    if (this.exchange.cancelled) controller.abort(CLIENT_GONE)
+  }
+
+  onResponseStart (controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
+    // An interim 1xx is followed by the final response.
+    if (statusCode < 200) return
+    if (statusCode > 599) {
+      controller.abort(BAD_STATUS)
+      return
+    }
+    const exchange = this.exchange
+    const out = rewriteResponseHeaders(headers, exchange, this.versionHeader)
+    // The connection cannot be reused until the request body was read (or while draining).
+    if (exchange.closeConnection || !this.req.complete) out.connection = 'close'
+    exchange.mirror?.primaryStarted(statusCode, headers)
+    this.headSent = true
+    this.res.writeHead(statusCode, out)
+  }
+
+  onResponseData (controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    this.exchange.mirror?.primaryChunk(chunk)
+    // Back-pressure: the upstream waits while the client's socket is full.
+    if (!this.res.write(chunk) && !this.waitingForDrain) {
+      controller.pause()
+      this.waitingForDrain = true
+      // Made once per exchange, and only for responses that outrun their client.
+      this.resumeOnDrain ??= () => {
+        this.waitingForDrain = false
+        this.controller?.resume()
+      }
+      this.res.once('drain', this.resumeOnDrain)
+    }
+  }
+
+  onResponseEnd (): void {
+    this.exchange.mirror?.primaryEnded()
+    this.res.end()
+  }
+
+  onResponseError (_controller: Dispatcher.DispatchController | null, error: Error): void {
+    const exchange = this.exchange
+    const res = this.res
+    if (exchange.cancelled || res.destroyed) return
+    if (this.headSent) {
+      // The head is out: the client sees the response cut (accounting.ts counts it).
+      this.request.log.warn({ err: error, route: exchange.route.name, version: exchange.version }, 'upstream response failed after its head was sent')
+      exchange.upstreamCut = error
+      exchange.mirror?.primaryFailed()
+      res.destroy()
+      return
+    }
+    if (exchange.clientError !== null) {
+      exchange.mirror?.primaryFailed()
+      writeErrorResponse(res, exchange.clientError, this.request.id, CONNECTION_CLOSE)
+      return
+    }
+    const failure = classifyUpstreamError(error)
+    const route = exchange.route
+    const cells = route.metrics.versions[exchange.version]
+    cells.upstreamErrors[failure.reason].inc()
+    if (this.failover && failsOver(failure)) {
+      // Counted as the failed version's error, in its stats too (so a dying canary shows even
+      // though its clients see no errors); the client is answered, and counted, by stable.
+      if (this.record) cells.window?.record(performance.now() - exchange.startedAt, true)
+      this.failover = false
+      this.controller = null
+      exchange.version = 'stable'
+      exchange.target = route.groups.stable.pick()
+      const headers = this.options.headers
+      headers[UPSTREAM_VERSION_HEADER] = 'stable'
+      if (!route.config.passHost) headers.host = exchange.target.host
+      this.send()
+      return
+    }
+    exchange.mirror?.primaryFailed()
+    // One line per failed request (a failed-over attempt is in the metrics, not the log).
+    this.request.log.warn({ err: error, route: route.name, version: exchange.version, reason: failure.reason }, 'upstream request failed')
+    const extra: OutgoingHeaders = exchange.closeConnection ? { connection: 'close' } : {}
+    if (this.versionHeader !== false) extra[this.versionHeader] = exchange.version
+    writeErrorResponse(res, failure.code, this.request.id, extra)
+  }
+}
+
+const CONNECTION_CLOSE: Readonly<OutgoingHeaders> = { connection: 'close' }
