@@ -88,6 +88,10 @@ class UpstreamHandler implements Dispatcher.DispatchHandler {
   private controller: Dispatcher.DispatchController | null = null
   /** The response head went to the client: a later failure can only cut the response. */
   private headSent = false
+  /** Body bytes still to come when the upstream sent a Content-Length (-1: unknown). */
+  private remaining = -1
+  /** The client's response was ended with the body's last chunk. */
+  private ended = false
   private waitingForDrain = false
   private resumeOnDrain: (() => void) | null = null
 
@@ -134,11 +138,21 @@ class UpstreamHandler implements Dispatcher.DispatchHandler {
     if (exchange.closeConnection || !this.req.complete) out.connection = 'close'
     exchange.mirror?.primaryStarted(statusCode, headers)
     this.headSent = true
+    const length = headers['content-length']
+    this.remaining = typeof length === 'string' && this.req.method !== 'HEAD' ? Number(length) : -1
     this.res.writeHead(statusCode, out)
   }
 
   onResponseData (controller: Dispatcher.DispatchController, chunk: Buffer): void {
-    this.exchange.mirror?.primaryChunk(chunk)
+    const mirror = this.exchange.mirror
+    mirror?.primaryChunk(chunk)
+    if (this.remaining !== -1 && (this.remaining -= chunk.length) === 0) {
+      // The last chunk ends the response in the same write as its bytes (one syscall, not two).
+      mirror?.primaryEnded()
+      this.ended = true
+      this.res.end(chunk)
+      return
+    }
     // Back-pressure: the upstream waits while the client's socket is full.
     if (!this.res.write(chunk) && !this.waitingForDrain) {
       controller.pause()
@@ -153,6 +167,7 @@ class UpstreamHandler implements Dispatcher.DispatchHandler {
   }
 
   onResponseEnd (): void {
+    if (this.ended) return
     this.exchange.mirror?.primaryEnded()
     this.res.end()
   }
