@@ -7,6 +7,7 @@ import { existsSync } from 'node:fs'
 import { connect } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import type { LoadResult, LoadSpec } from './load.ts'
+import type { OpenLoopResult, OpenLoopSpec } from './open-loop.ts'
 import type { RateLoadResult, RateLoadSpec } from './rate-load.ts'
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url))
@@ -24,7 +25,12 @@ export interface Child { proc: ChildProcess; name: string; stderr: () => string 
 
 /** Starts `node ...nodeArgs` on `cpu`, in `cwd` (this checkout by default). */
 export function startChild (name: string, cpu: number, nodeArgs: string[], options: { stdout?: 'ignore' | 'pipe'; cwd?: string } = {}): Child {
-  const [command, args] = pinned ? [TASKSET, ['-c', String(cpu), NODE, ...nodeArgs]] : [NODE, nodeArgs]
+  return startCommand(name, cpu, NODE, nodeArgs, options)
+}
+
+/** Starts `file ...fileArgs` (nginx, wrk) on `cpu`; taskset execs it, so the child's pid is the program's own. */
+export function startCommand (name: string, cpu: number, file: string, fileArgs: string[], options: { stdout?: 'ignore' | 'pipe'; cwd?: string } = {}): Child {
+  const [command, args] = pinned ? [TASKSET, ['-c', String(cpu), file, ...fileArgs]] : [file, fileArgs]
   const proc = spawn(command, args, { cwd: options.cwd ?? ROOT, stdio: ['ignore', options.stdout ?? 'ignore', 'pipe'] })
   children.add(proc)
   let err = ''
@@ -102,13 +108,18 @@ export function safeExec (file: string, args: string[]): string {
 }
 
 /** The load generators: spec and result of each. */
-interface Loads { 'bench/load.ts': [LoadSpec, LoadResult]; 'bench/rate-load.ts': [RateLoadSpec, RateLoadResult] }
+interface Loads {
+  'bench/load.ts': [LoadSpec, LoadResult]
+  'bench/rate-load.ts': [RateLoadSpec, RateLoadResult]
+  'bench/open-loop.ts': [OpenLoopSpec, OpenLoopResult]
+}
 
 /**
- * Starts a load generator (bench/load.ts or bench/rate-load.ts) on LOAD_CPU with `spec` as JSON.
- * It prints "start" when its measured run begins, then its result as one JSON line: `on.start`
- * and `on.result` run the moment each arrives (to sample CPU counters over that run alone);
- * `started` resolves then too, or when the generator exits. SIGKILLed 45 s after its duration.
+ * Starts a load generator (bench/load.ts, bench/rate-load.ts, bench/open-loop.ts) on LOAD_CPU
+ * with `spec` as JSON. It prints "start" when its measured run begins, then its result as one
+ * JSON line: `on.start` and `on.result` run the moment each arrives (to sample CPU counters over
+ * that run alone); `started` resolves then too, or when the generator exits. SIGKILLed 45 s after
+ * its warm-up + duration.
  */
 export function startLoad<S extends keyof Loads> (script: S, spec: Loads[S][0], on: { start?: () => void; result?: () => void } = {}): { started: Promise<void>; result: Promise<Loads[S][1]> } {
   const child = startChild('load', LOAD_CPU, [script, JSON.stringify(spec)], { stdout: 'pipe' })
@@ -131,7 +142,7 @@ export function startLoad<S extends keyof Loads> (script: S, spec: Loads[S][0], 
   })
   const guard = setTimeout(() => {
     if (child.proc.pid !== undefined) process.kill(child.proc.pid, 'SIGKILL')
-  }, (spec.duration + 45) * 1000)
+  }, (spec.duration + ((spec as { warmup?: number }).warmup ?? 0) + 45) * 1000)
   const result = new Promise<Loads[S][1]>((resolve, reject) => {
     child.proc.once('exit', (code) => {
       clearTimeout(guard)

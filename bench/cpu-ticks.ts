@@ -1,5 +1,6 @@
-// CPU accounting from /proc: busy, steal and total jiffies per CPU (/proc/stat) and the CPU
-// ticks of one process (/proc/<pid>/stat), and the busy / steal shares between two readings.
+// Accounting from /proc: busy, steal and total jiffies per CPU (/proc/stat), the CPU ticks of
+// one process (/proc/<pid>/stat), the busy / steal shares between two readings, and a process's
+// memory (/proc/<pid>/status).
 
 import { readFileSync } from 'node:fs'
 import { safeExec } from './children.ts'
@@ -43,5 +44,16 @@ export function processTicks (pid: number | undefined): number {
     return Number(fields[11]) + Number(fields[12])
   } catch {
     return 0
+  }
+}
+
+/** A /proc/<pid>/status field in kB (VmRSS, VmHWM: the peak RSS over the process's life), or null once the process is gone. */
+export function statusKb (pid: number | undefined, field: 'VmRSS' | 'VmHWM'): number | null {
+  if (pid === undefined) return null
+  try {
+    const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
+    return m === null ? null : Number(m[1])
+  } catch {
+    return null
   }
 }

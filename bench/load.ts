@@ -11,8 +11,8 @@ export interface LoadSpec {
   pipelining: number
   /** Seconds. */
   duration: number
-  /** `x-user-id` from a cycled pool of `userIds` ids, or a fixed Cookie header. */
-  mode: 'user-id' | 'cookie'
+  /** `x-user-id` from a cycled pool of `userIds` ids, a fixed Cookie header, or neither (an anonymous client). */
+  mode: 'user-id' | 'cookie' | 'anon'
   userIds: number
   cookie?: string
 }
@@ -83,20 +83,29 @@ export function nextUserId<R extends { headers?: Record<string, string> }> (coun
 
 /**
  * The child side of the load generators' protocol (bench/children.ts startLoad): reads the spec
- * from argv[2], prints "start" right before the run, then the result as one JSON line; exits 3 if
- * the run does not end within 30 s of its duration, 1 if it fails.
+ * from argv[2], prints "start" right before the run (or, for a generator that warms up in the
+ * same run, when `run` calls `start`), then the result as one JSON line; exits 3 if the run does
+ * not end within 30 s of its warm-up + duration, 1 if it fails.
  */
-export function runLoadGenerator<S extends { duration: number }> (name: string, run: (spec: S) => Promise<unknown>): void {
+export function runLoadGenerator<S extends { duration: number; warmup?: number }> (name: string,
+  run: (spec: S, start: () => void) => Promise<unknown>, startsItself = false): void {
   const spec = JSON.parse(process.argv[2] ?? '{}') as S
   // A hard stop in case autocannon never calls back (it should end after `duration`).
   const guard = setTimeout(() => {
     process.stderr.write(`${name}: did not finish in time\n`)
     process.exit(3)
-  }, (spec.duration + 30) * 1000)
+  }, (spec.duration + (spec.warmup ?? 0) + 30) * 1000)
   guard.unref()
-  // Tells the bench the load is starting, so it can sample CPU counters over the run alone.
-  process.stdout.write('start\n')
-  run(spec).then((result) => {
+  // Tells the bench the measured load is starting, so it can sample CPU counters over it alone.
+  let started = false
+  const start = (): void => {
+    if (started) return
+    started = true
+    process.stdout.write('start\n')
+  }
+  if (!startsItself) start()
+  run(spec, start).then((result) => {
+    start()
     process.stdout.write(JSON.stringify(result) + '\n')
     process.exit(0)
   }, (err: unknown) => {
@@ -106,10 +115,10 @@ export function runLoadGenerator<S extends { duration: number }> (name: string, 
 }
 
 function requestsFor (spec: LoadSpec): AutocannonRequest[] {
-  // Both modes rebuild each request (setupRequest), so the load generator does the same work
+  // Every mode rebuilds each request (setupRequest), so the load generator does the same work
   // per request in every scenario.
-  if (spec.mode === 'cookie') {
-    const headers = { cookie: spec.cookie ?? '' }
+  if (spec.mode !== 'user-id') {
+    const headers: Record<string, string> = spec.mode === 'cookie' ? { cookie: spec.cookie ?? '' } : {}
     return [{ method: 'GET', path: '/', setupRequest: (req) => ({ ...req, headers }) }]
   }
   return [{ method: 'GET', path: '/', setupRequest: nextUserId(spec.userIds) }]

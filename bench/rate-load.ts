@@ -6,6 +6,7 @@
 
 import { createRequire } from 'node:module'
 import { nextUserId, runLoadGenerator } from './load.ts'
+import { percentile } from './median.ts'
 
 export interface RateLoadSpec {
   url: string
@@ -79,12 +80,6 @@ const VOLATILE = new Set(['date', 'keep-alive', 'connection'])
 /** The header names of a response as compared: sorted, lower-case, volatile ones left out. */
 export function headerNamesOf (headers: Iterable<string>): string[] {
   return [...new Set([...headers].map((h) => h.toLowerCase()))].filter((h) => !VOLATILE.has(h)).sort()
-}
-
-function percentile (sorted: Float64Array, p: number): number {
-  if (sorted.length === 0) return 0
-  const index = Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)
-  return Math.round((sorted[Math.max(0, index)] as number) * 1000) / 1000
 }
 
 export async function rateLoad (spec: RateLoadSpec): Promise<RateLoadResult> {

@@ -4,10 +4,10 @@
 // latency ratios against the no-shadow run, response checks, copies by outcome, in-flight peak
 // and proxy memory, and writes bench/results/shadow-latest.json.
 
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { LOAD_CPU, pinned, portOpen, PROXY_CPU, ROOT, runBench, startChild, startLoad, stopChild, waitForPort, type Child } from './children.ts'
-import { busyStealPct, cpuTicks, processTicks, TICK_MS, type Ticks } from './cpu-ticks.ts'
+import { busyStealPct, cpuTicks, processTicks, statusKb, TICK_MS, type Ticks } from './cpu-ticks.ts'
 import { codeVersion, commandLine, machine } from './machine.ts'
 import { medianOf } from './median.ts'
 import { headerNamesOf, type ExpectedResponse, type RateLoadResult, type RateLoadSpec } from './rate-load.ts'
@@ -76,17 +76,6 @@ const selected = scenarioSetting(flags.scenarios, ALL_SCENARIOS)
 const scenarios = ALL_SCENARIOS.filter((s) => s === 'none' || selected.includes(s))
 
 // ---- /proc: memory of the proxy ---------------------------------------------------------------
-
-/** A /proc/<pid>/status field in kB (VmRSS, VmHWM), or null once the process is gone. */
-function statusKb (pid: number | undefined, field: 'VmRSS' | 'VmHWM'): number | null {
-  if (pid === undefined) return null
-  try {
-    const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
-    return m === null ? null : Number(m[1])
-  } catch {
-    return null
-  }
-}
 
 /**
  * Samples the proxy's VmRSS every 500 ms until stop(): the peak over everything, and the peaks
