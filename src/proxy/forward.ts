@@ -19,6 +19,8 @@ import { UPSTREAM_VERSION_HEADER } from './header-names.ts'
 
 /** An upstream status outside 100–599 is not one Node (or a client) can take: a bad response. */
 const BAD_STATUS = Object.assign(new Error('the upstream answered with an invalid status code'), { code: 'HPE_INVALID_STATUS' })
+/** A response header Node refuses to write: a bad response too. */
+const BAD_HEADERS = Object.assign(new Error('the upstream answered with a header that cannot be relayed'), { code: 'HPE_INVALID_HEADER_TOKEN' })
 
 /**
  * The path sent upstream: the client's, unless it may hold a dot segment. Then a `..` segment
@@ -136,11 +138,17 @@ class UpstreamHandler implements Dispatcher.DispatchHandler {
     const out = rewriteResponseHeaders(headers, exchange, this.versionHeader)
     // The connection cannot be reused until the request body was read (or while draining).
     if (exchange.closeConnection || !this.req.complete) out.connection = 'close'
-    exchange.mirror?.primaryStarted(statusCode, headers)
+    try {
+      this.res.writeHead(statusCode, out)
+    } catch {
+      // A header Node will not send (the parser let it through): nothing went out yet, so 502.
+      controller.abort(BAD_HEADERS)
+      return
+    }
     this.headSent = true
+    exchange.mirror?.primaryStarted(statusCode, headers)
     const length = headers['content-length']
     this.remaining = typeof length === 'string' && this.req.method !== 'HEAD' ? Number(length) : -1
-    this.res.writeHead(statusCode, out)
   }
 
   onResponseData (controller: Dispatcher.DispatchController, chunk: Buffer): void {

@@ -163,3 +163,15 @@ t.test('an upstream that stalls mid-body longer than bodyIdle has the response c
   await new Promise((resolve) => setTimeout(resolve, 200))
   t.ok(upstreamClosedEarly, 'the upstream request was aborted')
 })
+
+t.test('an upstream status no client can take (above 599) → 502 WEIR_ERR_UPSTREAM_BAD_RESPONSE, counted as bad_response', async (t) => {
+  const odd = await rawServer((socket) => socket.once('data', () => {
+    socket.end('HTTP/1.1 999 Odd\r\ncontent-length: 2\r\n\r\nok')
+  }))
+  const proxy = await startProxy(configDoc([{ name: 'odd', upstreams: { stable: odd.url } }]))
+  t.teardown(async () => { await proxy.close(); await odd.close() })
+  const reply = await send(proxy.url + '/')
+  assertProxyError(t, reply, 502, 'WEIR_ERR_UPSTREAM_BAD_RESPONSE')
+  const metrics = await send(proxy.adminUrl + '/metrics')
+  t.match(metrics.body, /weir_upstream_errors_total\{route="odd",version="stable",reason="bad_response"\} 1/, 'counted as a bad response of stable')
+})
