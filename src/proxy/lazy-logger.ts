@@ -28,7 +28,7 @@ export class LazyRequestLogger {
   fatal (...args: unknown[]): void { this.write('fatal', args) }
   error (...args: unknown[]): void { this.write('error', args) }
   warn (...args: unknown[]): void {
-    // A client hanging up is routine for a proxy, yet reply-from logs each one as a warning
+    // A client hanging up is routine for a proxy, yet reply-from (WebSocket upgrades) logs each one as a warning
     // with a stack; keep those at debug so a flaky client network cannot flood the log.
     this.write(isClientAbort(args[0]) ? 'debug' : 'warn', args)
   }

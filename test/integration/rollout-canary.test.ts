@@ -61,7 +61,7 @@ t.test('a healthy canary walks 10, 50, 100 and is promoted; no client request fa
 })
 
 t.test('a canary answering 30 % of requests with 500 is reverted within two intervals', async (t) => {
-  const { canary, proxy, admin, rollout, event } = await setup(t)
+  const { canary, proxy, admin, rollout, event, events } = await setup(t)
   let n = 0
   canary.handle((_req, res) => {
     n++
@@ -83,8 +83,11 @@ t.test('a canary answering 30 % of requests with 500 is reverted within two inte
   const tookMs = Date.now() - startedAt
   t.equal(last?.phase, 'failed')
   t.same(last?.weights, { stable: 100, canary: 0, green: 0 })
-  // Two 1 s intervals, plus a controller tick and the write for each check.
-  t.ok(tookMs < 2600, `reverted after ${tookMs} ms`)
+  // Two 1 s intervals, plus a controller tick and the write for each check; a check that held
+  // for too few canary requests (a loaded machine's traffic can fall short) is an interval more.
+  const held = (await events()).filter((e) => e.action === 'rollout.held').length
+  t.ok(held <= 1, `at most one check held for lack of data (${held})`)
+  t.ok(tookMs < 2600 + held * 1000, `reverted after ${tookMs} ms with ${held} held check(s)`)
   await traffic.stop()
   const failed = await event('rollout.failed')
   t.equal(failed?.actor, 'controller')
