@@ -55,13 +55,15 @@ function pairing (runs: Runs, a: string, b: string): Pairing | null {
   }
 }
 
-export interface RecordingCost {
-  rounds: number
-  /** Per round, weir-user req/s ÷ weir-norecord req/s (the two ran in the same round). */
-  roundRatios: number[]
-  reqPerSecRatio: number
-  steadyRounds: number[]
-  steadyReqPerSecRatio: number | null
+/** The req/s figures both comparisons report, as the pairing measured them. */
+type ReqPerSecRounds = Pick<Pairing, 'rounds' | 'roundRatios' | 'reqPerSecRatio' | 'steadyRounds' | 'steadyReqPerSecRatio'>
+
+function reqPerSecRounds (p: Pairing): ReqPerSecRounds {
+  return { rounds: p.rounds, roundRatios: p.roundRatios, reqPerSecRatio: p.reqPerSecRatio, steadyRounds: p.steadyRounds, steadyReqPerSecRatio: p.steadyReqPerSecRatio }
+}
+
+/** roundRatios: per round, weir-user req/s ÷ weir-norecord req/s (the two ran in the same round). */
+export interface RecordingCost extends ReqPerSecRounds {
   /** weir-norecord's median µs CPU per request ÷ weir-user's: requests per proxy CPU-second, relative. */
   cpuRatio: number | null
   usPerReq: { record: number | null; norecord: number | null }
@@ -73,23 +75,14 @@ export function recordingCost (runs: Runs): RecordingCost | null {
   if (p === null) return null
   const [record, norecord] = p.usPerReq
   return {
-    rounds: p.rounds,
-    roundRatios: p.roundRatios,
-    reqPerSecRatio: p.reqPerSecRatio,
-    steadyRounds: p.steadyRounds,
-    steadyReqPerSecRatio: p.steadyReqPerSecRatio,
+    ...reqPerSecRounds(p),
     cpuRatio: record === null || norecord === null ? null : ratio(norecord, record),
     usPerReq: { record: round1(record), norecord: round1(norecord) },
   }
 }
 
-export interface BaselineComparison {
-  rounds: number
-  /** Per round, weir-user req/s ÷ weir-baseline req/s (above 1: this checkout is faster). */
-  roundRatios: number[]
-  reqPerSecRatio: number
-  steadyRounds: number[]
-  steadyReqPerSecRatio: number | null
+/** roundRatios: per round, weir-user req/s ÷ weir-baseline req/s (above 1: this checkout is faster). */
+export interface BaselineComparison extends ReqPerSecRounds {
   /** Per round, weir-user µs CPU per request ÷ weir-baseline's (below 1: this checkout spends less), and their median. */
   roundCpuPerReqRatios: (number | null)[]
   cpuPerReqRatio: number | null
@@ -101,11 +94,7 @@ export function baselineComparison (runs: Runs): BaselineComparison | null {
   const p = pairing(runs, 'weir-user', 'weir-baseline')
   if (p === null) return null
   return {
-    rounds: p.rounds,
-    roundRatios: p.roundRatios,
-    reqPerSecRatio: p.reqPerSecRatio,
-    steadyRounds: p.steadyRounds,
-    steadyReqPerSecRatio: p.steadyReqPerSecRatio,
+    ...reqPerSecRounds(p),
     roundCpuPerReqRatios: p.roundCpuRatios,
     cpuPerReqRatio: medianOf(p.roundCpuRatios.flatMap((r) => r ?? []), (r) => r) ?? null,
     usPerReq: { user: round1(p.usPerReq[0]), baseline: round1(p.usPerReq[1]) },

@@ -2,13 +2,11 @@
 // points, header names lower-cased. Produced only by normalize.ts from a schema-valid document.
 
 import type { BlockList } from 'node:net'
-import type { UpstreamName, Version } from '../vocabulary.ts'
+import type { UpstreamName } from '../vocabulary.ts'
 import type { ConfigInput, RolloutPolicy, ShadowInput } from './schema.ts'
 
 /** Weights in hundredths of a percent (basis points); they sum to 10 000. */
 export interface WeightsBp { stable: number; canary: number; green: number }
-
-export type { UpstreamName, Version }
 
 export interface Timeouts { connectMs: number; headersMs: number; bodyIdleMs: number; requestBodyMs: number }
 

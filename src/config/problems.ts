@@ -5,8 +5,6 @@ import type { TSchema } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 import type { Problem } from '../errors.ts'
 
-export type { Problem }
-
 /**
  * Every schema violation of `value`, one per path (a union reports each branch's failure too),
  * with paths like `routes[0].weights.canary` under `prefix`. Shared with the admin API so a

@@ -29,7 +29,8 @@ export const STATUS_SLOTS = 1000
 /** The code counted for a response the client closed before it finished (nginx's convention). */
 export const CLIENT_CLOSED_REQUEST = 499
 
-function counters<K extends string> (keys: readonly K[]): Record<K, CounterCell> {
+/** A CounterCell per key, every key present from the start. */
+export function counters<K extends string> (keys: readonly K[]): Record<K, CounterCell> {
   const out = {} as Record<K, CounterCell>
   for (const key of keys) out[key] = new CounterCell()
   return out

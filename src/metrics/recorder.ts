@@ -5,7 +5,7 @@
 
 import { MismatchLog, type MismatchSample, type MismatchSummary } from '../shadow/mismatch-log.ts'
 import { DECISION_REASONS, MISMATCH_KINDS, SHADOW_OUTCOMES, VERSIONS, type Version } from '../vocabulary.ts'
-import { CounterCell, VersionMetrics, type RouteMetrics } from './cells.ts'
+import { counters, VersionMetrics, type RouteMetrics } from './cells.ts'
 import type { Metrics } from './registry.ts'
 import type { StatsRegistry } from './rolling-stats.ts'
 
@@ -66,15 +66,7 @@ function createRouteMetrics (metrics: Metrics, route: string): RouteMetrics {
     versions[version] = new VersionMetrics()
     for (const reason of DECISION_REASONS) metrics.routingDecisions.inc({ route, version, reason }, 0)
   }
-  const shadow = {} as RouteMetrics['shadow']
-  for (const outcome of SHADOW_OUTCOMES) {
-    (shadow as Record<string, CounterCell>)[outcome] = new CounterCell()
-    metrics.shadowRequests.inc({ route, outcome }, 0)
-  }
-  const mismatches = {} as RouteMetrics['mismatches']
-  for (const kind of MISMATCH_KINDS) {
-    (mismatches as Record<string, CounterCell>)[kind] = new CounterCell()
-    metrics.shadowMismatches.inc({ route, kind }, 0)
-  }
-  return { versions, shadow, mismatches, shadowVersion: new VersionMetrics(), mismatchLog: new MismatchLog(), shadowPausedUntil: 0 }
+  for (const outcome of SHADOW_OUTCOMES) metrics.shadowRequests.inc({ route, outcome }, 0)
+  for (const kind of MISMATCH_KINDS) metrics.shadowMismatches.inc({ route, kind }, 0)
+  return { versions, shadow: counters(SHADOW_OUTCOMES), mismatches: counters(MISMATCH_KINDS), shadowVersion: new VersionMetrics(), mismatchLog: new MismatchLog(), shadowPausedUntil: 0 }
 }

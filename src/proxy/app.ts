@@ -84,8 +84,9 @@ export async function createProxyApp (options: ProxyAppOptions): Promise<Fastify
     const res = reply.raw as ServerResponse & WithExchange
     res[kExchange] = exchange
     // `on`, not `once`: once() allocates a wrapper per call and this response closes only once.
+    const upgrade = (raw as IncomingMessage & { upgrade?: boolean }).upgrade === true
     // A WebSocket upgrade's response closes with the session: a session is not counted or timed.
-    res.on('close', (raw as IncomingMessage & { upgrade?: boolean }).upgrade === true ? abortOnClientClose : onResponseClose)
+    res.on('close', upgrade ? abortOnClientClose : onResponseClose)
     const length = raw.headers['content-length']
     if (length !== undefined && Number(length) > route.config.maxBodyBytes) {
       // Counted under the version picked, never sent to it (see recordOnClose).
@@ -99,7 +100,7 @@ export async function createProxyApp (options: ProxyAppOptions): Promise<Fastify
     exchange.target = (route.groups[exchange.version] ?? route.groups.stable).pick()
     exchange.trustedPeer = isTrustedPeer(snapshot.trusted, raw)
     exchange.secure = isTlsRequest(raw, exchange.trustedPeer)
-    if ((raw as IncomingMessage & { upgrade?: boolean }).upgrade === true || !FORWARDED.has(raw.method as string)) {
+    if (upgrade || !FORWARDED.has(raw.method as string)) {
       if (runtime.draining) reply.header('connection', 'close')
       done()
       return
@@ -108,7 +109,7 @@ export async function createProxyApp (options: ProxyAppOptions): Promise<Fastify
     exchange.closeConnection = runtime.draining
     // From here the response is written on the raw socket; fastify's lifecycle stops.
     reply.hijack()
-    forward(exchange, request, raw, res, snapshot.versionHeader, record)
+    forward(exchange, request, res, snapshot.versionHeader, record)
   })
 
   app.setNotFoundHandler((_request, reply) => sendError(reply, 'WEIR_ERR_ROUTE_NOT_FOUND'))

@@ -4,7 +4,6 @@
 import type { IncomingMessage } from 'node:http'
 import { Transform, type Readable, type TransformCallback } from 'node:stream'
 import { WeirError, type ErrorCode } from '../errors.ts'
-import { announcedBody } from './announced-body.ts'
 import type { Exchange } from './exchange.ts'
 import type { ShadowCopy } from './shadow-copy.ts'
 
@@ -53,11 +52,10 @@ class BodyGuard extends Transform {
   }
 }
 
-/** Wraps a request body that has content in a BodyGuard; a request without one passes as it is. */
-export function guardBody (raw: IncomingMessage, body: Readable, exchange: Exchange): Readable {
-  if (announcedBody(raw.headers) === 'none') return body
+/** The request's body, through a BodyGuard (call it only for a request that announces a body). */
+export function guardBody (raw: IncomingMessage, exchange: Exchange): Readable {
   const config = exchange.route.config
   const guard = new BodyGuard(exchange, config.maxBodyBytes, config.timeouts.requestBodyMs)
-  body.on('error', (err) => guard.destroy(err))
-  return body.pipe(guard)
+  raw.on('error', (err) => guard.destroy(err))
+  return raw.pipe(guard)
 }

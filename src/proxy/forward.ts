@@ -45,14 +45,16 @@ export function upstreamPath (url: string): string | null {
   return query === -1 ? resolved : resolved + url.slice(query)
 }
 
-/** What a forwarded request needs of its fastify request: its id and its (lazy) logger. */
+/** What a forwarded request needs of its fastify request: the raw message, its id and its (lazy) logger. */
 export interface ForwardedRequest {
+  readonly raw: IncomingMessage
   readonly id: string
   readonly log: FastifyBaseLogger
 }
 
 /** Sends the exchange's request upstream and relays the answer to `res`. */
-export function forward (exchange: Exchange, request: ForwardedRequest, req: IncomingMessage, res: ServerResponse, versionHeader: string | false, record: boolean): void {
+export function forward (exchange: Exchange, request: ForwardedRequest, res: ServerResponse, versionHeader: string | false, record: boolean): void {
+  const req = request.raw
   const requestId = request.id
   const path = upstreamPath(req.url as string)
   if (path === null) {
@@ -60,10 +62,10 @@ export function forward (exchange: Exchange, request: ForwardedRequest, req: Inc
     return
   }
   const headers = upstreamHeaders(req, exchange, requestId)
-  const body = announcedBody(req.headers) === 'none' ? null : guardBody(req, req, exchange)
+  const body = announcedBody(req.headers) === 'none' ? null : guardBody(req, exchange)
   const timeouts = exchange.route.config.timeouts
   const method = req.method as Dispatcher.HttpMethod
-  const handler = new UpstreamHandler(exchange, request, req, res, versionHeader, record, {
+  const handler = new UpstreamHandler(exchange, request, res, versionHeader, record, {
     method,
     path,
     headers,
@@ -80,30 +82,25 @@ export function forward (exchange: Exchange, request: ForwardedRequest, req: Inc
 class UpstreamHandler implements Dispatcher.DispatchHandler {
   private readonly exchange: Exchange
   private readonly request: ForwardedRequest
-  private readonly req: IncomingMessage
   private readonly res: ServerResponse
   private readonly versionHeader: string | false
   private readonly record: boolean
   private readonly options: Dispatcher.DispatchOptions & { headers: OutgoingHeaders }
   /** This attempt may be failed over to stable (decided before it is sent). */
   private failover: boolean
-  private controller: Dispatcher.DispatchController | null = null
   /** The response head went to the client: a later failure can only cut the response. */
   private headSent = false
   /** Body bytes still to come when the upstream sent a Content-Length (-1: unknown). */
   private remaining = -1
-  /** The client's response was ended with the body's last chunk. */
-  private ended = false
   private waitingForDrain = false
   private resumeOnDrain: (() => void) | null = null
 
   constructor (
-    exchange: Exchange, request: ForwardedRequest, req: IncomingMessage, res: ServerResponse, versionHeader: string | false, record: boolean,
+    exchange: Exchange, request: ForwardedRequest, res: ServerResponse, versionHeader: string | false, record: boolean,
     options: Dispatcher.DispatchOptions & { headers: OutgoingHeaders }, failover: boolean
   ) {
     this.exchange = exchange
     this.request = request
-    this.req = req
     this.res = res
     this.versionHeader = versionHeader
     this.record = record
@@ -121,7 +118,6 @@ class UpstreamHandler implements Dispatcher.DispatchHandler {
   }
 
   onRequestStart (controller: Dispatcher.DispatchController): void {
-    this.controller = controller
     this.exchange.controller = controller
     // The client left while the request waited for a connection: it must not go out now.
     if (this.exchange.cancelled) controller.abort(CLIENT_GONE)
@@ -137,7 +133,7 @@ class UpstreamHandler implements Dispatcher.DispatchHandler {
     const exchange = this.exchange
     const out = rewriteResponseHeaders(headers, exchange, this.versionHeader)
     // The connection cannot be reused until the request body was read (or while draining).
-    if (exchange.closeConnection || !this.req.complete) out.connection = 'close'
+    if (exchange.closeConnection || !this.request.raw.complete) out.connection = 'close'
     try {
       this.res.writeHead(statusCode, out)
     } catch {
@@ -148,7 +144,7 @@ class UpstreamHandler implements Dispatcher.DispatchHandler {
     this.headSent = true
     exchange.mirror?.primaryStarted(statusCode, headers)
     const length = headers['content-length']
-    this.remaining = typeof length === 'string' && this.req.method !== 'HEAD' ? Number(length) : -1
+    this.remaining = typeof length === 'string' && this.request.raw.method !== 'HEAD' ? Number(length) : -1
   }
 
   onResponseData (controller: Dispatcher.DispatchController, chunk: Buffer): void {
@@ -157,7 +153,6 @@ class UpstreamHandler implements Dispatcher.DispatchHandler {
     if (this.remaining !== -1 && (this.remaining -= chunk.length) === 0) {
       // The last chunk ends the response in the same write as its bytes (one syscall, not two).
       mirror?.primaryEnded()
-      this.ended = true
       this.res.end(chunk)
       return
     }
@@ -168,14 +163,15 @@ class UpstreamHandler implements Dispatcher.DispatchHandler {
       // Made once per exchange, and only for responses that outrun their client.
       this.resumeOnDrain ??= () => {
         this.waitingForDrain = false
-        this.controller?.resume()
+        this.exchange.controller?.resume()
       }
       this.res.once('drain', this.resumeOnDrain)
     }
   }
 
   onResponseEnd (): void {
-    if (this.ended) return
+    // Already ended with the last chunk (see onResponseData).
+    if (this.res.writableEnded) return
     this.exchange.mirror?.primaryEnded()
     this.res.end()
   }
@@ -206,7 +202,7 @@ class UpstreamHandler implements Dispatcher.DispatchHandler {
       // though its clients see no errors); the client is answered, and counted, by stable.
       if (this.record) cells.window?.record(performance.now() - exchange.startedAt, true)
       this.failover = false
-      this.controller = null
+      exchange.controller = null
       exchange.version = 'stable'
       exchange.target = route.groups.stable.pick()
       const headers = this.options.headers

@@ -110,14 +110,13 @@ export class ShadowCopy implements Dispatcher.DispatchHandler {
    * The primary request was handed to its pool: the copy takes its path and headers (as sent
    * upstream: x-request-id, x-forwarded-*, via), and goes out now if it has no body to wait for.
    */
-  dispatched (path: string, headers: Readonly<Record<string | symbol, unknown>>): void {
+  dispatched (path: string, headers: Readonly<Record<string, string | string[] | undefined>>): void {
     if (this.settled || (this.waiting & WAIT_DISPATCH) === 0) return
     const copy: Record<string, string | string[]> = {}
-    // for...in: string keys only (the proxy keeps a symbol-keyed exchange on these headers).
+    // A copy: the primary's object is undici's now, and the failover may still change it.
     for (const name in headers) {
       const value = headers[name]
-      if (typeof value === 'string' || Array.isArray(value)) copy[name] = value as string | string[]
-      else if (typeof value === 'number') copy[name] = String(value)
+      if (value !== undefined) copy[name] = value
     }
     copy[SHADOW_HEADER] = '1'
     copy[UPSTREAM_VERSION_HEADER] = 'shadow'

@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto'
 import { createServer, get, request, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import type { Writable } from 'node:stream'
 import t from 'tap'
 import { configDoc, startProxy } from '../helpers/proxy.ts'
 import { sleep } from '../helpers/raw-http.ts'
@@ -13,26 +14,31 @@ const MiB = 1024 * 1024
 const TOTAL = 64 * MiB
 const CHUNK = Buffer.alloc(MiB, 7)
 
+/** Writes TOTAL bytes of CHUNKs as fast as `out` drains (counting them in `sent`), then ends it. */
+function pumpAll (out: Writable, sent: { bytes: number }): void {
+  const pump = (): void => {
+    while (sent.bytes < TOTAL) {
+      sent.bytes += CHUNK.length
+      if (!out.write(CHUNK)) {
+        out.once('drain', pump)
+        return
+      }
+    }
+    out.end()
+  }
+  pump()
+}
+
 async function listen (server: Server): Promise<string> {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   return `http://127.0.0.1:${(server.address() as AddressInfo).port}`
 }
 
 t.test('a client that stops reading a 64 MiB download holds the upstream back; the body then arrives whole', async (t) => {
-  let written = 0
+  const written = { bytes: 0 }
   const upstream = createServer((_req, res) => {
     res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(TOTAL) })
-    const pump = (): void => {
-      while (written < TOTAL) {
-        written += CHUNK.length
-        if (!res.write(CHUNK)) {
-          res.once('drain', pump)
-          return
-        }
-      }
-      res.end()
-    }
-    pump()
+    pumpAll(res, written)
   })
   const upstreamUrl = await listen(upstream)
   t.teardown(() => new Promise<void>((resolve) => { upstream.closeAllConnections(); upstream.close(() => resolve()) }))
@@ -44,7 +50,7 @@ t.test('a client that stops reading a 64 MiB download holds the upstream back; t
       res.pause()
       // Long enough for every buffer on the way to fill if nothing held the upstream back.
       setTimeout(() => {
-        const writtenWhilePaused = written
+        const writtenWhilePaused = written.bytes
         const hash = createHash('sha256')
         let bytes = 0
         res.on('data', (chunk: Buffer) => { bytes += chunk.length; hash.update(chunk) })
@@ -81,7 +87,7 @@ t.test('an upstream that stops reading a 64 MiB upload holds the client back; th
   const proxy = await startProxy(configDoc([{ name: 'up', upstreams: { stable: upstreamUrl }, maxBodyBytes: '128mb', timeouts: { requestBody: '30s' } }]))
   t.teardown(() => proxy.close())
 
-  let sent = 0
+  const sent = { bytes: 0 }
   let sentAfterPause = 0
   const answer = await new Promise<string>((resolve, reject) => {
     const req = request(`${proxy.url}/upload`, { method: 'POST', headers: { 'content-length': String(TOTAL) } }, (res) => {
@@ -90,18 +96,8 @@ t.test('an upstream that stops reading a 64 MiB upload holds the client back; th
       res.on('end', () => resolve(text))
     })
     req.on('error', reject)
-    const pump = (): void => {
-      while (sent < TOTAL) {
-        sent += CHUNK.length
-        if (!req.write(CHUNK)) {
-          req.once('drain', pump)
-          return
-        }
-      }
-      req.end()
-    }
-    pump()
-    void sleep(1200).then(() => { sentAfterPause = sent })
+    pumpAll(req, sent)
+    void sleep(1200).then(() => { sentAfterPause = sent.bytes })
   })
   t.equal(readingAt, 0, 'the upstream had read nothing before it resumed')
   t.ok(sentAfterPause < 32 * MiB, `the client could send ${(sentAfterPause / MiB).toFixed(0)} MiB while the upstream did not read`)
