@@ -16,6 +16,8 @@ export interface WeirConfig {
   upstreams: Record<string, string>
   weights?: Record<string, number>
   shadow?: { percent: number; maxInFlight: number; timeout: string }
+  /** Data-path processes (default 1: the per-core comparisons measure one process). */
+  workers?: number
   /** Runs `bin/weir.js validate` on the file: a rejected config stops the bench before any load. */
   validate?: boolean
 }
@@ -31,6 +33,7 @@ state: { file: ${c.stateFile} }
 cookieSecret: bench-secret-bench-secret
 logLevel: warn
 drainTimeout: 2s
+workers: ${c.workers ?? 1}
 routes:
   - name: ${c.route}
     upstreams: ${flow(c.upstreams)}

@@ -5,9 +5,9 @@
 
 import { randomBytes } from 'node:crypto'
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
-import type { Server } from 'node:http'
 import { dirname, join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
+import { pino, type Logger } from 'pino'
 import { createAdminApp } from './admin/app.ts'
 import type { Config } from './config/model.ts'
 import { RolloutController } from './controller/controller.ts'
@@ -16,15 +16,23 @@ import { createMetrics, type Metrics } from './metrics/registry.ts'
 import { StatsRegistry } from './metrics/rolling-stats.ts'
 import { createDataPath } from './proxy/data-path.ts'
 import type { ProxyRuntime } from './proxy/app.ts'
+import type { DataPathSnapshot } from './snapshot.ts'
 import { readRollout, rolloutSummary } from './rollout/rollout-view.ts'
 import { openEventLog, type EventLog } from './state/event-log.ts'
 import { openFileStore } from './state/file-store.ts'
 import { liveSnapshot, reconcileWithConfig } from './state/live-routes.ts'
 import { RouteWriter } from './state/route-writer.ts'
 import type { StateStore } from './state/store.ts'
+import { VERSIONS } from './vocabulary.ts'
+import { localDataPlane, workerDataPlane, type DataPlane } from './workers/data-plane.ts'
+import type { Balance } from './workers/protocol.ts'
+import { WorkerSet } from './workers/worker-set.ts'
 
 export interface Apps {
-  readonly proxy: FastifyInstance
+  /** The data path, in this process or in worker processes (config `workers`). */
+  readonly dataPlane: DataPlane
+  /** The one log stream of the control plane and, in the single-process mode, of the data path. */
+  readonly log: Logger
   /** Health, readiness and metrics on the admin address; stays up while the proxy drains. */
   readonly admin: FastifyInstance
   readonly metrics: Metrics
@@ -38,8 +46,10 @@ export interface Apps {
   readonly writer: RouteWriter
   /** The built-in rollout controller (running: it ticks until close). */
   readonly controller: RolloutController
-  /** The data path's table in force and its draining flag. */
-  readonly runtime: ProxyRuntime
+  /** The data path's table in force and its draining flag; null when the data path runs in workers. */
+  readonly runtime: ProxyRuntime | null
+  /** The proxy's fastify app in the single-process mode; null when the data path runs in workers. */
+  readonly proxyApp: FastifyInstance | null
   /**
    * Swaps in a new config's routes (live state reconciled, see live-routes.ts); listen
    * addresses and the cookie secret need a restart.
@@ -57,7 +67,17 @@ export interface BuildOptions {
    * request_duration_seconds and recording the rolling stats, for bench/run.ts to measure their cost.
    */
   recordRequests?: boolean
+  /** Internal (bench/run.ts): how connections reach workers; default 'primary' (docs/workers.md). */
+  balance?: Balance
+  /** Internal (tests): Node flags of the worker processes instead of this process's. */
+  workerExecArgv?: string[]
+  /** Told when workers crash in a loop; the process entry exits 1 (default: throws from the event loop). */
+  onCrashLoop?: (error: Error) => void
 }
+
+/** How long a worker may take to acknowledge a snapshot before it is replaced. */
+const WORKER_ACK_TIMEOUT_MS = 2000
+const WORKER_START_TIMEOUT_MS = 30_000
 
 /**
  * Epoch milliseconds that never go backwards: the rolling stats count whole seconds on it and the
@@ -81,10 +101,44 @@ export async function buildApps (initial: Config, options: BuildOptions = {}): P
   const metrics = createMetrics({ processDefaults: options.processMetrics ?? true })
   const stats = new StatsRegistry({ now: clock })
   const recorder = createRecorder(metrics, stats)
+  const log = pino({ level: config.logLevel })
   const snapshotOf = (c: Config) => liveSnapshot(c, store.all(), cookieSecret)
   let snapshot = snapshotOf(config)
-  const dataPath = await createDataPath(snapshot, { recorder, ...(options.recordRequests === undefined ? {} : { recordRequests: options.recordRequests }) })
-  const proxy = dataPath.app
+  const recordRequests = options.recordRequests ?? true
+  let dataPlane: DataPlane
+  let runtime: ProxyRuntime | null = null
+  let proxyApp: FastifyInstance | null = null
+  if (config.workers > 1) {
+    // The primary keeps the cells its workers' readings add into: every route's, from the start.
+    const bindCells = (next: DataPathSnapshot): void => {
+      for (const route of next.routes) {
+        recorder.route(route.name, VERSIONS.filter((v) => route.upstreams[v] !== undefined), route.upstreams.shadow !== undefined)
+      }
+    }
+    bindCells(snapshot)
+    store.watch(() => bindCells(snapshotOf(config)))
+    const set = new WorkerSet(snapshot, {
+      count: config.workers,
+      balance: options.balance ?? 'primary',
+      drainTimeoutMs: config.drainTimeoutMs,
+      ackTimeoutMs: WORKER_ACK_TIMEOUT_MS,
+      startTimeoutMs: WORKER_START_TIMEOUT_MS,
+      recordRequests,
+      ...(options.workerExecArgv === undefined ? {} : { execArgv: options.workerExecArgv }),
+      sink: recorder,
+      log,
+      onEvent: (action, reason) => {
+        events.append({ actor: 'weir', action, reason }).catch((err: unknown) => log.error({ err }, `the ${action} event could not be written`))
+      },
+      onCrashLoop: options.onCrashLoop ?? ((err) => { throw err }),
+    })
+    dataPlane = workerDataPlane(set)
+  } else {
+    const dataPath = await createDataPath(snapshot, { recorder, recordRequests, logger: log })
+    runtime = dataPath.runtime
+    proxyApp = dataPath.app
+    dataPlane = localDataPlane(dataPath)
+  }
   // The weight and rollout gauges show the routes in force at scrape time.
   metrics.setRouteSource(() => snapshot.routes)
   // The phase of the rollout recorded in the route's live state; idle when there is none.
@@ -92,20 +146,29 @@ export async function buildApps (initial: Config, options: BuildOptions = {}): P
     const phase = (store.get(route)?.rollout as { phase?: unknown } | null | undefined)?.phase
     return typeof phase === 'string' ? phase : 'idle'
   })
-  // Runs inside each durable state write, before the write resolves: a change is in force by
-  // the time the admin API answers it (the data path swaps its table synchronously).
+  metrics.setWorkerSource(() => dataPlane.workers())
+  // Runs inside each durable state write, before the write resolves. The single process swaps
+  // its table synchronously here; workers acknowledge asynchronously, and the route writer waits
+  // for that (inForce) before it answers, so a change is in force everywhere by its reply.
+  let inForce: Promise<void> = Promise.resolve()
+  const applyNow = (next: DataPathSnapshot): Promise<void> => {
+    const applied = dataPlane.apply(next)
+    inForce = applied.catch((err: unknown) => log.error({ err }, 'a state change could not be applied on the data path'))
+    return applied
+  }
   store.watch(() => {
     snapshot = snapshotOf(config)
-    void dataPath.apply(snapshot)
+    void applyNow(snapshot).catch(() => undefined)
   })
   const writer = new RouteWriter({
     store,
     events,
     config: () => config,
     summarizeRollout: (rollout) => rolloutSummary(readRollout(rollout)),
-    onEventLogError: (err, route) => proxy.log.error({ err, route }, 'a route change was applied but could not be written to the event log'),
+    inForce: () => inForce,
+    onEventLogError: (err, route) => log.error({ err, route }, 'a route change was applied but could not be written to the event log'),
   })
-  for (const w of startWarnings) proxy.log.warn(w)
+  for (const w of startWarnings) log.warn(w)
   const controller = new RolloutController({
     writer,
     store,
@@ -113,29 +176,43 @@ export async function buildApps (initial: Config, options: BuildOptions = {}): P
     events,
     config: () => config,
     now: clock,
-    proxyOrigin: () => originOf(proxy.server.address(), config.listen.tls !== undefined),
-    log: proxy.log,
+    proxyOrigin: () => originOf(config.listen.host, dataPlane.port(), config.listen.tls !== undefined),
+    log,
   })
   const admin = await createAdminApp({
-    logger: proxy.log,
+    logger: log,
     metrics,
-    isDraining: () => dataPath.runtime.draining,
+    isDraining: () => draining || dataPlane.draining,
+    beforeScrape: () => dataPlane.flush(),
     api: {
       writer,
       store,
       events,
       rollouts: controller,
       // Each version's window, plus what the shadow's comparisons found over the same window.
-      stats: { forRoute: (route, window) => ({ ...stats.forRoute(route, window), shadow: recorder.summary(route, window) }) },
-      mismatches: recorder,
+      stats: {
+        forRoute: async (route, window) => {
+          await dataPlane.flush()
+          return { ...stats.forRoute(route, window), shadow: recorder.summary(route, window) }
+        },
+      },
+      mismatches: {
+        recent: async (route, limit) => {
+          await dataPlane.flush()
+          return recorder.recent(route, limit)
+        },
+      },
+      workers: () => dataPlane.workers(),
       tokens: config.admin.tokens,
     },
   })
 
   await controller.start()
+  let draining = false
 
   return {
-    proxy,
+    dataPlane,
+    log,
     admin,
     controller,
     metrics,
@@ -143,21 +220,26 @@ export async function buildApps (initial: Config, options: BuildOptions = {}): P
     store,
     events,
     writer,
-    runtime: dataPath.runtime,
+    runtime,
+    proxyApp,
     async reload (next) {
+      // Every worker must be able to build the new table before anything changes (all or none).
+      await dataPlane.check(liveSnapshot(next, store.all(), cookieSecret))
       const warnings = await reconcileWithConfig(next, store, events)
       if (next.listen.host !== config.listen.host || next.listen.port !== config.listen.port) warnings.push('listen changed: takes effect after a restart')
       if (next.cookieSecret !== config.cookieSecret) warnings.push('cookieSecret changed: takes effect after a restart')
       if (!sameTokens(next.admin.tokens, config.admin.tokens)) warnings.push('admin tokens changed: take effect after a restart')
+      if (next.workers !== config.workers) warnings.push('workers changed: takes effect after a restart')
       config = next
       snapshot = snapshotOf(next)
-      await dataPath.apply(snapshot)
+      await applyNow(snapshot)
       return warnings
     },
     async close () {
+      draining = true
       await controller.close()
       try {
-        await dataPath.close(config.drainTimeoutMs)
+        await dataPlane.close(config.drainTimeoutMs)
       } finally {
         await admin.close()
         await store.close()
@@ -167,13 +249,13 @@ export async function buildApps (initial: Config, options: BuildOptions = {}): P
   }
 }
 
-/** `http://127.0.0.1:8080` for a listening address (an unspecified host is reached on loopback). */
-function originOf (address: ReturnType<Server['address']>, tls: boolean): string | null {
-  if (address === null || typeof address === 'string') return null
-  const host = address.address === '0.0.0.0' || address.address === '::'
+/** `http://127.0.0.1:8080` for the proxy's listener (an unspecified host is reached on loopback). */
+function originOf (listenHost: string, port: number | null, tls: boolean): string | null {
+  if (port === null) return null
+  const host = listenHost === '0.0.0.0' || listenHost === '::' || listenHost === ''
     ? '127.0.0.1'
-    : address.family === 'IPv6' ? `[${address.address}]` : address.address
-  return `${tls ? 'https' : 'http'}://${host}:${address.port}`
+    : listenHost.includes(':') ? `[${listenHost}]` : listenHost
+  return `${tls ? 'https' : 'http'}://${host}:${port}`
 }
 
 function sameTokens (a: Config['admin']['tokens'], b: Config['admin']['tokens']): boolean {

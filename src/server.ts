@@ -16,19 +16,45 @@ export interface RunningServer {
 }
 
 /** `options` are internal build options (bench/servers/weir-norecord.ts), never set by the CLI. */
-export async function serve (configFile: string, options: BuildOptions = {}): Promise<RunningServer> {
+/** What the command line sets over the config file (kept across reloads). */
+export interface ServeOverrides {
+  /** `--workers`, resolved. */
+  workers?: number
+}
+
+export async function serve (configFile: string, options: BuildOptions = {}, overrides: ServeOverrides = {}): Promise<RunningServer> {
+  const withOverrides = (c: Config): Config => (overrides.workers === undefined ? c : { ...c, workers: overrides.workers })
   const loaded = loadConfigFile(configFile)
   if (!loaded.ok) {
     process.stderr.write(`weir: ${configFile} is not valid:\n${formatProblems(loaded.problems)}\n`)
     process.exit(1)
   }
-  const config = loaded.config
-  const apps = await buildApps(config, options)
-  const log = apps.proxy.log
+  const config = withOverrides(loaded.config)
+  const apps: Apps = await buildApps(config, {
+    ...options,
+    onCrashLoop: (err) => {
+      apps.log.fatal({ err }, `${err.message}; exiting`)
+      process.stderr.write(`weir: ${err.message}\n`)
+      // Every change is durable already; the workers still running stop with the primary.
+      void apps.close().catch(() => undefined).finally(() => process.exit(1))
+    },
+  })
+  const log = apps.log
   const adminAddress = await apps.admin.listen({ host: config.admin.host, port: config.admin.port })
-  const address = await apps.proxy.listen({ host: config.listen.host, port: config.listen.port })
+  let port: number
+  try {
+    port = await apps.dataPlane.listen(config.listen.host, config.listen.port)
+  } catch (err) {
+    log.fatal({ err }, 'the proxy could not start listening')
+    process.stderr.write(`weir: ${(err as Error).message}\n`)
+    await apps.close().catch(() => undefined)
+    process.exit(1)
+  }
+  const address = `${config.listen.tls === undefined ? 'http' : 'https'}://${urlHost(config.listen.host)}:${port}`
+  const workers = apps.dataPlane.workers()
   log.info(`weir admin (healthz, readyz, metrics, /api/v1) listening on ${adminAddress}`)
-  log.info({ routes: config.routes.map((r) => r.name) }, `weir proxy listening on ${address}`)
+  log.info({ routes: config.routes.map((r) => r.name), workers: workers.length === 0 ? 1 : workers.length }, `weir proxy listening on ${address}` +
+    (workers.length === 0 ? '' : ` (${workers.length} worker processes)`))
 
   let stopping = false
   const stop = (signal: string): void => {
@@ -54,10 +80,15 @@ export async function serve (configFile: string, options: BuildOptions = {}): Pr
       log.error({ problems: next.problems }, `SIGHUP: ${configFile} is not valid; keeping the running config\n${formatProblems(next.problems)}`)
       return
     }
-    apps.reload(next.config).then((warnings) => {
+    apps.reload(withOverrides(next.config)).then((warnings) => {
       for (const w of warnings) log.warn(`SIGHUP: ${w}`)
       log.info({ routes: next.config.routes.map((r) => r.name) }, 'SIGHUP: config reloaded')
     }, (err: unknown) => log.error({ err }, 'SIGHUP: reload failed; keeping the running config'))
   })
   return { apps, config, url: address, adminUrl: adminAddress }
+}
+
+/** A listen host as it goes in a URL (IPv6 in brackets). */
+function urlHost (host: string): string {
+  return host.includes(':') ? `[${host}]` : host
 }

@@ -17,6 +17,7 @@ import { shadowChange, switchChange, upstreamsChange, weightsChange } from '../s
 import type { Caller, Change, RouteWriter, Written, WriteOptions } from '../state/route-writer.ts'
 import type { RouteState, StateStore } from '../state/store.ts'
 import { MAX_WINDOW_SECONDS, ROLLOUT_COMMANDS, type Command } from '../vocabulary.ts'
+import type { WorkerInfo } from '../workers/worker-set.ts'
 import { createAuthenticator, isCrossSiteWrite, isJsonContentType, isLoopbackHostHeader } from './guard.ts'
 import { routeView } from './views.ts'
 
@@ -27,13 +28,14 @@ const MAX_JSON_DEPTH = 32
 const MAX_EVENTS_PER_PAGE = 1000
 
 export interface StatsSource {
-  forRoute (route: string, windowSeconds: number): unknown
+  /** Async: with workers, their latest readings are collected first. */
+  forRoute (route: string, windowSeconds: number): Promise<unknown>
 }
 
 /** What shadow comparisons found, per route (see shadow/mismatch-log.ts). */
 export interface MismatchSource {
   /** The most recent mismatches (newest first) and how many were recorded since start. */
-  recent (route: string, limit: number): { recorded: number; samples: unknown[] }
+  recent (route: string, limit: number): Promise<{ recorded: number; samples: unknown[] }>
 }
 
 /** The rollout operations (the built-in controller: it also calls the rollout's webhooks). */
@@ -50,6 +52,8 @@ export interface AdminApiOptions {
   events: EventLog
   stats: StatsSource
   mismatches: MismatchSource
+  /** The worker processes (GET /api/v1/workers; empty in the single-process mode). */
+  workers: () => readonly WorkerInfo[]
   /** Bearer tokens; none: only loopback callers (by address and Host header) are served. */
   tokens: readonly AdminToken[]
 }
@@ -178,14 +182,16 @@ export async function adminApi (app: FastifyInstance, options: AdminApiOptions):
   app.get<{ Params: { route: string }; Querystring: Record<string, string | string[]> }>('/routes/:route/stats', async (request) => {
     writer.route(request.params.route)
     const window = integerParam(request.query.window, 'window', 60, 1, MAX_WINDOW_SECONDS)
-    return stats.forRoute(request.params.route, window)
+    return await stats.forRoute(request.params.route, window)
   })
 
   app.get<{ Params: { route: string }; Querystring: Record<string, string | string[]> }>('/routes/:route/shadow/mismatches', async (request) => {
     writer.route(request.params.route)
     const limit = integerParam(request.query.limit, 'limit', MISMATCH_SAMPLE_SIZE, 1, MISMATCH_SAMPLE_SIZE)
-    return { route: request.params.route, ...mismatches.recent(request.params.route, limit) }
+    return { route: request.params.route, ...(await mismatches.recent(request.params.route, limit)) }
   })
+
+  app.get('/workers', async () => ({ workers: options.workers() }))
 
   app.get<{ Querystring: Record<string, string | string[]> }>('/events', async (request) => {
     const since = request.query.since === undefined ? undefined : integerParam(request.query.since, 'since', 0, 0, Number.MAX_SAFE_INTEGER)

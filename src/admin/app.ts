@@ -13,10 +13,12 @@ export interface AdminAppOptions {
   metrics: Metrics
   /** Read per call: readiness turns 503 as soon as draining starts. */
   isDraining: () => boolean
+  /** Awaited before /metrics renders: with workers, collects their latest readings. */
+  beforeScrape?: () => Promise<void>
   api: AdminApiOptions
 }
 
-export async function createAdminApp ({ logger, metrics, isDraining, api }: AdminAppOptions): Promise<FastifyInstance> {
+export async function createAdminApp ({ logger, metrics, isDraining, beforeScrape, api }: AdminAppOptions): Promise<FastifyInstance> {
   const app = fastify({
     loggerInstance: logger,
     logController: new LogController({ disableRequestLogging: true }),
@@ -31,8 +33,9 @@ export async function createAdminApp ({ logger, metrics, isDraining, api }: Admi
     return { status: 'ready' }
   })
   app.get('/metrics', async (_request, reply) => {
+    await beforeScrape?.()
     reply.header('content-type', metrics.registry.contentType)
-    return metrics.registry.metrics()
+    return await metrics.registry.metrics()
   })
   // Outside /api/v1 no endpoint reads a body: drain and ignore any, whatever its type.
   app.removeAllContentTypeParsers()

@@ -64,6 +64,8 @@ export interface Config {
   clientHeadersTimeoutMs: number
   clientIdleTimeoutMs: number
   drainTimeoutMs: number
+  /** Data-path processes, `auto` resolved (docs/workers.md): 1 is the single-process mode. */
+  workers: number
   logLevel: ConfigInput['logLevel']
   routes: RouteConfig[]
 }

@@ -3,6 +3,7 @@
 // one appended as a problem with its path.
 
 import { accessSync, constants } from 'node:fs'
+import { availableParallelism } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { Value } from '@sinclair/typebox/value'
 import type { Problem } from '../errors.ts'
@@ -88,6 +89,7 @@ export function normalize (doc: ConfigInput, baseDir: string, envToken: string |
     clientHeadersTimeoutMs: durationMs(doc.timeouts.clientHeaders),
     clientIdleTimeoutMs: durationMs(doc.timeouts.clientIdle),
     drainTimeoutMs: durationMs(doc.drainTimeout),
+    workers: doc.workers === 'auto' ? availableParallelism() : doc.workers,
     logLevel: doc.logLevel,
     routes,
   }

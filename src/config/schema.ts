@@ -201,6 +201,10 @@ export const ConfigSchema = Type.Object({
   maxHeaderBytes: Type.Integer({ minimum: 1024, maximum: 1048576, default: 16384 }),
   timeouts: DefaultTimeoutsSchema,
   drainTimeout: withDefault(DurationSchema, '30s'),
+  workers: Type.Union([Type.Literal('auto'), Type.Integer({ minimum: 1, maximum: 256 })], {
+    default: 'auto',
+    description: 'Processes that run the data path: auto is one per CPU this process may use; 1 runs everything in one process.',
+  }),
   logLevel: Type.Union([Type.Literal('fatal'), Type.Literal('error'), Type.Literal('warn'), Type.Literal('info'),
     Type.Literal('debug'), Type.Literal('trace'), Type.Literal('silent')], { default: 'info' }),
   routes: Type.Array(RouteSchema, { minItems: 1 }),

@@ -3,12 +3,21 @@
 // moves or reads them when /metrics is scraped; the rolling windows and the mismatch log are read
 // by the stats endpoint and the controller.
 
-import type { MismatchLog } from '../shadow/mismatch-log.ts'
+import type { MismatchSample } from '../shadow/mismatch-log.ts'
 import {
   DECISION_REASONS, UPSTREAM_FAILURE_REASONS, type DecisionReason, type MismatchKind, type ShadowOutcome,
   type UpstreamFailureReason, type Version,
 } from '../vocabulary.ts'
-import type { RollingStats } from './rolling-stats.ts'
+
+/** Where a version's finished requests go: its rolling stats, or a worker's buffer of them (readings.ts). */
+export interface WindowRecording {
+  record (latencyMs: number, isError: boolean): void
+}
+
+/** Where a route's shadow comparisons go: its mismatch log, or a worker's buffer of them (readings.ts). */
+export interface MismatchRecording {
+  record (sample: MismatchSample | null): void
+}
 
 /** A counter cell the data path bumps; `pending` moves into prom-client at scrape time. */
 export class CounterCell {
@@ -50,7 +59,7 @@ export class VersionMetrics {
   readonly durationCounts = new Float64Array(BOUND_COUNT + 1)
   durationSumMs = 0
   /** This version's rolling stats (rolling-stats.ts); null until the version has an upstream in a table. */
-  window: RollingStats | null = null
+  window: WindowRecording | null = null
 }
 
 export interface RouteMetrics {
@@ -66,7 +75,7 @@ export interface RouteMetrics {
    */
   readonly shadowVersion: VersionMetrics
   /** What the shadow's comparisons found: counts per second and recent samples. */
-  readonly mismatchLog: MismatchLog
+  readonly mismatchLog: MismatchRecording
   /** performance.now() until which shadow copies are paused (0: they flow); for the stats endpoint. */
   shadowPausedUntil: number
 }

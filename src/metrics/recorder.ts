@@ -6,6 +6,7 @@
 import { MismatchLog, type MismatchSample, type MismatchSummary } from '../shadow/mismatch-log.ts'
 import { DECISION_REASONS, MISMATCH_KINDS, SHADOW_OUTCOMES, VERSIONS, type Version } from '../vocabulary.ts'
 import { counters, VersionMetrics, type RouteMetrics } from './cells.ts'
+import type { ReadingsSink } from './readings.ts'
 import type { Metrics } from './registry.ts'
 import type { StatsRegistry } from './rolling-stats.ts'
 
@@ -30,16 +31,29 @@ export interface ShadowReadings {
  * A recorder whose cells feed `metrics` (every series whose labels are known in advance exists
  * from the start, at 0) and, unless `stats` is null, the rolling windows.
  */
-export function createRecorder (metrics: Metrics, stats: StatsRegistry | null): Recorder & ShadowReadings {
+export function createRecorder (metrics: Metrics, stats: StatsRegistry | null): Recorder & ShadowReadings & ReadingsSink {
+  const logs = new Map<string, MismatchLog>()
   const cellsOf = (name: string): RouteMetrics => {
     let bound = metrics.routes.get(name)
     if (bound === undefined) {
-      bound = createRouteMetrics(metrics, name)
+      const log = new MismatchLog()
+      logs.set(name, log)
+      bound = createRouteMetrics(metrics, name, log)
       metrics.routes.set(name, bound)
     }
     return bound
   }
+  const logOf = (name: string): MismatchLog => {
+    cellsOf(name)
+    return logs.get(name) as MismatchLog
+  }
   return {
+    cells: cellsOf,
+    window (route, version) {
+      if (stats === null) return { add () {} }
+      return stats.get(route, version)
+    },
+    comparisons: logOf,
     route (name, versions, hasShadow) {
       const bound = cellsOf(name)
       if (stats !== null) {
@@ -51,16 +65,16 @@ export function createRecorder (metrics: Metrics, stats: StatsRegistry | null): 
     },
     summary (route, windowSeconds) {
       const cells = cellsOf(route)
-      return { ...cells.mismatchLog.summary(windowSeconds), pausedForMs: Math.max(0, Math.ceil(cells.shadowPausedUntil - performance.now())) }
+      return { ...logOf(route).summary(windowSeconds), pausedForMs: Math.max(0, Math.ceil(cells.shadowPausedUntil - performance.now())) }
     },
     recent (route, limit) {
-      const log = cellsOf(route).mismatchLog
+      const log = logOf(route)
       return { recorded: log.recorded, samples: log.recent(limit) }
     },
   }
 }
 
-function createRouteMetrics (metrics: Metrics, route: string): RouteMetrics {
+function createRouteMetrics (metrics: Metrics, route: string, mismatchLog: MismatchLog): RouteMetrics {
   const versions = {} as Record<Version, VersionMetrics>
   for (const version of VERSIONS) {
     versions[version] = new VersionMetrics()
@@ -68,5 +82,5 @@ function createRouteMetrics (metrics: Metrics, route: string): RouteMetrics {
   }
   for (const outcome of SHADOW_OUTCOMES) metrics.shadowRequests.inc({ route, outcome }, 0)
   for (const kind of MISMATCH_KINDS) metrics.shadowMismatches.inc({ route, kind }, 0)
-  return { versions, shadow: counters(SHADOW_OUTCOMES), mismatches: counters(MISMATCH_KINDS), shadowVersion: new VersionMetrics(), mismatchLog: new MismatchLog(), shadowPausedUntil: 0 }
+  return { versions, shadow: counters(SHADOW_OUTCOMES), mismatches: counters(MISMATCH_KINDS), shadowVersion: new VersionMetrics(), mismatchLog, shadowPausedUntil: 0 }
 }

@@ -19,6 +19,8 @@ const ALWAYS_EXPORTED_PHASES: readonly string[] = ['idle', ...ROLLOUT_PHASES.fil
 export type RouteSource = () => Iterable<{ readonly name: string; readonly weights: Readonly<WeightsBp> }>
 /** The current rollout phase of a route; undefined means idle. */
 export type RolloutSource = (route: string) => string | undefined
+/** The worker processes and their running totals (none in the single-process mode). */
+export type WorkerSource = () => readonly { readonly worker: number; readonly state: string; readonly requests: number; readonly restarts: number }[]
 
 export interface Metrics {
   readonly registry: Registry
@@ -30,12 +32,17 @@ export interface Metrics {
   readonly shadowRequests: Counter<'route' | 'outcome'>
   readonly shadowMismatches: Counter<'route' | 'kind'>
   readonly rolloutState: Gauge<'route' | 'phase'>
+  readonly workers: Gauge
+  readonly workerRequests: Counter<'worker'>
+  readonly workerRestarts: Counter<'worker'>
   /** Hot-path cells by route name (see cells.ts). */
   readonly routes: Map<string, RouteMetrics>
   /** Where the weight and rollout gauges find the routes in force (none until set). */
   setRouteSource (source: RouteSource): void
   /** Where weir_rollout_state finds each route's phase (every route idle until set). */
   setRolloutSource (source: RolloutSource): void
+  /** Where the worker metrics find the workers (the single process until set). */
+  setWorkerSource (source: WorkerSource): void
 }
 
 export function createMetrics ({ processDefaults = true } = {}): Metrics {
@@ -44,6 +51,17 @@ export function createMetrics ({ processDefaults = true } = {}): Metrics {
   const routes = new Map<string, RouteMetrics>()
   let routeSource: RouteSource = () => []
   let rolloutSource: RolloutSource = () => undefined
+  let workerSource: WorkerSource = () => []
+  // What the worker counters last exported, per worker slot: the source holds running totals.
+  const exportedRequests = new Map<number, number>()
+  const exportedRestarts = new Map<number, number>()
+  const exportTotals = (counter: Counter<'worker'>, exported: Map<number, number>, field: 'requests' | 'restarts'): void => {
+    for (const info of workerSource()) {
+      const delta = info[field] - (exported.get(info.worker) ?? 0)
+      counter.inc({ worker: String(info.worker) }, delta > 0 ? delta : 0)
+      exported.set(info.worker, Math.max(info[field], exported.get(info.worker) ?? 0))
+    }
+  }
   const metrics: Metrics = {
     registry,
     routes,
@@ -125,6 +143,36 @@ export function createMetrics ({ processDefaults = true } = {}): Metrics {
         }
       },
     }),
+    workers: new Gauge({
+      name: 'weir_workers',
+      help: 'Processes serving the data path: worker processes running, or 1 in the single-process mode.',
+      registers: [registry],
+      collect () {
+        const workers = workerSource()
+        this.set(workers.length === 0 ? 1 : workers.filter((w) => w.state === 'running').length)
+      },
+    }),
+    workerRequests: new Counter({
+      name: 'weir_worker_requests_total',
+      help: 'Responses sent by each worker process slot (a replacement continues its slot); none in the single-process mode.',
+      labelNames: ['worker'] as const,
+      registers: [registry],
+      collect () {
+        exportTotals(this, exportedRequests, 'requests')
+      },
+    }),
+    workerRestarts: new Counter({
+      name: 'weir_worker_restarts_total',
+      help: 'Worker processes replaced after they exited unexpectedly or stopped answering, by slot.',
+      labelNames: ['worker'] as const,
+      registers: [registry],
+      collect () {
+        exportTotals(this, exportedRestarts, 'restarts')
+      },
+    }),
+    setWorkerSource (source) {
+      workerSource = source
+    },
     setRouteSource (source) {
       routeSource = source
     },

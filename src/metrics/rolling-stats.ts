@@ -211,6 +211,31 @@ export class RollingStats {
     }
   }
 
+  /**
+   * Counts requests another process recorded (a worker's readings, readings.ts) in the current
+   * second: the merged window is the sum of the workers' windows, up to the shipping delay.
+   * The error run continues when every request of the delta failed, else restarts at its tail.
+   */
+  add (delta: { readonly requests: number; readonly errors: number; readonly trailingErrors: number; readonly buckets: readonly number[] }): void {
+    if (!(delta.requests > 0)) return
+    const second = Math.floor(this.now() / 1000)
+    if (second !== this.second) this.advance(second)
+    const buckets = delta.buckets
+    for (let i = 0; i + 1 < buckets.length; i += 2) {
+      const bucket = buckets[i] as number
+      const added = buckets[i + 1] as number
+      if (!Number.isInteger(bucket) || bucket < 0 || bucket >= BUCKET_COUNT || !(added > 0)) continue
+      const count = this.counts[bucket] as number
+      this.counts[bucket] = count + added
+      if (count === 0) this.touched[this.touchedCount++] = bucket
+    }
+    this.requests += delta.requests
+    this.errors += delta.errors
+    this.totalRequests += delta.requests
+    this.totalErrors += delta.errors
+    this.consecutiveErrors = delta.errors === delta.requests ? this.consecutiveErrors + delta.errors : delta.trailingErrors
+  }
+
   /** Totals and latency quantiles over the last `windowSeconds` (1–600) clock seconds. */
   snapshot (windowSeconds: number): WindowStats {
     const { requests, errors } = this.accumulate(windowSeconds)

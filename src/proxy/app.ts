@@ -5,7 +5,7 @@
 // files: accounting, body guard, failover rule, client errors, header rewriting, shadow copies.
 
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import fastify, { LogController, type FastifyInstance, type FastifyRequest, type FastifyServerFactory } from 'fastify'
+import fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest, type FastifyServerFactory } from 'fastify'
 import httpProxy from '@fastify/http-proxy'
 import { errorHandlerFor, sendError } from '../http/error-reply.ts'
 import { requestIdOf } from '../http/request-id.ts'
@@ -44,6 +44,8 @@ export interface ProxyRuntime {
 export interface ProxyAppOptions {
   runtime: ProxyRuntime
   logLevel: Config['logLevel']
+  /** A log shared with the control plane (else one of the proxy's own at logLevel). */
+  logger?: FastifyBaseLogger
   serverFactory: FastifyServerFactory
   /**
    * Count every response in weir_requests_total and weir_request_duration_seconds and record
@@ -57,7 +59,7 @@ export async function createProxyApp (options: ProxyAppOptions): Promise<Fastify
   const onResponseClose = record ? recordOnClose : abortOnClientClose
   const app = fastify({
     serverFactory: options.serverFactory,
-    logger: { level: options.logLevel },
+    ...(options.logger === undefined ? { logger: { level: options.logLevel } } : { loggerInstance: options.logger }),
     // No per-request log lines: an access log is opt-in work, not a hot-path default.
     logController: new LogController({ disableRequestLogging: true }),
     childLoggerFactory: lazyChildLogger,

@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs'
 import { createServer as createHttpServer, type Server } from 'node:http'
 import { createServer as createHttpsServer } from 'node:https'
-import type { FastifyInstance, FastifyServerFactory } from 'fastify'
+import type { FastifyBaseLogger, FastifyInstance, FastifyServerFactory } from 'fastify'
 import type { Recorder } from '../metrics/recorder.ts'
 import { createBucketSigner } from '../routing/bucket-cookie.ts'
 import type { DataPathSnapshot, ServerSettings } from '../snapshot.ts'
@@ -17,6 +17,8 @@ import { UpstreamPools } from './upstream-pools.ts'
 
 export interface DataPathOptions {
   recorder: Recorder
+  /** The log to write to (default: a new one at the snapshot's level). */
+  logger?: FastifyBaseLogger
   /** Internal (default true): false stops per-request recording, for the benchmark to price it. */
   recordRequests?: boolean
 }
@@ -28,6 +30,11 @@ export interface DataPath {
   readonly runtime: ProxyRuntime
   /** Puts a new snapshot in force for every request that starts from now on. */
   apply (snapshot: DataPathSnapshot): Promise<void>
+  /**
+   * Builds the table of a snapshot without putting it in force (throws when it cannot be built):
+   * `commit` swaps it in, synchronously. Lets workers apply a snapshot on all of them or none.
+   */
+  prepare (snapshot: DataPathSnapshot): { commit (): Promise<void> }
   /** Stops accepting and lets in-flight requests finish for up to `drainTimeoutMs`, then ends the rest. */
   close (drainTimeoutMs: number): Promise<void>
 }
@@ -52,18 +59,26 @@ export async function createDataPath (first: DataPathSnapshot, options: DataPath
   const app = await createProxyApp({
     runtime,
     logLevel: first.logLevel,
+    ...(options.logger === undefined ? {} : { logger: options.logger }),
     serverFactory: serverFactoryFor(first.server),
     record: options.recordRequests ?? true,
   })
+  const prepare = (snapshot: DataPathSnapshot): { commit (): Promise<void> } => {
+    const table = buildProxyTable(snapshot, deps)
+    return {
+      async commit () {
+        runtime.current = table
+        app.log.level = snapshot.logLevel
+        // Pools no route refers to any more close gracefully: their queued requests finish.
+        await pools.retainOnly(groupsOf(runtime.current))
+      },
+    }
+  }
   return {
     app,
     runtime,
-    async apply (snapshot) {
-      runtime.current = buildProxyTable(snapshot, deps)
-      app.log.level = snapshot.logLevel
-      // Pools no route refers to any more close gracefully: their queued requests finish.
-      await pools.retainOnly(groupsOf(runtime.current))
-    },
+    prepare,
+    apply: (snapshot) => prepare(snapshot).commit(),
     async close (drainTimeoutMs) {
       runtime.draining = true
       const server = app.server as Server

@@ -2,7 +2,7 @@
 // GET /api/v1/routes/:route/shadow/mismatches) and per-second counts of comparisons and
 // mismatches (for the mismatch rate in GET .../stats). One per route name, kept across reloads.
 
-import { MAX_WINDOW_SECONDS, type MismatchKind } from '../vocabulary.ts'
+import { MAX_WINDOW_SECONDS, MISMATCH_KINDS, type MismatchKind } from '../vocabulary.ts'
 import type { DiffEntry } from './compare.ts'
 
 /** Mismatches kept per route: enough to see a pattern, small enough to return in one reply. */
@@ -58,9 +58,26 @@ export class MismatchLog {
     if (sample === null) return
     this.slotMismatches[slot] = (this.slotMismatches[slot] as number) + 1
     for (const kind of sample.kinds) this.slotKinds[kind][slot] = (this.slotKinds[kind][slot] as number) + 1
+    this.keep(sample)
+    this.total++
+  }
+
+  /**
+   * Counts comparisons another process made (a worker's readings) in the current second, and
+   * keeps its samples (oldest first) as if recorded now.
+   */
+  add (delta: { readonly compared: number; readonly mismatches: number; readonly byKind: Readonly<Record<MismatchKind, number>>; readonly samples: readonly MismatchSample[] }): void {
+    const slot = this.slot()
+    this.slotCompared[slot] = (this.slotCompared[slot] as number) + delta.compared
+    this.slotMismatches[slot] = (this.slotMismatches[slot] as number) + delta.mismatches
+    for (const kind of MISMATCH_KINDS) this.slotKinds[kind][slot] = (this.slotKinds[kind][slot] as number) + (delta.byKind[kind] ?? 0)
+    for (const sample of delta.samples.slice(-MISMATCH_SAMPLE_SIZE)) this.keep(sample)
+    this.total += delta.mismatches
+  }
+
+  private keep (sample: MismatchSample): void {
     this.samples[this.next] = sample.url.length > MAX_URL_CHARS ? { ...sample, url: sample.url.slice(0, MAX_URL_CHARS) + '…' } : sample
     this.next = (this.next + 1) % MISMATCH_SAMPLE_SIZE
-    this.total++
   }
 
   /** The most recent mismatches, newest first. */

@@ -42,6 +42,11 @@ export interface RouteWriterOptions {
   config: () => Config
   /** What an event records of a rollout (a summary of the persisted value). */
   summarizeRollout: (rollout: unknown) => unknown
+  /**
+   * Resolves once the last durable change is in force in every data-path process (workers
+   * acknowledge asynchronously); a write answers only after it. Never rejects.
+   */
+  inForce?: () => Promise<void>
   /** Told when a change was made but its event could not be logged (the change stands). */
   onEventLogError: (err: unknown, route: string) => void
 }
@@ -141,6 +146,7 @@ export class RouteWriter {
         }
         continue
       }
+      await this.#o.inForce?.()
       try {
         await this.#o.events.append({
           actor: caller.actor,

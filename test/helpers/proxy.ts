@@ -28,6 +28,8 @@ export function configDoc (routes: RouteDoc[], extra: Record<string, unknown> = 
     state: { file: join(dir, 'state.json') },
     cookieSecret: 'test-secret-test-secret',
     logLevel: 'silent',
+    // WEIR_TEST_WORKERS=2 runs the same tests with the data path in worker processes (test/workers/).
+    workers: Number(process.env.WEIR_TEST_WORKERS ?? 1),
     routes,
     ...extra,
   }
@@ -41,8 +43,10 @@ export function mustBuild (doc: unknown): Config {
 
 export async function startProxy (doc: unknown): Promise<TestProxy> {
   const config = mustBuild(doc)
-  const apps = await buildApps(config, { processMetrics: false })
+  // Workers start on plain Node, without the test runner's loaders (as `weir serve` runs them).
+  const apps = await buildApps(config, { processMetrics: false, workerExecArgv: [] })
   const adminUrl = await apps.admin.listen({ host: '127.0.0.1', port: 0 })
-  const url = await apps.proxy.listen({ host: '127.0.0.1', port: 0 })
-  return { apps, config, url, port: Number(new URL(url).port), adminUrl, close: () => apps.close() }
+  const port = await apps.dataPlane.listen('127.0.0.1', 0)
+  const url = `${config.listen.tls === undefined ? 'http' : 'https'}://127.0.0.1:${port}`
+  return { apps, config, url, port, adminUrl, close: () => apps.close() }
 }

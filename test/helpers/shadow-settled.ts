@@ -7,10 +7,16 @@ import type { TestProxy } from './proxy.ts'
 /** Resolves once no route has a copy in flight (then 50 ms more); throws after `limitMs`. */
 export async function settled (proxy: TestProxy, limitMs = 10_000): Promise<void> {
   const deadline = performance.now() + limitMs
-  while (proxy.apps.runtime.current.table.routes.some((r) => r.shadowGate.inFlight > 0)) {
+  const inFlight = async (): Promise<boolean> => {
+    // With workers, their counts arrive with their readings.
+    await proxy.apps.dataPlane.flush()
+    return proxy.config.routes.some((r) => proxy.apps.dataPlane.shadowInFlight(r.name) > 0)
+  }
+  while (await inFlight()) {
     if (performance.now() > deadline) throw new Error(`shadow copies still in flight after ${limitMs} ms`)
     await sleep(10)
   }
   // The primary's side of a comparison may be recorded a moment after its copy settled.
   await sleep(50)
+  await proxy.apps.dataPlane.flush()
 }

@@ -67,6 +67,7 @@ admin: { host: 127.0.0.1, port: 0 }
 state: { file: ${join(dir, 'state.json')} }
 cookieSecret: lifecycle-test-secret
 logLevel: info
+workers: ${process.env.WEIR_TEST_WORKERS ?? 1}
 ${top}routes:
   - name: app
 ${route.trim().split('\n').map((line) => '    ' + line.trim()).join('\n')}

@@ -2,6 +2,7 @@
 // validation (a refusal changes nothing), If-Match, rollouts, persistence, the config file's
 // edits winning, other writes keeping the settings, and the route table the proxy reads.
 
+import type { ProxyRuntime } from '../../src/proxy/app.ts'
 import t, { type Test } from 'tap'
 import { runningRollout } from '../helpers/rollout-state.ts'
 import { readFileSync } from 'node:fs'
@@ -33,7 +34,7 @@ async function setup (t: Test, shop: Partial<RouteDoc> = {}): Promise<Setup> {
 
 /** The shadow settings of the route table the proxy serves from: the seam the data path reads. */
 function served (proxy: TestProxy, name = 'shop'): ShadowConfig {
-  const route = proxy.apps.runtime.current.table.routes.find((r) => r.name === name)
+  const route = (proxy.apps.runtime as ProxyRuntime).current.table.routes.find((r) => r.name === name)
   if (route === undefined) throw new Error(`no route ${name} in the table`)
   return route.config.shadow
 }
@@ -218,7 +219,7 @@ t.test('PUT upstreams {shadow: null} is refused while shadow.percent > 0, and ac
   const removed = await api.call('PUT', '/api/v1/routes/shop/upstreams', { shadow: null })
   t.equal(removed.status, 200, removed.body)
   t.equal(removed.json<{ upstreams: Record<string, unknown> }>().upstreams.shadow, undefined)
-  t.equal(proxy.apps.runtime.current.table.routes.find((r) => r.name === 'shop')?.shadow, null, 'no shadow upstream in the table')
+  t.equal((proxy.apps.runtime as ProxyRuntime).current.table.routes.find((r) => r.name === 'shop')?.shadow, null, 'no shadow upstream in the table')
   const again = await api.call('PUT', '/api/v1/routes/shop/shadow', { percent: 5 })
   t.equal(again.status, 400)
   t.match(again.json().message, /shadow\.percent: must be 0: the route has no shadow upstream/)

@@ -1,6 +1,7 @@
 // The metrics of docs/metrics.md and the per-version rolling stats, end to end: real upstreams, real
 // sockets, /metrics scraped from the admin port and parsed strictly.
 
+import type { FastifyInstance } from 'fastify'
 import { createServer, request as httpRequest, Agent, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import t from 'tap'
@@ -171,7 +172,8 @@ t.test('p50/p90/p99 and the error rate of the stats match the latencies of the s
   // before weir's, so it runs just before weir records). It opens a few µs earlier than
   // weir's onRequest hook: the slack below.
   const observed: number[] = []
-  proxy.apps.proxy.server.prependListener('request', (_req: IncomingMessage, res: ServerResponse) => {
+  const server = (proxy.apps.proxyApp as FastifyInstance).server
+  server.prependListener('request', (_req: IncomingMessage, res: ServerResponse) => {
     const start = performance.now()
     res.on('close', () => observed.push(performance.now() - start))
   })
@@ -258,7 +260,7 @@ t.test('with recordRequests off nothing is counted per request, and routing deci
   const up = await startUpstream('u')
   const apps = await buildApps(mustBuild(configDoc([{ name: 'off', upstreams: { stable: up.url } }])), { processMetrics: false, recordRequests: false })
   const adminUrl = await apps.admin.listen({ host: '127.0.0.1', port: 0 })
-  const url = await apps.proxy.listen({ host: '127.0.0.1', port: 0 })
+  const url = `http://127.0.0.1:${await apps.dataPlane.listen('127.0.0.1', 0)}`
   t.teardown(async () => { await apps.close(); await up.close() })
   for (let i = 0; i < 3; i++) t.equal((await send(url + '/')).status, 200)
   const m = await scrape(adminUrl)

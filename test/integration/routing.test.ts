@@ -46,6 +46,7 @@ function shares (versions: Map<string, string>): Record<string, number> {
 
 /** Reads `weir_routing_decisions_total` for one route: the count of (version, reason), -1 when absent. */
 async function decisionCounts (proxy: TestProxy, route: string): Promise<(version: string, reason: string) => number> {
+  await proxy.apps.dataPlane.flush()
   const text = await proxy.apps.metrics.registry.getSingleMetricAsString('weir_routing_decisions_total')
   return (version, reason) => Number(new RegExp(`\\{route="${route}",version="${version}",reason="${reason}"\\} (\\d+)`).exec(text)?.[1] ?? -1)
 }

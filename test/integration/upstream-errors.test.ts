@@ -31,6 +31,7 @@ t.test('an upstream that refuses connections → 502 WEIR_ERR_UPSTREAM_REFUSED',
   const proxy = await startProxy(configDoc([{ name: 'r', upstreams: { stable: `http://127.0.0.1:${await closedPort()}` } }]))
   t.teardown(() => proxy.close())
   assertProxyError(t, await send(proxy.url + '/'), 502, 'WEIR_ERR_UPSTREAM_REFUSED')
+  await proxy.apps.dataPlane.flush()
   const metrics = await proxy.apps.metrics.registry.getSingleMetricAsString('weir_upstream_errors_total')
   t.match(metrics, /weir_upstream_errors_total\{route="r",version="stable",reason="refused"\} 1/)
 })
@@ -84,6 +85,7 @@ t.test('a GET to a canary whose port is closed is answered by stable, counted as
   }
   t.equal(stable.received.length, 3)
   t.equal(stable.received[0]?.headers['x-weir-version'], 'stable', 'stable is told it serves as stable')
+  await proxy.apps.dataPlane.flush()
   const metrics = await proxy.apps.metrics.registry.getSingleMetricAsString('weir_upstream_errors_total')
   t.match(metrics, /weir_upstream_errors_total\{route="f",version="canary",reason="refused"\} 3/)
 })
