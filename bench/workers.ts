@@ -10,7 +10,7 @@ import { mkdirSync, writeFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { ensureDebianPackage } from './debian.ts'
 import { LOAD_CPU, PROXY_CPU, ROOT, runBench, safeExec, sleep, startChild, stopChild, waitForPort, type Child } from './children.ts'
-import { processTicks, statusKb, TICK_MS } from './cpu-ticks.ts'
+import { busyStealPct, cpuTicks, processTicks, statusKb, TICK_MS, type Ticks } from './cpu-ticks.ts'
 import { codeVersion, commandLine, machine } from './machine.ts'
 import { median } from './median.ts'
 import { fmt, ratio, table } from './table.ts'
@@ -57,6 +57,8 @@ interface Round {
   requestsPerWorker: number[]
   peakRssMb: number[]
   errors: number
+  /** % of each CPU's time stolen by the hypervisor over the run: a noisy neighbour makes a round untrustworthy. */
+  stealPct: number[]
 }
 
 interface WorkerView { worker: number; pid: number | null; requests: number }
@@ -101,16 +103,22 @@ async function measureScenario (id: ScenarioId, script: string): Promise<Round> 
     await runWrk(spec, script, LOAD_CPU)
     let ticksBefore: number[] = []
     let ticksAfter: number[] = []
+    let cpusBefore: Ticks[] = []
+    let cpusAfter: Ticks[] = []
     let connections = new Map<number, number>()
     const started = { at: 0 }
     const result = await runWrk({ ...spec, duration: settings.duration }, script, LOAD_CPU, {
       start: () => {
         ticksBefore = pids.map(processTicks)
+        cpusBefore = cpuTicks()
         started.at = performance.now()
         // Mid-run, every connection wrk keeps is open.
         setTimeout(() => { connections = connectionsByPid() }, 1000)
       },
-      result: () => { ticksAfter = pids.map(processTicks) },
+      result: () => {
+        ticksAfter = pids.map(processTicks)
+        cpusAfter = cpuTicks()
+      },
     })
     const after = scenario.workers > 1 ? await workers() : []
     const cpuMs = ticksAfter.map((t, i) => (t - (ticksBefore[i] ?? 0)) * TICK_MS)
@@ -125,6 +133,7 @@ async function measureScenario (id: ScenarioId, script: string): Promise<Round> 
       requestsPerWorker: after.map((w, i) => w.requests - (before[i]?.requests ?? 0)),
       peakRssMb: pids.map((pid) => Math.round((statusKb(pid, 'VmHWM') ?? 0) / 1024)),
       errors: result.errors + result.non2xx,
+      stealPct: cpusAfter.map((after, i) => busyStealPct(cpusBefore[i], after)?.[1] ?? 0),
     }
   } finally {
     await stopChild(weir)
@@ -160,7 +169,7 @@ async function main (): Promise<void> {
     for (const id of [...ids.slice(round % ids.length), ...ids.slice(0, round % ids.length)]) {
       const r = await measureScenario(id, script)
       rounds[id].push(r)
-      process.stdout.write(`  round ${round + 1} ${id}: ${Math.round(r.reqPerSec)} req/s, ${r.cpuUsPerRequest.toFixed(1)} µs CPU/request, connections ${r.connections.join('/')}, requests ${r.requestsPerWorker.join('/') || '-'}\n`)
+      process.stdout.write(`  round ${round + 1} ${id}: ${Math.round(r.reqPerSec)} req/s, ${r.cpuUsPerRequest.toFixed(1)} µs CPU/request, connections ${r.connections.join('/')}, requests ${r.requestsPerWorker.join('/') || '-'}, steal ${r.stealPct.join('/')} %\n`)
     }
   }
   for (const u of upstreams) await stopChild(u)

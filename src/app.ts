@@ -202,7 +202,11 @@ export async function buildApps (initial: Config, options: BuildOptions = {}): P
           return recorder.recent(route, limit)
         },
       },
-      workers: () => dataPlane.workers(),
+      // Their response counts arrive with their readings: collected first, like the stats.
+      workers: async () => {
+        await dataPlane.flush()
+        return dataPlane.workers()
+      },
       tokens: config.admin.tokens,
     },
   })

@@ -53,7 +53,7 @@ export interface AdminApiOptions {
   stats: StatsSource
   mismatches: MismatchSource
   /** The worker processes (GET /api/v1/workers; empty in the single-process mode). */
-  workers: () => readonly WorkerInfo[]
+  workers: () => Promise<readonly WorkerInfo[]>
   /** Bearer tokens; none: only loopback callers (by address and Host header) are served. */
   tokens: readonly AdminToken[]
 }
@@ -191,7 +191,7 @@ export async function adminApi (app: FastifyInstance, options: AdminApiOptions):
     return { route: request.params.route, ...(await mismatches.recent(request.params.route, limit)) }
   })
 
-  app.get('/workers', async () => ({ workers: options.workers() }))
+  app.get('/workers', async () => ({ workers: await options.workers() }))
 
   app.get<{ Querystring: Record<string, string | string[]> }>('/events', async (request) => {
     const since = request.query.since === undefined ? undefined : integerParam(request.query.since, 'since', 0, 0, Number.MAX_SAFE_INTEGER)
