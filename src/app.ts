@@ -19,6 +19,7 @@ import type { ProxyRuntime } from './proxy/app.ts'
 import type { DataPathSnapshot } from './snapshot.ts'
 import { readRollout, rolloutSummary } from './rollout/rollout-view.ts'
 import { openEventLog, type EventLog } from './state/event-log.ts'
+import { openEtcdStore } from './state/etcd-store.ts'
 import { openFileStore } from './state/file-store.ts'
 import { liveSnapshot, reconcileWithConfig } from './state/live-routes.ts'
 import { RouteWriter } from './state/route-writer.ts'
@@ -87,8 +88,9 @@ const clock = (): number => performance.timeOrigin + performance.now()
 
 export async function buildApps (initial: Config, options: BuildOptions = {}): Promise<Apps> {
   let config = initial
-  // Opened first: a corrupt or unreadable state file stops the start before anything listens.
-  const store = await openFileStore(config.stateFile)
+  // Opened first: a corrupt or unreadable state file, or an etcd that does not answer, stops the
+  // start before anything listens.
+  const store: StateStore = config.etcd === undefined ? await openFileStore(config.stateFile) : await openEtcdStore(config.etcd)
   let events: EventLog
   try {
     events = await openEventLog(config.eventsFile)

@@ -53,6 +53,7 @@ export const ERRORS = {
   WEIR_ERR_STATE_INVALID: spec(500, 'the new route state is not valid'),
   WEIR_ERR_STATE_WRITE_FAILED: spec(503, 'the state could not be written'),
   WEIR_ERR_STATE_CLOSED: spec(503, 'the state store is closed'),
+  WEIR_ERR_STATE_UNAVAILABLE: spec(503, 'the state store (etcd) is unreachable'),
   WEIR_ERR_STATE_CONFLICT: spec(409, 'the route changed while the config was being applied'),
   WEIR_ERR_EVENTLOG_UNREADABLE: spec(500, 'the event log cannot be read'),
   WEIR_ERR_EVENTLOG_WRITE_FAILED: spec(503, 'the event could not be written'),

@@ -5,6 +5,17 @@ import type { BlockList } from 'node:net'
 import type { UpstreamName } from '../vocabulary.ts'
 import type { ConfigInput, RolloutPolicy, ShadowInput } from './schema.ts'
 
+/** Where and how to reach etcd (config `state.etcd`). */
+export interface EtcdSettings {
+  endpoints: string[]
+  prefix: string
+  /** Each request's deadline. */
+  timeoutMs: number
+  auth: { username: string; password: string } | undefined
+  /** Absolute paths of PEM files. */
+  tls: { ca: string; cert: string | undefined; key: string | undefined } | undefined
+}
+
 /** Weights in hundredths of a percent (basis points); they sum to 10 000. */
 export interface WeightsBp { stable: number; canary: number; green: number }
 
@@ -55,6 +66,10 @@ export interface Config {
   listen: { host: string; port: number; tls: { cert: string; key: string } | undefined }
   admin: { host: string; port: number; token: string | undefined; tokens: AdminToken[] }
   stateFile: string
+  /** Live state in etcd instead of the state file (docs/fleet.md); undefined: the state file. */
+  etcd: EtcdSettings | undefined
+  /** This replica's name and the admin URL others reach it at. */
+  fleet: { id: string; advertise: string }
   eventsFile: string
   cookieSecret: string | undefined
   trustedProxies: BlockList

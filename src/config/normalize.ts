@@ -3,13 +3,13 @@
 // one appended as a problem with its path.
 
 import { accessSync, constants } from 'node:fs'
-import { availableParallelism } from 'node:os'
+import { availableParallelism, hostname } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { Value } from '@sinclair/typebox/value'
 import type { Problem } from '../errors.ts'
 import { parseJsonPath } from '../shadow/json-path.ts'
 import type { UpstreamName, Version } from '../vocabulary.ts'
-import type { AdminToken, Config, RouteConfig, ShadowConfig, WeightsBp } from './model.ts'
+import type { AdminToken, Config, EtcdSettings, RouteConfig, ShadowConfig, WeightsBp } from './model.ts'
 import { rolloutPolicyProblems } from './rollout-policy-rules.ts'
 import { buildTrustedProxies, checkUpstreamUrl, checkWeights, hasAtMostTwoDecimals, isLoopbackHost, TWO_DECIMALS } from './rules.ts'
 import { UpstreamsSchema, WeightsSchema, type ConfigInput, type RouteInput, type ShadowInput, type Weights } from './schema.ts'
@@ -78,6 +78,11 @@ export function normalize (doc: ConfigInput, baseDir: string, envToken: string |
     },
     admin: { host: doc.admin.host, port: doc.admin.port, token, tokens },
     stateFile: resolve(baseDir, doc.state.file),
+    etcd: etcdSettings(doc, baseDir, problems),
+    fleet: {
+      id: doc.fleet.id ?? `${hostname()}-${doc.admin.port}`,
+      advertise: (doc.fleet.advertise ?? `http://${doc.admin.host.includes(':') ? `[${doc.admin.host}]` : doc.admin.host}:${doc.admin.port}`).replace(/\/$/, ''),
+    },
     eventsFile: doc.state.events === undefined
       ? join(dirname(resolve(baseDir, doc.state.file)), 'events.jsonl')
       : resolve(baseDir, doc.state.events),
@@ -92,6 +97,35 @@ export function normalize (doc: ConfigInput, baseDir: string, envToken: string |
     workers: doc.workers === 'auto' ? availableParallelism() : doc.workers,
     logLevel: doc.logLevel,
     routes,
+  }
+}
+
+/** `state.etcd`, with its files resolved and checked; a fleet must share one cookie secret. */
+function etcdSettings (doc: ConfigInput, baseDir: string, problems: Problem[]): EtcdSettings | undefined {
+  const etcd = doc.state.etcd
+  if (etcd === undefined) return undefined
+  if (doc.cookieSecret === undefined) {
+    problems.push({ path: 'cookieSecret', reason: 'is required with state.etcd: every replica of a fleet must sign bucket cookies with the same secret' })
+  }
+  if ((etcd.username === undefined) !== (etcd.password === undefined)) {
+    problems.push({ path: 'state.etcd', reason: 'username and password go together' })
+  }
+  let tls: EtcdSettings['tls']
+  if (etcd.tls !== undefined) {
+    const file = (path: string | undefined, at: string): string | undefined => {
+      if (path === undefined) return undefined
+      const absolute = resolve(baseDir, path)
+      checkReadable(absolute, at, problems)
+      return absolute
+    }
+    tls = { ca: file(etcd.tls.ca, 'state.etcd.tls.ca') as string, cert: file(etcd.tls.cert, 'state.etcd.tls.cert'), key: file(etcd.tls.key, 'state.etcd.tls.key') }
+  }
+  return {
+    endpoints: etcd.endpoints.map((e) => e.replace(/\/$/, '')),
+    prefix: etcd.prefix.endsWith('/') ? etcd.prefix : etcd.prefix + '/',
+    timeoutMs: durationMs(etcd.timeout),
+    auth: etcd.username === undefined || etcd.password === undefined ? undefined : { username: etcd.username, password: etcd.password },
+    tls,
   }
 }
 

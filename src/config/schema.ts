@@ -193,6 +193,22 @@ export const ConfigSchema = Type.Object({
   state: Type.Object({
     file: Type.String({ default: './data/state.json' }),
     events: Type.Optional(Type.String({ description: 'The JSON-lines event log; default: events.jsonl next to the state file.' })),
+    etcd: Type.Optional(Type.Object({
+      endpoints: Type.Array(Type.String({ pattern: '^https?://[^/\\s]+/?$' }), { minItems: 1, description: 'etcd client URLs, e.g. http://127.0.0.1:2379.' }),
+      prefix: Type.String({ default: '/weir/', minLength: 1, description: 'Key prefix of this fleet: every replica of one fleet uses the same.' }),
+      timeout: withDefault(DurationSchema, '2s'),
+      username: Type.Optional(Type.String({ minLength: 1 })),
+      password: Type.Optional(Type.String()),
+      tls: Type.Optional(Type.Object({
+        ca: Type.String({ description: 'Path of the CA certificate (PEM) etcd is checked against.' }),
+        cert: Type.Optional(Type.String({ description: 'Path of the client certificate (PEM).' })),
+        key: Type.Optional(Type.String({ description: 'Path of the client key (PEM).' })),
+      }, { additionalProperties: false })),
+    }, { additionalProperties: false, description: 'Live state in etcd instead of state.file: replicas sharing it act as one fleet.' })),
+  }, { additionalProperties: false, default: {} }),
+  fleet: Type.Object({
+    id: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$', description: 'This replica\'s name in the fleet; default: the host name and the admin port.' })),
+    advertise: Type.Optional(Type.String({ pattern: '^https?://[^/\\s]+/?$', description: 'The URL other replicas reach this admin API at; default: http://<admin host>:<admin port>.' })),
   }, { additionalProperties: false, default: {} }),
   cookieSecret: Type.Optional(Type.String({ minLength: 16, description: 'HMAC key of the bucket cookie; when unset, one is generated and kept next to the state file.' })),
   trustedProxies: Type.Array(Type.String(), { default: [], description: 'Addresses or CIDRs of hops whose X-Forwarded-* headers are trusted.' }),

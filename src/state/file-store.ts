@@ -7,7 +7,7 @@ import { access, mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/
 import { basename, dirname, join, resolve } from 'node:path'
 import { WeirError } from '../errors.ts'
 import {
-  KNOWN_ROUTE_FIELDS, checkRouteState,
+  checkArgs, checkRouteState, deepFreeze, matches, nextState, normalizeUpdate,
   type CompareAndSetResult, type RemoveResult, type RouteState, type RouteUpdate, type StateListener, type StateStore,
 } from './store.ts'
 
@@ -79,14 +79,7 @@ class FileStore implements FileStateStore {
     return this.#enqueue(async () => {
       const current = this.#routes.get(route)
       if (!matches(current, expectedRevision)) return { ok: false, current }
-      const state: Record<string, unknown> = { revision: (current?.revision ?? 0) + 1, ...update }
-      if (current !== undefined) {
-        // Fields a newer weir (or an operator) added survive a write by this one.
-        for (const [key, value] of Object.entries(current)) {
-          if (!KNOWN_ROUTE_FIELDS.has(key) && !(key in state)) state[key] = value
-        }
-      }
-      state.updatedAt = new Date().toISOString()
+      const state = nextState(current, update)
       const frozen = deepFreeze(state) as unknown as RouteState
       const routes = new Map(this.#routes)
       routes.set(route, frozen)
@@ -255,43 +248,6 @@ async function load (path: string): Promise<{ routes: Routes; extra: Record<stri
   }
   if (problems.length > 0) throw corrupt(problems.join('; '))
   return { routes: map, extra }
-}
-
-function checkArgs (route: string, expectedRevision: number | null): void {
-  if (typeof route !== 'string' || route === '') throw new WeirError('WEIR_ERR_STATE_INVALID', 'the route name must be a non-empty string')
-  if (expectedRevision !== null && (!Number.isSafeInteger(expectedRevision) || expectedRevision < 0)) {
-    throw new WeirError('WEIR_ERR_STATE_INVALID', `the expected revision of route ${route} must be null or an integer >= 0`)
-  }
-}
-
-/** A detached, JSON-clean copy of a writer's update (so memory holds exactly what the file holds). */
-function normalizeUpdate (route: string, next: RouteUpdate): Record<string, unknown> {
-  let copy: unknown
-  try {
-    copy = JSON.parse(JSON.stringify(next))
-  } catch (err) {
-    throw new WeirError('WEIR_ERR_STATE_INVALID', `the new state of route ${route} is not JSON-serializable (${(err as Error).message})`, { cause: err })
-  }
-  const problems: string[] = []
-  checkRouteState(copy, `routes.${route}`, false, problems)
-  if (problems.length > 0) throw new WeirError('WEIR_ERR_STATE_INVALID', `the new state of route ${route} is invalid: ${problems.join('; ')}`)
-  // The store owns these two; a writer that spreads a stored state passes them along.
-  const { revision: _revision, updatedAt: _updatedAt, ...rest } = copy as Record<string, unknown>
-  return rest
-}
-
-function matches (current: RouteState | undefined, expected: number | null): boolean {
-  if (expected === null) return true
-  if (expected === 0) return current === undefined
-  return current?.revision === expected
-}
-
-function deepFreeze<T> (value: T): T {
-  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
-    Object.freeze(value)
-    for (const child of Object.values(value)) deepFreeze(child)
-  }
-  return value
 }
 
 function errCode (err: unknown): string {

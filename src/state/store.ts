@@ -5,6 +5,7 @@ import { Value } from '@sinclair/typebox/value'
 import type { WeightsBp } from '../config/model.ts'
 import { ShadowSchema, type ShadowInput } from '../config/schema.ts'
 import { isPlainObject } from '../is-plain-object.ts'
+import { WeirError } from '../errors.ts'
 import { UPSTREAM_NAMES, VERSIONS, type UpstreamName } from '../vocabulary.ts'
 
 /*
@@ -159,4 +160,59 @@ export function checkRouteState (value: unknown, path: string, stored: boolean, 
 function checkShadow (value: unknown, path: string, problems: string[]): void {
   const error = Value.Errors(ShadowSchema, value).First()
   if (error !== undefined) problems.push(`${path}${error.path.replaceAll('/', '.')} is not a valid shadow setting: ${error.message.toLowerCase()}`)
+}
+
+// ---- shared by the stores ----------------------------------------------------------------------
+
+/** Refuses a write's arguments before anything is queued. */
+export function checkArgs (route: string, expectedRevision: number | null): void {
+  if (typeof route !== 'string' || route === '') throw new WeirError('WEIR_ERR_STATE_INVALID', 'the route name must be a non-empty string')
+  if (expectedRevision !== null && (!Number.isSafeInteger(expectedRevision) || expectedRevision < 0)) {
+    throw new WeirError('WEIR_ERR_STATE_INVALID', `the expected revision of route ${route} must be null or an integer >= 0`)
+  }
+}
+
+/** A detached, JSON-clean copy of a writer's update (so memory holds exactly what the file holds). */
+export function normalizeUpdate (route: string, next: RouteUpdate): Record<string, unknown> {
+  let copy: unknown
+  try {
+    copy = JSON.parse(JSON.stringify(next))
+  } catch (err) {
+    throw new WeirError('WEIR_ERR_STATE_INVALID', `the new state of route ${route} is not JSON-serializable (${(err as Error).message})`, { cause: err })
+  }
+  const problems: string[] = []
+  checkRouteState(copy, `routes.${route}`, false, problems)
+  if (problems.length > 0) throw new WeirError('WEIR_ERR_STATE_INVALID', `the new state of route ${route} is invalid: ${problems.join('; ')}`)
+  // The store owns these two; a writer that spreads a stored state passes them along.
+  const { revision: _revision, updatedAt: _updatedAt, ...rest } = copy as Record<string, unknown>
+  return rest
+}
+
+/**
+ * The state a successful write stores: the next revision, the writer's fields, the fields of the
+ * stored route this version of weir does not know (a newer weir's, an operator's), and the time.
+ */
+export function nextState (current: RouteState | undefined, update: Record<string, unknown>): Record<string, unknown> {
+  const state: Record<string, unknown> = { revision: (current?.revision ?? 0) + 1, ...update }
+  if (current !== undefined) {
+    for (const [key, value] of Object.entries(current)) {
+      if (!KNOWN_ROUTE_FIELDS.has(key) && !(key in state)) state[key] = value
+    }
+  }
+  state.updatedAt = new Date().toISOString()
+  return state
+}
+
+export function matches (current: RouteState | undefined, expected: number | null): boolean {
+  if (expected === null) return true
+  if (expected === 0) return current === undefined
+  return current?.revision === expected
+}
+
+export function deepFreeze<T> (value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value)
+    for (const child of Object.values(value)) deepFreeze(child)
+  }
+  return value
 }

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { mkdtempSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { availableParallelism, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { buildConfig, loadConfigFile } from '../../src/config/load.ts'
 import { checkWeights } from '../../src/config/rules.ts'
@@ -193,4 +193,25 @@ t.test('a route\'s rollout policy gets its defaults and is checked by the rules 
     'routes[0].rollout.webhooks[1].url: must not carry credentials (use a token in metadata or the query)',
   ])
   t.match(problemsOf({ routes: [{ ...route, rollout: { analysis: { maxErrorRatio: 0.5 } } }] }), ['routes[0].rollout.analysis.maxErrorRatio: expected number to be greater or equal to 1'])
+})
+
+t.test('workers: auto is the default and resolves to the CPUs this process may use; a number is 1–256', async (t) => {
+  const defaults = buildConfig({ routes: [route] })
+  t.ok(defaults.ok && defaults.config.workers === availableParallelism(), 'auto by default')
+  const two = buildConfig({ workers: 2, routes: [route] })
+  t.ok(two.ok && two.config.workers === 2)
+  for (const bad of [0, 257, 1.5, 'many']) t.ok(problemsOf({ workers: bad, routes: [route] }).some((p) => p.startsWith('workers')), `workers: ${bad} is refused`)
+})
+
+t.test('state.etcd: endpoints, prefix and timeout defaults; a fleet needs a shared cookieSecret; credentials go together', async (t) => {
+  const ok = buildConfig({ cookieSecret: 'a-fleet-wide-secret', state: { etcd: { endpoints: ['http://127.0.0.1:2379/'] } }, fleet: { id: 'edge-1', advertise: 'http://10.0.0.5:9901/' }, routes: [route] })
+  t.ok(ok.ok)
+  if (ok.ok) {
+    t.same(ok.config.etcd, { endpoints: ['http://127.0.0.1:2379'], prefix: '/weir/', timeoutMs: 2000, auth: undefined, tls: undefined })
+    t.same(ok.config.fleet, { id: 'edge-1', advertise: 'http://10.0.0.5:9901' })
+  }
+  t.match(problemsOf({ state: { etcd: { endpoints: ['http://127.0.0.1:2379'] } }, routes: [route] }), [/^cookieSecret: is required with state.etcd/])
+  t.match(problemsOf({ cookieSecret: 'a-fleet-wide-secret', state: { etcd: { endpoints: ['http://127.0.0.1:2379'], username: 'weir' } }, routes: [route] }), ['state.etcd: username and password go together'])
+  t.ok(problemsOf({ cookieSecret: 'a-fleet-wide-secret', state: { etcd: { endpoints: [] } }, routes: [route] }).some((p) => p.startsWith('state.etcd.endpoints')), 'no endpoint is refused')
+  t.ok(problemsOf({ cookieSecret: 'a-fleet-wide-secret', state: { etcd: { endpoints: ['127.0.0.1:2379'] } }, routes: [route] }).some((p) => p.startsWith('state.etcd.endpoints')), 'an endpoint needs its scheme')
 })
