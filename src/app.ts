@@ -13,7 +13,9 @@ import type { Config } from './config/model.ts'
 import { RolloutController } from './controller/controller.ts'
 import { createRecorder } from './metrics/recorder.ts'
 import { createMetrics, type Metrics } from './metrics/registry.ts'
-import { StatsRegistry } from './metrics/rolling-stats.ts'
+import { BUCKET_COUNT, StatsRegistry } from './metrics/rolling-stats.ts'
+import { etcdFleet, soloFleet } from './fleet/fleet.ts'
+import { fleetHistograms, fleetRouteStats, toWire, type FleetStatsOptions } from './fleet/fleet-stats.ts'
 import { createDataPath } from './proxy/data-path.ts'
 import type { ProxyRuntime } from './proxy/app.ts'
 import type { DataPathSnapshot } from './snapshot.ts'
@@ -76,6 +78,9 @@ export interface BuildOptions {
   onCrashLoop?: (error: Error) => void
 }
 
+/** How long another replica may take to send its histograms for a fleet-wide check or stats read. */
+const FLEET_STATS_TIMEOUT_MS = 1000
+
 /** How long a worker may take to acknowledge a snapshot before it is replaced. */
 const WORKER_ACK_TIMEOUT_MS = 2000
 const WORKER_START_TIMEOUT_MS = 30_000
@@ -90,7 +95,8 @@ export async function buildApps (initial: Config, options: BuildOptions = {}): P
   let config = initial
   // Opened first: a corrupt or unreadable state file, or an etcd that does not answer, stops the
   // start before anything listens.
-  const store: StateStore = config.etcd === undefined ? await openFileStore(config.stateFile) : await openEtcdStore(config.etcd)
+  const etcdStore = config.etcd === undefined ? null : await openEtcdStore(config.etcd)
+  const store: StateStore = etcdStore ?? await openFileStore(config.stateFile)
   let events: EventLog
   try {
     events = await openEventLog(config.eventsFile)
@@ -104,6 +110,11 @@ export async function buildApps (initial: Config, options: BuildOptions = {}): P
   const stats = new StatsRegistry({ now: clock })
   const recorder = createRecorder(metrics, stats)
   const log = pino({ level: config.logLevel })
+  // With etcd, this replica registers itself and campaigns to lead the fleet's controller.
+  const self = { id: config.fleet.id, admin: config.fleet.advertise ?? '' }
+  const fleet = etcdStore === null ? soloFleet(self) : etcdFleet(etcdStore.client, self, log)
+  if (etcdStore !== null) etcdStore.fence = () => fleet.fence()
+  const fleetStats: FleetStatsOptions = { fleet, stats, buckets: BUCKET_COUNT, token: config.admin.tokens[0]?.token, timeoutMs: FLEET_STATS_TIMEOUT_MS }
   const snapshotOf = (c: Config) => liveSnapshot(c, store.all(), cookieSecret)
   let snapshot = snapshotOf(config)
   const recordRequests = options.recordRequests ?? true
@@ -180,6 +191,16 @@ export async function buildApps (initial: Config, options: BuildOptions = {}): P
     now: clock,
     proxyOrigin: () => originOf(config.listen.host, dataPlane.port(), config.listen.tls !== undefined),
     log,
+    ...(etcdStore === null
+      ? {}
+      : {
+          leadership: fleet,
+          // The leader judges canary against stable over every replica's traffic.
+          histograms: async (route: string, window: number) => {
+            await dataPlane.flush()
+            return (await fleetHistograms(fleetStats, route, window)).histograms
+          },
+        }),
   })
   const admin = await createAdminApp({
     logger: log,
@@ -193,9 +214,14 @@ export async function buildApps (initial: Config, options: BuildOptions = {}): P
       rollouts: controller,
       // Each version's window, plus what the shadow's comparisons found over the same window.
       stats: {
-        forRoute: async (route, window) => {
+        forRoute: async (route, window, scope) => {
           await dataPlane.flush()
-          return { ...stats.forRoute(route, window), shadow: recorder.summary(route, window) }
+          const versions = scope === 'fleet' ? await fleetRouteStats(fleetStats, route, window) : stats.forRoute(route, window)
+          return { ...versions, shadow: recorder.summary(route, window) }
+        },
+        histograms: async (route, window) => {
+          await dataPlane.flush()
+          return toWire(stats.histograms(route, window))
         },
       },
       mismatches: {
@@ -205,6 +231,7 @@ export async function buildApps (initial: Config, options: BuildOptions = {}): P
         },
       },
       // Their response counts arrive with their readings: collected first, like the stats.
+      fleet: () => fleet.view(),
       workers: async () => {
         await dataPlane.flush()
         return dataPlane.workers()
@@ -213,6 +240,14 @@ export async function buildApps (initial: Config, options: BuildOptions = {}): P
     },
   })
 
+  // The fleet learns where this replica's admin API is once it listens.
+  admin.addHook('onListen', async () => {
+    const address = admin.server.address()
+    if (address !== null && typeof address !== 'string') {
+      const host = address.address === '0.0.0.0' || address.address === '::' ? '127.0.0.1' : address.family === 'IPv6' ? `[${address.address}]` : address.address
+      fleet.join(`http://${host}:${address.port}`)
+    }
+  })
   await controller.start()
   let draining = false
 
@@ -244,6 +279,8 @@ export async function buildApps (initial: Config, options: BuildOptions = {}): P
     async close () {
       draining = true
       await controller.close()
+      // Resigning lets another replica lead at once instead of after the lease's TTL.
+      await fleet.close()
       try {
         await dataPlane.close(config.drainTimeoutMs)
       } finally {

@@ -17,6 +17,7 @@ import { shadowChange, switchChange, upstreamsChange, weightsChange } from '../s
 import type { Caller, Change, RouteWriter, Written, WriteOptions } from '../state/route-writer.ts'
 import type { RouteState, StateStore } from '../state/store.ts'
 import { MAX_WINDOW_SECONDS, ROLLOUT_COMMANDS, type Command } from '../vocabulary.ts'
+import type { FleetView } from '../fleet/fleet.ts'
 import type { WorkerInfo } from '../workers/worker-set.ts'
 import { createAuthenticator, isCrossSiteWrite, isJsonContentType, isLoopbackHostHeader } from './guard.ts'
 import { routeView } from './views.ts'
@@ -28,8 +29,10 @@ const MAX_JSON_DEPTH = 32
 const MAX_EVENTS_PER_PAGE = 1000
 
 export interface StatsSource {
-  /** Async: with workers, their latest readings are collected first. */
-  forRoute (route: string, windowSeconds: number): Promise<unknown>
+  /** Async: with workers, their latest readings are collected first; `fleet`: over every replica (docs/fleet.md). */
+  forRoute (route: string, windowSeconds: number, scope: 'self' | 'fleet'): Promise<unknown>
+  /** This replica's per-version histograms (sparse), for another replica's fleet-wide merge. */
+  histograms (route: string, windowSeconds: number): Promise<unknown>
 }
 
 /** What shadow comparisons found, per route (see shadow/mismatch-log.ts). */
@@ -54,6 +57,8 @@ export interface AdminApiOptions {
   mismatches: MismatchSource
   /** The worker processes (GET /api/v1/workers; empty in the single-process mode). */
   workers: () => Promise<readonly WorkerInfo[]>
+  /** GET /api/v1/fleet: this replica, the leader, the members. */
+  fleet: () => Promise<FleetView>
   /** Bearer tokens; none: only loopback callers (by address and Host header) are served. */
   tokens: readonly AdminToken[]
 }
@@ -163,7 +168,9 @@ export async function adminApi (app: FastifyInstance, options: AdminApiOptions):
     const route = writer.route(request.params.route)
     const state: RouteState | undefined = store.get(route.name)
     const view = rolloutView(route.name, readRollout(state?.rollout), percentOf(state?.weights ?? route.weights), state?.revision ?? 0)
-    return reply.header('etag', `"${view.revision}"`).send(view)
+    // The replica whose controller drives rollouts (docs/fleet.md).
+    const { leader } = await options.fleet()
+    return reply.header('etag', `"${view.revision}"`).send({ ...view, leader })
   })
   /** A rollout write: the answer is the rollout's view after it, with the route's revision as ETag. */
   const rolloutWrite = (path: string, status: number,
@@ -182,7 +189,12 @@ export async function adminApi (app: FastifyInstance, options: AdminApiOptions):
   app.get<{ Params: { route: string }; Querystring: Record<string, string | string[]> }>('/routes/:route/stats', async (request) => {
     writer.route(request.params.route)
     const window = integerParam(request.query.window, 'window', 60, 1, MAX_WINDOW_SECONDS)
-    return await stats.forRoute(request.params.route, window)
+    if (booleanParam(request, 'histograms')) return { window, histograms: await stats.histograms(request.params.route, window) }
+    const scope = request.query.scope
+    if (scope !== undefined && scope !== 'self' && scope !== 'fleet') {
+      throw new WeirError('WEIR_ERR_ADMIN_INVALID', 'scope must be self or fleet', { problems: [{ path: 'scope', reason: 'must be self or fleet' }] })
+    }
+    return await stats.forRoute(request.params.route, window, scope === 'fleet' ? 'fleet' : 'self')
   })
 
   app.get<{ Params: { route: string }; Querystring: Record<string, string | string[]> }>('/routes/:route/shadow/mismatches', async (request) => {
@@ -192,6 +204,8 @@ export async function adminApi (app: FastifyInstance, options: AdminApiOptions):
   })
 
   app.get('/workers', async () => ({ workers: await options.workers() }))
+
+  app.get('/fleet', async () => await options.fleet())
 
   app.get<{ Querystring: Record<string, string | string[]> }>('/events', async (request) => {
     const since = request.query.since === undefined ? undefined : integerParam(request.query.since, 'since', 0, 0, Number.MAX_SAFE_INTEGER)

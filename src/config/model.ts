@@ -68,8 +68,8 @@ export interface Config {
   stateFile: string
   /** Live state in etcd instead of the state file (docs/fleet.md); undefined: the state file. */
   etcd: EtcdSettings | undefined
-  /** This replica's name and the admin URL others reach it at. */
-  fleet: { id: string; advertise: string }
+  /** This replica's name and the admin URL others reach it at (undefined: the admin listener's address). */
+  fleet: { id: string; advertise: string | undefined }
   eventsFile: string
   cookieSecret: string | undefined
   trustedProxies: BlockList

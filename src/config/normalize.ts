@@ -80,8 +80,9 @@ export function normalize (doc: ConfigInput, baseDir: string, envToken: string |
     stateFile: resolve(baseDir, doc.state.file),
     etcd: etcdSettings(doc, baseDir, problems),
     fleet: {
-      id: doc.fleet.id ?? `${hostname()}-${doc.admin.port}`,
-      advertise: (doc.fleet.advertise ?? `http://${doc.admin.host.includes(':') ? `[${doc.admin.host}]` : doc.admin.host}:${doc.admin.port}`).replace(/\/$/, ''),
+      // An ephemeral admin port (0) says nothing: the pid keeps two such replicas on one host apart.
+      id: doc.fleet.id ?? `${hostname()}-${doc.admin.port === 0 ? `pid${process.pid}` : doc.admin.port}`,
+      advertise: doc.fleet.advertise?.replace(/\/$/, ''),
     },
     eventsFile: doc.state.events === undefined
       ? join(dirname(resolve(baseDir, doc.state.file)), 'events.jsonl')

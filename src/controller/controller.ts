@@ -4,7 +4,7 @@
 
 import { randomBytes } from 'node:crypto'
 import type { Config, RouteConfig } from '../config/model.ts'
-import type { StatsRegistry } from '../metrics/rolling-stats.ts'
+import type { LatencyHistogram, StatsRegistry } from '../metrics/rolling-stats.ts'
 import { analyze, overall, type CheckOutcome } from '../rollout/analysis.ts'
 import { guardVerdict, keepGuardWindow, type GuardSample } from '../rollout/guard.ts'
 import { commandChange, rollbackChange, startChange, transitionChange } from '../rollout/rollout-changes.ts'
@@ -14,7 +14,7 @@ import type { EventLog } from '../state/event-log.ts'
 import { liveRoute, percentOf } from '../state/live-routes.ts'
 import type { Caller, RouteWriter, Written, WriteOptions } from '../state/route-writer.ts'
 import type { StateStore } from '../state/store.ts'
-import { ACTIVE_PHASES, MAX_WINDOW_SECONDS, type Command, type WebhookType } from '../vocabulary.ts'
+import { ACTIVE_PHASES, MAX_WINDOW_SECONDS, type Command, type UpstreamName, type WebhookType } from '../vocabulary.ts'
 import { callWebhook, smokeCheck, type CallResult } from './webhooks.ts'
 
 const CONTROLLER: Caller = { actor: 'controller' }
@@ -33,6 +33,13 @@ export interface ControllerOptions {
   /** weir's own proxy origin for smoke checks, once it listens. */
   proxyOrigin: () => string | null
   log: { error: (obj: object, msg: string) => void }
+  /**
+   * Whether this replica leads its fleet (docs/fleet.md): only the leader runs checks, steps and
+   * promotions; every replica runs the fast guard. Default: always (a single replica).
+   */
+  leadership?: { isLeader (): boolean; onLeadership (listener: (leader: boolean) => void): void }
+  /** A route's per-version histograms over a window, over the whole fleet. Default: this replica's. */
+  histograms?: (route: string, windowSeconds: number) => Promise<Partial<Record<UpstreamName, LatencyHistogram>>>
 }
 
 export class RolloutController {
@@ -50,16 +57,26 @@ export class RolloutController {
     this.#o = options
   }
 
-  /** Resumes the rollouts the state file holds (each at its step, with a fresh window), then ticks. */
+  /** Resumes the rollouts the state holds (each at its step, with a fresh window) when leading, then ticks. */
   async start (): Promise<void> {
+    // A replica that becomes the leader takes the rollouts over where they were persisted.
+    this.#o.leadership?.onLeadership((leader) => { if (leader && this.#timer !== null) this.#track(this.#resume()) })
+    if (this.#leads()) await this.#resume()
+    this.#timer = setInterval(() => this.#tick(), TICK_MS)
+    this.#timer.unref()
+  }
+
+  #leads (): boolean {
+    return this.#o.leadership?.isLeader() ?? true
+  }
+
+  async #resume (): Promise<void> {
     for (const route of this.#o.config().routes) {
       const state = this.#o.store.get(route.name)
       const rollout = readRollout(state?.rollout)
       if (state === undefined || rollout === null || !ACTIVE_PHASES.has(rollout.phase)) continue
       await this.#apply(route.name, state.revision, advance(rollout, { kind: 'restart', now: this.#o.now() }))
     }
-    this.#timer = setInterval(() => this.#tick(), TICK_MS)
-    this.#timer.unref()
   }
 
   async close (): Promise<void> {
@@ -109,6 +126,7 @@ export class RolloutController {
 
   #tick (): void {
     const now = this.#o.now()
+    const leads = this.#leads()
     for (const route of this.#o.config().routes) {
       const state = this.#o.store.get(route.name)
       const rollout = readRollout(state?.rollout)
@@ -119,7 +137,10 @@ export class RolloutController {
       if (this.#writing.has(route.name)) continue
       const tripped = this.#guardReading(route.name, rollout, now)
       if (tripped !== null) {
-        this.#track(this.#apply(route.name, state.revision, advance(rollout, { kind: 'guard', now, tripped })))
+        // Any replica's guard may revert (compare-and-set): the others follow through the store.
+        this.#track(this.#apply(route.name, state.revision, advance(rollout, { kind: 'guard', now, tripped }), false))
+      } else if (!leads) {
+        continue
       } else if (rollout.phase === 'promoting') {
         this.#track(this.#apply(route.name, state.revision, advance(rollout, { kind: 'tick', now })))
       } else if (isCheckDue(rollout, now) && !this.#checking.has(route.name)) {
@@ -160,7 +181,7 @@ export class RolloutController {
     } else if (rollout.strategy === 'canary' && rollout.step < 0) {
       await ask('pre-rollout')
     } else {
-      checks.push(...this.#analysis(route.name, rollout, now))
+      checks.push(...await this.#analysis(route.name, rollout, now))
       await ask('rollout')
     }
     let gate: { ok: boolean; detail: string } | undefined
@@ -174,23 +195,26 @@ export class RolloutController {
   }
 
   /** Canary (or green) against stable over the check window; only absolute limits while stable has no weight. */
-  #analysis (name: string, rollout: RolloutState, now: number): CheckOutcome[] {
+  async #analysis (name: string, rollout: RolloutState, now: number): Promise<CheckOutcome[]> {
     const target = targetOf(rollout)
     const window = windowSeconds(rollout.windowStart, now)
     const stableWeight = this.#o.store.get(name)?.weights.stable ?? 0
+    const fleet = this.#o.histograms === undefined ? null : await this.#o.histograms(name, window)
+    const histogram = (version: UpstreamName): LatencyHistogram => fleet?.[version] ?? this.#o.stats.get(name, version).histogram(window)
     return analyze({
-      subject: this.#o.stats.get(name, target).histogram(window),
-      baseline: stableWeight === 0 ? null : this.#o.stats.get(name, 'stable').histogram(window),
+      subject: histogram(target),
+      baseline: stableWeight === 0 ? null : histogram('stable'),
       subjectName: target,
       window,
     }, rollout.plan.analysis)
   }
 
-  async #apply (name: string, revision: number, transition: Transition): Promise<void> {
+  /** Writes a decision pinned to `revision`; `fenced` (the leader's decisions): only while this replica still leads. */
+  async #apply (name: string, revision: number, transition: Transition, fenced = true): Promise<void> {
     if (transition.action === 'none') return
     this.#writing.add(name)
     try {
-      const written = await this.#o.writer.writeAt(name, revision, transition.action, CONTROLLER, (route, state) => transitionChange(transition, route, state))
+      const written = await this.#o.writer.writeAt(name, revision, transition.action, CONTROLLER, (route, state) => transitionChange(transition, route, state), fenced)
       // Someone else changed the route meanwhile (an operator, the guard): look again next tick.
       if (written === null) return
     } catch (err) {

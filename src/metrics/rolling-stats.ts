@@ -72,6 +72,21 @@ export function bucketLowerBound (bucket: number): number {
   return LOWER[bucket] as number
 }
 
+/** Totals and nearest-rank quantiles of a histogram (a merged one: several replicas' windows). */
+export function windowStatsOf (h: LatencyHistogram): WindowStats {
+  if (h.requests === 0) return { requests: 0, errors: 0, errorRate: 0, p50: null, p90: null, p99: null }
+  const at = (percent: number): number => {
+    const rank = Math.ceil((h.requests * percent) / 100)
+    let seen = 0
+    for (let bucket = 0; bucket < h.counts.length; bucket++) {
+      seen += h.counts[bucket] as number
+      if (seen >= rank) return VALUE[bucket] as number
+    }
+    return VALUE[h.counts.length - 1] as number
+  }
+  return { requests: h.requests, errors: h.errors, errorRate: h.errors / h.requests, p50: at(50), p90: at(90), p99: at(99) }
+}
+
 // ---- rolling window -----------------------------------------------------------------------------
 
 /** Requests, errors and the latency histogram of a window: `counts[bucket]`, buckets in increasing latency. */
@@ -536,6 +551,14 @@ export class StatsRegistry {
       for (const [version, stats] of byVersion) versions[version] = stats.snapshot(windowSeconds)
     }
     return { window: windowSeconds, versions }
+  }
+
+  /** Every version's latency histogram of a route over the window (for merging across replicas). */
+  histograms (route: string, windowSeconds: number): Partial<Record<UpstreamName, LatencyHistogram>> {
+    checkWindow(windowSeconds)
+    const out: Partial<Record<UpstreamName, LatencyHistogram>> = {}
+    for (const [version, stats] of this.routes.get(route) ?? []) out[version] = stats.histogram(windowSeconds)
+    return out
   }
 
   /** Forgets a route (removed from the config); a later `get` starts it from zero. */

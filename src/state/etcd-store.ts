@@ -13,7 +13,7 @@ import type { EtcdSettings } from '../config/model.ts'
 import { WeirError } from '../errors.ts'
 import {
   checkArgs, checkRouteState, deepFreeze, matches, nextState, normalizeUpdate,
-  type CompareAndSetResult, type RemoveResult, type RouteState, type RouteUpdate, type StateListener, type StateStore,
+  type CompareAndSetResult, type RemoveResult, type WriteGuard, type RouteState, type RouteUpdate, type StateListener, type StateStore,
 } from './store.ts'
 
 export interface EtcdStateStore extends StateStore {
@@ -22,6 +22,8 @@ export interface EtcdStateStore extends StateStore {
   readonly client: Namespace
   /** Whether the last request to etcd succeeded (the watch reconnects on its own). */
   readonly connected: boolean
+  /** Where fenced writes find the key they require (set by the fleet, fleet/fleet.ts). */
+  fence: () => string | null
 }
 
 const ROUTES = 'routes/'
@@ -59,6 +61,7 @@ class EtcdStore implements EtcdStateStore {
   readonly endpoints: readonly string[]
   readonly client: Namespace
   readonly #root: Etcd3
+  readonly #prefix: string
   readonly #routes: Namespace
   #states = new Map<string, RouteState>()
   /** mod_revision of each route's key as last seen: what a write compares against. */
@@ -68,9 +71,13 @@ class EtcdStore implements EtcdStateStore {
   #watcher: Watcher | null = null
   #closed = false
   #connected = true
+  /** False from a watch disconnect until the watch is back: meanwhile the state is polled. */
+  #watchLive = true
+  #recovering = false
 
   constructor (client: Etcd3, settings: EtcdSettings) {
     this.#root = client
+    this.#prefix = settings.prefix
     this.endpoints = settings.endpoints
     this.client = client.namespace(settings.prefix)
     this.#routes = this.client.namespace(ROUTES)
@@ -88,7 +95,10 @@ class EtcdStore implements EtcdStateStore {
     return this.#states
   }
 
-  compareAndSet (route: string, expectedRevision: number | null, next: RouteUpdate): Promise<CompareAndSetResult> {
+  /** The key a fenced write requires (this replica's candidacy while it leads); null: fenced writes are refused. */
+  fence: () => string | null = () => null
+
+  compareAndSet (route: string, expectedRevision: number | null, next: RouteUpdate, options: WriteGuard = {}): Promise<CompareAndSetResult> {
     let update: Record<string, unknown>
     try {
       checkArgs(route, expectedRevision)
@@ -102,10 +112,13 @@ class EtcdStore implements EtcdStateStore {
       const state = nextState(current, update)
       const body = JSON.stringify(state)
       const known = this.#modRevisions.get(route)
-      const txn = known === undefined
-        ? this.#routes.if(route, 'Create', '==', 0)
-        : this.#routes.if(route, 'Mod', '==', known)
-      const result = await this.#call(`write route ${route}`, () => txn.then(this.#routes.put(route).value(body)).commit())
+      const key = this.#prefix + ROUTES + route
+      const fence = options.fenced === true ? this.fence() : null
+      if (options.fenced === true && fence === null) return { ok: false, current }
+      // Keys are absolute here: the fence (the election's key) lies outside the routes' namespace.
+      const txn = known === undefined ? this.#root.if(key, 'Create', '==', 0) : this.#root.if(key, 'Mod', '==', known)
+      if (fence !== null) txn.and(fence, 'Create', '>', 0)
+      const result = await this.#call(`write route ${route}`, () => txn.then(this.#root.put(key).value(body)).commit())
       if (!result.succeeded) {
         // Another replica wrote first: read what it wrote, so the caller validates against it.
         await this.#refresh(route)
@@ -172,17 +185,40 @@ class EtcdStore implements EtcdStateStore {
       const route = kv.key.toString()
       if (this.#states.has(route)) this.#apply(route, undefined, '')
     })
-    watcher.on('disconnected', () => { this.#connected = false })
+    watcher.on('disconnected', () => {
+      this.#watchLive = false
+      this.#recover()
+    })
     watcher.on('connected', () => {
+      this.#watchLive = true
       // Back after an outage: what changed meanwhile may have been compacted away; read it all.
-      if (!this.#connected) this.resync().catch(() => undefined)
+      this.resync().catch(() => undefined)
     })
     // A watcher that etcd cancels for good (no permission, a compacted revision) is recreated.
     watcher.on('error', () => {
       if (this.#closed) return
-      this.#connected = false
+      this.#watchLive = false
+      this.#recover()
       setTimeout(() => { void this.startWatch().then(() => this.resync()).catch(() => undefined) }, 1000).unref()
     })
+  }
+
+  /**
+   * While etcd or the watch is away: the state is read whole every 500 ms, so a replica follows
+   * the store as soon as etcd answers again, even before its watch is back (the client's watch
+   * reconnects with a growing back-off).
+   */
+  #recover (): void {
+    if (this.#recovering || this.#closed) return
+    this.#recovering = true
+    const attempt = (): void => {
+      if (this.#closed || (this.#connected && this.#watchLive)) {
+        this.#recovering = false
+        return
+      }
+      this.resync().catch(() => undefined).finally(() => setTimeout(attempt, 500).unref())
+    }
+    setTimeout(attempt, 500).unref()
   }
 
   /** A key as read or watched: kept when it is newer than what this replica holds. */
@@ -247,6 +283,7 @@ class EtcdStore implements EtcdStateStore {
       return result
     } catch (err) {
       this.#connected = false
+      this.#recover()
       throw new WeirError('WEIR_ERR_STATE_UNAVAILABLE', `etcd (${this.endpoints.join(', ')}) did not answer to ${what}: ${(err as Error).message}`, { cause: err })
     }
   }

@@ -89,8 +89,8 @@ export class RouteWriter {
    * The same write pinned to `revision`, for a writer that decided on that revision (the
    * controller): null, not an error, when the route changed since — the writer looks again.
    */
-  writeAt (name: string, revision: number, action: string, caller: Caller, change: Change): Promise<Written | null> {
-    return this.#enqueue(name, () => this.#writeNow(name, action, { ifMatch: revision, force: true }, caller, change, true))
+  writeAt (name: string, revision: number, action: string, caller: Caller, change: Change, fenced = false): Promise<Written | null> {
+    return this.#enqueue(name, () => this.#writeNow(name, action, { ifMatch: revision, force: true }, caller, change, true, fenced))
   }
 
   #enqueue (name: string, run: () => Promise<Written | null>): Promise<Written | null> {
@@ -102,7 +102,7 @@ export class RouteWriter {
     return result
   }
 
-  async #writeNow (name: string, action: string, options: WriteOptions, caller: Caller, change: Change, staleIsNull: boolean): Promise<Written | null> {
+  async #writeNow (name: string, action: string, options: WriteOptions, caller: Caller, change: Change, staleIsNull: boolean, fenced = false): Promise<Written | null> {
     for (let attempt = 1; ; attempt++) {
       const route = this.route(name)
       const state = this.#o.store.get(name)
@@ -134,7 +134,7 @@ export class RouteWriter {
       }
       let result
       try {
-        result = await this.#o.store.compareAndSet(name, revision, next)
+        result = await this.#o.store.compareAndSet(name, revision, next, fenced ? { fenced: true } : {})
       } catch (err) {
         if (err instanceof WeirError) throw new WeirError('WEIR_ERR_ADMIN_STATE_WRITE_FAILED', `nothing changed: ${err.message}`, { cause: err })
         throw err

@@ -66,6 +66,13 @@ export interface ConfiguredValues {
  */
 export type RouteUpdate = Omit<RouteState, 'revision' | 'updatedAt'>
 
+/**
+ * `fenced`: the write is a fleet leader's decision; a store shared by a fleet writes it only
+ * while this replica still holds the leadership (else the result is not ok, as for a stale
+ * revision). A store of one replica ignores it.
+ */
+export interface WriteGuard { readonly fenced?: boolean }
+
 export type CompareAndSetResult =
   | { readonly ok: true; readonly state: RouteState }
   | { readonly ok: false; readonly current: RouteState | undefined }
@@ -87,7 +94,7 @@ export interface StateStore {
    * exist; `null`: no check). Resolves once the change is durable; concurrent calls are
    * serialized, so of N calls expecting the same revision exactly one succeeds.
    */
-  compareAndSet (route: string, expectedRevision: number | null, next: RouteUpdate): Promise<CompareAndSetResult>
+  compareAndSet (route: string, expectedRevision: number | null, next: RouteUpdate, options?: WriteGuard): Promise<CompareAndSetResult>
   /** Deletes the route (same `expectedRevision` rules); removing an absent route with `null` is ok. */
   remove (route: string, expectedRevision?: number | null): Promise<RemoveResult>
   /** Subscribes to changes; returns the unsubscribe function. */

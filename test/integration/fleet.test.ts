@@ -3,45 +3,55 @@
 // request while admin writes answer 503 naming the store.
 
 import t, { type Test } from 'tap'
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { adminClient } from '../helpers/admin.ts'
 import { startEtcd, type TestEtcd } from '../helpers/etcd.ts'
 import { send } from '../helpers/http.ts'
-import { configDoc, startProxy, type TestProxy } from '../helpers/proxy.ts'
 import { sleep } from '../helpers/raw-http.ts'
 import { failures, startTraffic } from '../helpers/traffic.ts'
-import { startUpstreams } from '../helpers/upstream.ts'
+import { startUpstreams, type Handler } from '../helpers/upstream.ts'
+import { serveWeir, tempDir, type Weir } from '../helpers/weir-process.ts'
+
+interface Replica { id: string; url: string; adminUrl: string; weir: Weir }
 
 let fleets = 0
 
-async function fleetOf (t: Test, etcd: TestEtcd, size = 3): Promise<TestProxy[]> {
+/** `size` real `weir serve` processes on one etcd prefix, each with its own ports and fleet id. */
+async function fleetOf (t: Test, etcd: TestEtcd, size = 3, route = '', canaryHandler: Handler | null = null): Promise<Replica[]> {
   const [stable, canary] = await startUpstreams(t, 'stable', 'canary')
+  canary?.handle(canaryHandler)
   const prefix = `/weir-test-${process.pid}-${++fleets}/`
-  const replicas: TestProxy[] = []
-  for (let i = 0; i < size; i++) {
-    const doc = configDoc([{
-      name: 'app',
-      upstreams: { stable: stable?.url, canary: canary?.url },
-      weights: { stable: 100, canary: 0 },
-      stickiness: { userId: { header: 'x-user-id' } },
-    }])
-    const state = doc.state as Record<string, unknown>
-    doc.state = { ...state, etcd: { endpoints: [etcd.url], prefix, timeout: '1s' } }
-    doc.fleet = { id: `replica-${i + 1}` }
-    const replica = await startProxy(doc)
-    t.teardown(() => replica.close())
-    replicas.push(replica)
-  }
-  return replicas
+  const dir = tempDir()
+  return await Promise.all(Array.from({ length: size }, async (_, i) => {
+    const id = `replica-${i + 1}`
+    const file = join(dir, `${id}.yaml`)
+    writeFileSync(file, `listen: { host: 127.0.0.1, port: 0 }
+admin: { host: 127.0.0.1, port: 0 }
+state: { file: ${join(dir, id, 'state.json')}, etcd: { endpoints: [${etcd.url}], prefix: ${prefix}, timeout: 1s } }
+fleet: { id: ${id} }
+cookieSecret: fleet-test-secret-fleet
+logLevel: info
+workers: ${process.env.WEIR_TEST_WORKERS ?? 1}
+routes:
+  - name: app
+    upstreams: { stable: ${stable?.url}, canary: ${canary?.url} }
+    weights: { stable: 100, canary: 0 }
+    stickiness: { userId: { header: x-user-id } }
+${route}`)
+    const { weir, url, adminUrl } = await serveWeir(t, file)
+    return { id, url, adminUrl, weir }
+  }))
 }
 
 /** The versions 8 probe users get from a replica, one request each. */
-async function probe (replica: TestProxy): Promise<string[]> {
+async function probe (replica: Replica): Promise<string[]> {
   return await Promise.all(Array.from({ length: 8 }, async (_, i) => String((await send(replica.url + '/', { headers: { 'x-user-id': `probe-${i}` } })).headers['x-weir-version'])))
 }
 
 t.test('a weight change on one replica is in force on the others within the bound; its revision is the same everywhere', async (t) => {
   const etcd = await startEtcd(t)
-  const [a, b, c] = await fleetOf(t, etcd) as [TestProxy, TestProxy, TestProxy]
+  const [a, b, c] = await fleetOf(t, etcd) as [Replica, Replica, Replica]
   const reply = await adminClient(a.adminUrl).call('PUT', '/api/v1/routes/app/weights', { stable: 0, canary: 100 })
   t.equal(reply.status, 200, reply.body)
   const answeredAt = performance.now()
@@ -58,19 +68,19 @@ t.test('a weight change on one replica is in force on the others within the boun
   t.ok(seen.every((ms) => ms < 2000), `within ${seen.map((ms) => Math.round(ms)).join(' / ')} ms of the reply`)
   for (const replica of [a, b, c]) {
     const route = (await adminClient(replica.adminUrl).get('/api/v1/routes/app')).json<{ revision: number; weights: Record<string, number> }>()
-    t.same([route.revision, route.weights.canary], [1, 100], `${replica.config.fleet.id} reads revision 1, canary 100`)
+    t.same([route.revision, route.weights.canary], [1, 100], `${replica.id} reads revision 1, canary 100`)
   }
 })
 
 t.test('20 concurrent If-Match writes spread over three replicas: exactly one wins', async (t) => {
   const etcd = await startEtcd(t)
   const replicas = await fleetOf(t, etcd)
-  const base = replicas[0] as TestProxy
+  const base = replicas[0] as Replica
   t.equal((await adminClient(base.adminUrl).call('PUT', '/api/v1/routes/app/weights', { stable: 90, canary: 10 })).status, 200)
   await sleep(200)
   const revision = (await adminClient(base.adminUrl).get('/api/v1/routes/app')).json<{ revision: number }>().revision
   const statuses = await Promise.all(Array.from({ length: 20 }, async (_, i) => {
-    const replica = replicas[i % 3] as TestProxy
+    const replica = replicas[i % 3] as Replica
     const reply = await adminClient(replica.adminUrl).call('PUT', '/api/v1/routes/app/weights', { stable: 100 - i, canary: i }, { 'if-match': String(revision) })
     return reply.status
   }))
@@ -83,7 +93,7 @@ t.test('20 concurrent If-Match writes spread over three replicas: exactly one wi
 
 t.test('etcd stopped under load: no client request fails, admin writes answer 503 naming etcd; back: writes work and every replica follows', async (t) => {
   const etcd = await startEtcd(t)
-  const [a, b, c] = await fleetOf(t, etcd) as [TestProxy, TestProxy, TestProxy]
+  const [a, b, c] = await fleetOf(t, etcd) as [Replica, Replica, Replica]
   t.equal((await adminClient(a.adminUrl).call('PUT', '/api/v1/routes/app/weights', { stable: 50, canary: 50 })).status, 200)
   await sleep(200)
   const loads = [a, b, c].map((r) => startTraffic(r.url, { rate: 100, maxMs: 15_000 }))
@@ -114,4 +124,168 @@ t.test('etcd stopped under load: no client request fails, admin writes answer 50
   const results = (await Promise.all(loads.map((load) => load.stop()))).flat()
   t.ok(results.length > 1000, `${results.length} client requests were sent over the outage`)
   t.same(failures(results), [], 'none of them failed')
+})
+
+interface FleetBody { self: string; leader: string | null; members: { id: string; admin: string }[] }
+interface EventRow { id: number; time: string; actor: string; action: string }
+
+async function fleetView (replica: Replica): Promise<FleetBody> {
+  return (await adminClient(replica.adminUrl).get('/api/v1/fleet')).json<FleetBody>()
+}
+
+/** Polls until every replica names the same leader; returns it. */
+async function agreedLeader (replicas: readonly Replica[], limitMs: number): Promise<string | null> {
+  const deadline = Date.now() + limitMs
+  let views: (FleetBody | null)[] = []
+  while (Date.now() < deadline) {
+    views = await Promise.all(replicas.map((r) => fleetView(r).catch(() => null)))
+    const leaders = new Set(views.map((v) => v?.leader ?? null))
+    const [only] = leaders
+    if (leaders.size === 1 && only !== null && only !== undefined && views.every((v) => v !== null && v.members.length === replicas.length)) return only
+    await sleep(100)
+  }
+  process.stderr.write(`no agreed leader within ${limitMs} ms: ${JSON.stringify(views)}\n`)
+  return null
+}
+
+t.test('GET /api/v1/fleet names the same leader and every member on every replica', async (t) => {
+  const etcd = await startEtcd(t)
+  const replicas = await fleetOf(t, etcd)
+  const leader = await agreedLeader(replicas, 10_000)
+  t.ok(leader !== null && replicas.some((r) => r.id === leader), `one leader: ${leader}`)
+  for (const replica of replicas) {
+    const view = await fleetView(replica)
+    t.equal(view.self, replica.id)
+    t.same(view.members.map((m) => [m.id, m.admin]), replicas.map((r) => [r.id, r.adminUrl]), `${replica.id} lists every member with its admin URL`)
+  }
+})
+
+t.test('a rollout started on a follower is driven by the leader; kill -9 of the leader mid-rollout: another one finishes it, never two at once', async (t) => {
+  const etcd = await startEtcd(t)
+  const replicas = await fleetOf(t, etcd, 3, `    rollout:
+      steps: [10, 30, 60, 100]
+      interval: 1s
+      analysis: { minRequests: 5, maxErrorRate: 0.5, maxErrorRatio: 100, maxP99Ms: 5000, maxP99Ratio: 100, failureThreshold: 3 }
+`)
+  const leaderId = await agreedLeader(replicas, 10_000)
+  const leader = replicas.find((r) => r.id === leaderId) as Replica
+  const followers = replicas.filter((r) => r !== leader)
+  const [starter, survivor] = followers as [Replica, Replica]
+  const loads = replicas.map((r) => startTraffic(r.url, { rate: 60, maxMs: 40_000 }))
+  t.teardown(async () => { for (const load of loads) await load.stop() })
+  const started = await adminClient(starter.adminUrl).call('POST', '/api/v1/routes/app/rollout', {})
+  t.equal(started.status, 201, started.body)
+  // Wait for the leader to take a step, then kill it.
+  const stepped = Date.now() + 10_000
+  let step = -1
+  while (Date.now() < stepped) {
+    step = (await adminClient(starter.adminUrl).get('/api/v1/routes/app/rollout')).json<{ rollout: { step: number } | null }>().rollout?.step ?? -1
+    if (step >= 1) break
+    await sleep(100)
+  }
+  t.ok(step >= 1, `the leader stepped the rollout (step ${step})`)
+  const view = (await adminClient(survivor.adminUrl).get('/api/v1/routes/app/rollout')).json<{ leader: string | null }>()
+  t.equal(view.leader, leader.id, 'the rollout view names the leader')
+  const killedAt = Date.now()
+  leader.weir.child.kill('SIGKILL')
+  const rest = [starter, survivor]
+  const next = await agreedLeader(rest, 15_000)
+  t.ok(next !== null && next !== leader.id, `${next} took over ${Date.now() - killedAt} ms after the kill (lease TTL 5 s)`)
+  const deadline = Date.now() + 30_000
+  let phase = ''
+  while (Date.now() < deadline) {
+    phase = (await adminClient(survivor.adminUrl).get('/api/v1/routes/app/rollout')).json<{ phase: string }>().phase
+    if (phase !== 'progressing' && phase !== 'promoting') break
+    await sleep(200)
+  }
+  t.equal(phase, 'succeeded', 'the new leader finished the rollout')
+  // Each replica logs the writes it made: the controller's are the leader's alone, one after the other.
+  const writers = await Promise.all(rest.map(async (r) => ({
+    id: r.id,
+    events: (await adminClient(r.adminUrl).get('/api/v1/events')).json<{ events: EventRow[] }>().events.filter((e) => e.actor === 'controller'),
+  })))
+  const newLeader = writers.find((w) => w.id === next)
+  const other = writers.find((w) => w.id !== next)
+  t.ok((newLeader?.events.length ?? 0) > 0, `the new leader wrote the steps after the kill (${newLeader?.events.map((e) => e.action).join(', ')})`)
+  t.same(other?.events.map((e) => e.action) ?? [], [], 'the other follower never wrote a controller decision')
+  t.ok((newLeader?.events ?? []).every((e) => Date.parse(e.time) >= killedAt), 'and the new leader none before the old one died')
+})
+
+/** A canary that answers 500 to 30 % of requests (every request whose counter ends in 0, 3 or 7). */
+function failing30 (): Handler {
+  let n = 0
+  return (_req, res) => {
+    const failed = [0, 3, 7].includes(n++ % 10)
+    res.statusCode = failed ? 500 : 200
+    res.setHeader('content-type', 'application/json')
+    res.end(JSON.stringify({ version: 'canary', failed }))
+  }
+}
+
+interface RolloutBodyLite { phase: string; rollout: { reason: string | null; lastCheck: { checks: { name: string; verdict: string; detail: string }[] } | null } | null }
+
+t.test('a canary failing 30 % with traffic only through the followers is reverted by the leader\'s analysis of the fleet\'s traffic', async (t) => {
+  const etcd = await startEtcd(t)
+  const replicas = await fleetOf(t, etcd, 3, `    rollout:
+      steps: [50, 100]
+      interval: 2s
+      analysis: { minRequests: 20, maxErrorRate: 0.05, maxErrorRatio: 100, maxP99Ms: 5000, maxP99Ratio: 100, failureThreshold: 1 }
+      guard: { maxErrorRate: 0.9, minRequests: 1000 }
+`, failing30())
+  const leaderId = await agreedLeader(replicas, 10_000)
+  const leader = replicas.find((r) => r.id === leaderId) as Replica
+  const followers = replicas.filter((r) => r !== leader)
+  // The leader itself serves nothing: whatever it judges, it judges on the others' traffic.
+  const loads = followers.map((r) => startTraffic(r.url, { rate: 60, maxMs: 30_000 }))
+  t.teardown(async () => { for (const load of loads) await load.stop() })
+  t.equal((await adminClient(leader.adminUrl).call('POST', '/api/v1/routes/app/rollout', {})).status, 201)
+  const deadline = Date.now() + 20_000
+  let view: RolloutBodyLite | null = null
+  while (Date.now() < deadline) {
+    view = (await adminClient(leader.adminUrl).get('/api/v1/routes/app/rollout')).json<RolloutBodyLite>()
+    if (view.phase !== 'progressing') break
+    await sleep(200)
+  }
+  t.equal(view?.phase, 'failed', 'the rollout was reverted')
+  const check = view?.rollout?.lastCheck?.checks.find((c) => c.name === 'error-rate')
+  t.equal(check?.verdict, 'fail', `by the error-rate check: ${check?.detail}`)
+  const own = (await adminClient(leader.adminUrl).get('/api/v1/routes/app/stats?window=60')).json<{ versions: Record<string, { requests: number }> }>().versions.canary?.requests ?? 0
+  t.equal(own, 0, 'which the leader could only have run on the followers\' traffic: it served no canary request itself')
+  const fleet = (await adminClient(followers[0]?.adminUrl ?? '').get('/api/v1/routes/app/stats?window=60&scope=fleet')).json<{ scope: string; replicas: string[]; versions: Record<string, { requests: number; errors: number }> }>()
+  t.equal(fleet.scope, 'fleet')
+  t.same([...fleet.replicas].sort(), replicas.map((r) => r.id).sort(), 'stats?scope=fleet answers over every replica')
+  t.ok((fleet.versions.canary?.errors ?? 0) > 0, `and counts the canary's errors (${fleet.versions.canary?.errors} of ${fleet.versions.canary?.requests})`)
+  const probes = (await Promise.all(replicas.map(probe))).flat()
+  t.same([...new Set(probes)], ['stable'], 'every replica serves stable again')
+})
+
+t.test('with traffic only through one follower, its own fast guard reverts the canary on every replica', async (t) => {
+  const etcd = await startEtcd(t)
+  const replicas = await fleetOf(t, etcd, 3, `    rollout:
+      steps: [50, 100]
+      interval: 60s
+      analysis: { minRequests: 20 }
+      guard: { maxErrorRate: 0.2, minRequests: 20 }
+`, failing30())
+  const leaderId = await agreedLeader(replicas, 10_000)
+  const follower = replicas.find((r) => r.id !== leaderId) as Replica
+  t.equal((await adminClient(follower.adminUrl).call('POST', '/api/v1/routes/app/rollout', {})).status, 201)
+  await sleep(300)
+  const load = startTraffic(follower.url, { rate: 100, maxMs: 20_000 })
+  t.teardown(() => load.stop())
+  const deadline = Date.now() + 10_000
+  let phase = ''
+  while (Date.now() < deadline) {
+    phase = (await adminClient(follower.adminUrl).get('/api/v1/routes/app/rollout')).json<{ phase: string }>().phase
+    if (phase !== 'progressing') break
+    await sleep(100)
+  }
+  t.equal(phase, 'failed', 'the guard reverted the rollout')
+  const events = (await adminClient(follower.adminUrl).get('/api/v1/events')).json<{ events: EventRow[] }>().events
+  t.ok(events.some((e) => e.actor === 'controller' && e.action === 'rollout.failed'), `the follower wrote the revert (${events.filter((e) => e.actor === 'controller').map((e) => e.action).join(', ')})`)
+  const reason = (await adminClient(follower.adminUrl).get('/api/v1/routes/app/rollout')).json<RolloutBodyLite>().rollout?.reason
+  t.match(String(reason), /^fast guard: /, `the fast guard's (${reason})`)
+  await sleep(300)
+  const probes = (await Promise.all(replicas.map(probe))).flat()
+  t.same([...new Set(probes)], ['stable'], 'every replica follows it')
 })
