@@ -21,6 +21,7 @@ import type { ProxyRuntime } from './proxy/app.ts'
 import type { DataPathSnapshot } from './snapshot.ts'
 import { readRollout, rolloutSummary } from './rollout/rollout-view.ts'
 import { openEventLog, type EventLog } from './state/event-log.ts'
+import { openEtcdEventLog } from './state/etcd-event-log.ts'
 import { openEtcdStore } from './state/etcd-store.ts'
 import { openFileStore } from './state/file-store.ts'
 import { liveSnapshot, reconcileWithConfig } from './state/live-routes.ts'
@@ -99,7 +100,8 @@ export async function buildApps (initial: Config, options: BuildOptions = {}): P
   const store: StateStore = etcdStore ?? await openFileStore(config.stateFile)
   let events: EventLog
   try {
-    events = await openEventLog(config.eventsFile)
+    // A fleet's event log is the fleet's: in etcd, the same on every replica.
+    events = etcdStore === null ? await openEventLog(config.eventsFile) : await openEtcdEventLog(etcdStore.client, { endpoints: etcdStore.endpoints, replica: config.fleet.id })
   } catch (err) {
     await store.close()
     throw err

@@ -5,7 +5,7 @@
 // Without etcd, a replica is a fleet of one and its own leader.
 
 import { setTimeout as delay } from 'node:timers/promises'
-import type { Campaign, ElectionObserver, Lease, Namespace } from 'etcd3'
+import type { Lease, Namespace } from 'etcd3'
 import type { LatencyHistogram } from '../metrics/rolling-stats.ts'
 
 /** The lease of a replica's registration and candidacy: a replica that stops is gone this long after. */
@@ -57,81 +57,67 @@ export function soloFleet (self: Member): Fleet {
   }
 }
 
-/** Registers this replica under `client` (the fleet's prefix) and campaigns for leadership. */
+/**
+ * Registers this replica under `client` (the fleet's prefix) and stands in the controller's
+ * election. The election is etcd's usual one, kept small enough to check by reading: each
+ * candidate holds a key `election/controller/<lease>` under its own lease, and the leader is the
+ * candidate whose key is the oldest (lowest create revision). New keys are always younger, so a
+ * leader stays leader while its key exists; a replica that dies or is cut off loses its lease,
+ * its key goes, and the next oldest leads. Every replica reads the oldest key four times a second.
+ */
 export function etcdFleet (client: Namespace, self: Member, log: FleetLog): Fleet {
   let joined = false
   const members = client.namespace(MEMBERS)
-  const election = client.election(ELECTION, LEASE_TTL_SECONDS)
+  const candidates = client.namespace(`election/${ELECTION}/`)
+  const candidatesPrefix = `${client.prefix.toString()}election/${ELECTION}/`
   const listeners = new Set<(leader: boolean) => void>()
   let leader = false
   let leaderId: string | null = null
-  let campaignKey: string | null = null
-  let campaign: Campaign | null = null
-  let registration: Lease | null = null
+  /** This replica's candidate key (full), while its lease holds. */
+  let candidateKey: string | null = null
+  const leases = new Set<Lease>()
   const life = { closed: false }
   let lastMembers: Member[] = [self]
+  let poll: NodeJS.Timeout | null = null
 
   const setLeader = (next: boolean): void => {
     if (next === leader) return
     leader = next
-    if (next) leaderId = self.id
     log.info({ replica: self.id }, next ? `fleet: ${self.id} is the leader; it drives rollouts` : `fleet: ${self.id} is no longer the leader`)
     for (const listener of listeners) listener(next)
   }
 
-  const register = async (): Promise<void> => {
+  /** Puts `key(lease)` (under the fleet's prefix) with `value` under a fresh lease; again whenever the lease is lost. */
+  const holdUnderLease = async (key: (lease: string) => string, value: string, held: (fullKey: string | null) => void): Promise<void> => {
     while (!life.closed) {
+      const lease = client.lease(LEASE_TTL_SECONDS)
+      leases.add(lease)
       try {
-        const lease = client.lease(LEASE_TTL_SECONDS)
-        registration = lease
-        await lease.put(MEMBERS + self.id).value(JSON.stringify(self))
+        const id = await lease.grant()
+        await lease.put(key(id)).value(value)
+        held(client.prefix.toString() + key(id))
         await new Promise<void>((resolve) => lease.once('lost', () => resolve()))
-        await lease.revoke().catch(() => undefined)
-        if (life.closed) return
-        log.warn({ replica: self.id }, 'fleet: the registration lease was lost (etcd away?); registering again')
+        held(null)
+        log.warn({ replica: self.id }, 'fleet: a lease was lost (etcd away longer than its TTL?); taking a new one')
       } catch {
-        // etcd away: retried below.
+        held(null)
       }
+      leases.delete(lease)
+      await lease.revoke().catch(() => undefined)
       if (!life.closed) await delay(1000)
     }
   }
 
-  const campaignLoop = async (): Promise<void> => {
-    while (!life.closed) {
-      try {
-        const current = election.campaign(self.id)
-        campaign = current
-        await new Promise<void>((resolve) => {
-          current.on('elected', () => {
-            void current.getCampaignKey().then((key) => {
-              campaignKey = key
-              setLeader(true)
-            })
-          })
-          // The lease was lost (etcd away longer than the TTL): no longer a candidate, let alone leader.
-          current.on('error', () => resolve())
-        })
-        // Stops the lost campaign's own retries before a new one starts.
-        await current.resign().catch(() => undefined)
-      } catch {}
-      campaignKey = null
-      setLeader(false)
-      if (!life.closed) await delay(1000)
-    }
-  }
-
-  let observer: ElectionObserver | null = null
-  // The observer follows the leader key through outages on its own (it re-reads on reconnect).
-  const observe = async (): Promise<void> => {
+  /** Who leads now: the oldest candidate key. */
+  const look = async (): Promise<void> => {
     try {
-      const current = await election.observe()
-      observer = current
-      if (life.closed) await current.cancel()
-      leaderId = current.leader() ?? null
-      current.on('change', (value) => { leaderId = value ?? null })
-      current.on('error', () => { leaderId = null })
+      const oldest = await candidates.getAll().sort('Create', 'Ascend').limit(1).exec()
+      const kv = oldest.kvs[0]
+      leaderId = kv === undefined ? null : kv.value.toString()
+      const mine = candidateKey
+      setLeader(kv !== undefined && mine !== null && candidatesPrefix + kv.key.toString() === mine)
     } catch {
-      // etcd away at the start: the leader stays unknown (null) in GET /api/v1/fleet.
+      // etcd away: no decision can be written anyway (fenced); leadership is re-read when it answers.
     }
   }
 
@@ -141,13 +127,18 @@ export function etcdFleet (client: Namespace, self: Member, log: FleetLog): Flee
       if (joined || life.closed) return
       joined = true
       if (self.admin === '') self.admin = admin
-      void register()
-      void campaignLoop()
-      void observe()
+      void holdUnderLease(() => MEMBERS + self.id, JSON.stringify(self), () => {})
+      void holdUnderLease((lease) => `election/${ELECTION}/${lease}`, self.id, (key) => {
+        candidateKey = key
+        if (key === null) setLeader(false)
+        void look()
+      })
+      poll = setInterval(() => { void look() }, 250)
+      poll.unref()
     },
     isLeader: () => leader,
     onLeadership (listener) { listeners.add(listener) },
-    fence: () => (leader ? campaignKey : null),
+    fence: () => (leader ? candidateKey : null),
     async view () {
       try {
         const found = await members.getAll().strings()
@@ -162,12 +153,10 @@ export function etcdFleet (client: Namespace, self: Member, log: FleetLog): Flee
     },
     async close () {
       life.closed = true
+      if (poll !== null) clearInterval(poll)
       setLeader(false)
-      await Promise.all([
-        campaign?.resign().catch(() => undefined),
-        registration?.revoke().catch(() => undefined),
-        observer?.cancel().catch(() => undefined),
-      ])
+      // Revoking deletes the keys at once: another replica leads without waiting for the TTL.
+      await Promise.all([...leases].map((lease) => lease.revoke().catch(() => undefined)))
     },
   }
 }

@@ -20,6 +20,8 @@ export interface WeirEvent {
   readonly new?: unknown
   readonly reason?: unknown
   readonly requestId?: string
+  /** In a fleet: the replica (`fleet.id`) that made the change. */
+  readonly replica?: string
 }
 
 /** What a caller appends: the log assigns `id`, and `time` defaults to now. */
@@ -196,22 +198,7 @@ export async function openEventLog (file: string, options: EventLogOptions = {})
       })
     },
 
-    since (afterId?: number, limit?: number): WeirEvent[] {
-      const start = Math.max(0, memory.length - maxInMemory)
-      const max = limit === undefined ? Infinity : Math.max(0, Math.floor(limit))
-      if (afterId === undefined) {
-        return memory.slice(Math.max(start, memory.length - max))
-      }
-      // Ids increase along the array: binary search for the first one above afterId.
-      let lo = start
-      let hi = memory.length
-      while (lo < hi) {
-        const mid = (lo + hi) >>> 1
-        if ((memory[mid] as WeirEvent).id <= afterId) lo = mid + 1
-        else hi = mid
-      }
-      return memory.slice(lo, max === Infinity ? undefined : lo + max)
-    },
+    since: (afterId, limit) => eventsSince(memory, maxInMemory, afterId, limit),
 
     async close (): Promise<void> {
       if (closed) return
@@ -223,7 +210,26 @@ export async function openEventLog (file: string, options: EventLogOptions = {})
   return log
 }
 
-function buildEvent (id: number, input: EventInput): WeirEvent {
+/** `EventLog.since` over events held in id order (the newest `maxInMemory` of them served). */
+export function eventsSince (memory: readonly WeirEvent[], maxInMemory: number, afterId?: number, limit?: number): WeirEvent[] {
+  const start = Math.max(0, memory.length - maxInMemory)
+  const max = limit === undefined ? Infinity : Math.max(0, Math.floor(limit))
+  if (afterId === undefined) {
+    return memory.slice(Math.max(start, memory.length - max))
+  }
+  // Ids increase along the array: binary search for the first one above afterId.
+  let lo = start
+  let hi = memory.length
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1
+    if ((memory[mid] as WeirEvent).id <= afterId) lo = mid + 1
+    else hi = mid
+  }
+  return memory.slice(lo, max === Infinity ? undefined : lo + max)
+}
+
+/** An event as appended: id and time, the caller's fields, secrets redacted. */
+export function buildEvent (id: number, input: EventInput): WeirEvent {
   const event: Record<string, unknown> = { id, time: input.time ?? new Date().toISOString(), actor: input.actor }
   if (input.route !== undefined) event.route = input.route
   event.action = input.action
@@ -231,6 +237,7 @@ function buildEvent (id: number, input: EventInput): WeirEvent {
   if (input.new !== undefined) event.new = redact(input.new)
   if (input.reason !== undefined) event.reason = redact(input.reason)
   if (input.requestId !== undefined) event.requestId = input.requestId
+  if (input.replica !== undefined) event.replica = input.replica
   return event as unknown as WeirEvent
 }
 

@@ -1,0 +1,120 @@
+// The fleet's event log in etcd (docs/fleet.md): one key per event under `<prefix>events/`, its
+// id the etcd revision that wrote it (increasing over the fleet's life, not consecutive), so
+// every replica's `GET /api/v1/events` reads the same events in the same order. Each replica
+// holds the newest `maxInMemory` in memory, fed by a watch; the oldest beyond `retain` are
+// deleted from etcd as new ones come (retention by count).
+
+import { randomBytes } from 'node:crypto'
+import type { Namespace, Watcher } from 'etcd3'
+import { WeirError } from '../errors.ts'
+import { buildEvent, eventsSince, type EventInput, type EventLog, type WeirEvent } from './event-log.ts'
+
+export interface EtcdEventLogOptions {
+  /** Events served by `since` (default 10 000). */
+  maxInMemory?: number
+  /** Events kept in etcd (default 10 000); older ones are deleted. */
+  retain?: number
+  /** For error messages: the etcd endpoints. */
+  endpoints: readonly string[]
+}
+
+/** Appends between two retention passes of one replica. */
+const TRIM_EVERY = 100
+
+export async function openEtcdEventLog (client: Namespace, options: EtcdEventLogOptions & { replica: string }): Promise<EventLog> {
+  const events = client.namespace('events/')
+  const maxInMemory = Math.max(1, options.maxInMemory ?? 10_000)
+  const retain = Math.max(1, options.retain ?? 10_000)
+  const where = `etcd (${options.endpoints.join(', ')})`
+  const memory: WeirEvent[] = []
+  let closed = false
+  let appended = 0
+
+  const parse = (value: string, id: number): WeirEvent | null => {
+    try {
+      const body = JSON.parse(value) as Record<string, unknown>
+      if (typeof body.actor !== 'string' || typeof body.action !== 'string' || typeof body.time !== 'string') return null
+      return { ...body, id } as unknown as WeirEvent
+    } catch {
+      return null
+    }
+  }
+
+  /** Keeps `memory` in id order without duplicates (an own append also comes back through the watch). */
+  const remember = (event: WeirEvent): void => {
+    const last = memory.at(-1)
+    if (last === undefined || event.id > last.id) {
+      memory.push(event)
+    } else {
+      let lo = 0
+      let hi = memory.length
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1
+        if ((memory[mid] as WeirEvent).id < event.id) lo = mid + 1
+        else hi = mid
+      }
+      if (memory[lo]?.id === event.id) return
+      memory.splice(lo, 0, event)
+    }
+    if (memory.length >= 2 * maxInMemory) memory.splice(0, memory.length - maxInMemory)
+  }
+
+  let initial
+  try {
+    initial = await events.getAll().sort('Mod', 'Descend').limit(maxInMemory).exec()
+  } catch (err) {
+    throw new WeirError('WEIR_ERR_EVENTLOG_UNREADABLE', `the event log in ${where} cannot be read: ${(err as Error).message}`, { cause: err })
+  }
+  for (const kv of [...initial.kvs].reverse()) {
+    const event = parse(kv.value.toString(), Number(kv.mod_revision))
+    if (event !== null) remember(event)
+  }
+  const watcher: Watcher = await events.watch().prefix('').create()
+  watcher.on('put', (kv) => {
+    const event = parse(kv.value.toString(), Number(kv.mod_revision))
+    if (event !== null) remember(event)
+  })
+
+  const trim = async (): Promise<void> => {
+    const count = Number((await events.getAll().count()) ?? 0)
+    if (count <= retain) return
+    const oldest = await events.getAll().sort('Mod', 'Ascend').limit(count - retain).keys()
+    await Promise.all(oldest.map((key) => events.delete().key(key).exec()))
+  }
+
+  return {
+    path: `${where} ${'events/'}`,
+    get lastId () { return memory.at(-1)?.id ?? 0 },
+
+    async append (input: EventInput): Promise<WeirEvent> {
+      if (closed) throw new WeirError('WEIR_ERR_EVENTLOG_CLOSED', `the event log in ${where} is closed`)
+      if (typeof input.actor !== 'string' || input.actor === '' || typeof input.action !== 'string' || input.action === '') {
+        throw new TypeError('an event needs a non-empty actor and action')
+      }
+      // Each event says which replica made the change: the log is the whole fleet's.
+      const draft = buildEvent(0, { ...input, replica: options.replica }) as unknown as Record<string, unknown>
+      delete draft.id
+      // Time-ordered, unique key; the order that counts is etcd's revision, the event's id.
+      const key = `${Date.now().toString(36).padStart(9, '0')}-${randomBytes(4).toString('hex')}`
+      let revision: number
+      try {
+        const put = await events.put(key).value(JSON.stringify(draft)).exec()
+        revision = Number(put.header.revision)
+      } catch (err) {
+        throw new WeirError('WEIR_ERR_EVENTLOG_WRITE_FAILED', `could not write to the event log in ${where}: ${(err as Error).message}`, { cause: err })
+      }
+      const event = { ...draft, id: revision } as unknown as WeirEvent
+      remember(event)
+      if (++appended % TRIM_EVERY === 0) void trim().catch(() => undefined)
+      return event
+    },
+
+    since: (afterId, limit) => eventsSince(memory, maxInMemory, afterId, limit),
+
+    async close () {
+      if (closed) return
+      closed = true
+      await watcher.cancel().catch(() => undefined)
+    },
+  }
+}
