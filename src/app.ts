@@ -131,7 +131,6 @@ export async function buildApps (initial: Config, options: BuildOptions = {}): P
       }
     }
     bindCells(snapshot)
-    store.watch(() => bindCells(snapshotOf(config)))
     const set = new WorkerSet(snapshot, {
       count: config.workers,
       balance: options.balance ?? 'primary',
@@ -147,7 +146,7 @@ export async function buildApps (initial: Config, options: BuildOptions = {}): P
       },
       onCrashLoop: options.onCrashLoop ?? ((err) => { throw err }),
     })
-    dataPlane = workerDataPlane(set)
+    dataPlane = workerDataPlane(set, bindCells)
   } else {
     const dataPath = await createDataPath(snapshot, { recorder, recordRequests, logger: log })
     runtime = dataPath.runtime
@@ -234,6 +233,7 @@ export async function buildApps (initial: Config, options: BuildOptions = {}): P
       },
       // Their response counts arrive with their readings: collected first, like the stats.
       fleet: () => fleet.view(),
+      leader: () => fleet.leader(),
       workers: async () => {
         await dataPlane.flush()
         return dataPlane.workers()
@@ -245,10 +245,7 @@ export async function buildApps (initial: Config, options: BuildOptions = {}): P
   // The fleet learns where this replica's admin API is once it listens.
   admin.addHook('onListen', async () => {
     const address = admin.server.address()
-    if (address !== null && typeof address !== 'string') {
-      const host = address.address === '0.0.0.0' || address.address === '::' ? '127.0.0.1' : address.family === 'IPv6' ? `[${address.address}]` : address.address
-      fleet.join(`http://${host}:${address.port}`)
-    }
+    if (address !== null && typeof address !== 'string') fleet.join(originOf(address.address, address.port, false) as string)
   })
   await controller.start()
   let draining = false

@@ -59,6 +59,8 @@ export interface AdminApiOptions {
   workers: () => Promise<readonly WorkerInfo[]>
   /** GET /api/v1/fleet: this replica, the leader, the members. */
   fleet: () => Promise<FleetView>
+  /** The replica whose controller drives rollouts, for the rollout view. */
+  leader: () => string | null
   /** Bearer tokens; none: only loopback callers (by address and Host header) are served. */
   tokens: readonly AdminToken[]
 }
@@ -169,8 +171,7 @@ export async function adminApi (app: FastifyInstance, options: AdminApiOptions):
     const state: RouteState | undefined = store.get(route.name)
     const view = rolloutView(route.name, readRollout(state?.rollout), percentOf(state?.weights ?? route.weights), state?.revision ?? 0)
     // The replica whose controller drives rollouts (docs/fleet.md).
-    const { leader } = await options.fleet()
-    return reply.header('etag', `"${view.revision}"`).send({ ...view, leader })
+    return reply.header('etag', `"${view.revision}"`).send({ ...view, leader: options.leader() })
   })
   /** A rollout write: the answer is the rollout's view after it, with the route's revision as ETag. */
   const rolloutWrite = (path: string, status: number,

@@ -6,7 +6,7 @@
 import type { LatencyHistogram, StatsRegistry, WindowStats } from '../metrics/rolling-stats.ts'
 import { windowStatsOf } from '../metrics/rolling-stats.ts'
 import { UPSTREAM_NAMES, type UpstreamName } from '../vocabulary.ts'
-import { mergeHistograms, type Fleet, type Member } from './fleet.ts'
+import type { Fleet, Member } from './fleet.ts'
 
 export type VersionHistograms = Partial<Record<UpstreamName, LatencyHistogram>>
 
@@ -96,4 +96,18 @@ export async function fleetRouteStats (o: FleetStatsOptions, route: string, wind
   const versions: Partial<Record<UpstreamName, WindowStats>> = {}
   for (const [version, h] of Object.entries(histograms) as [UpstreamName, LatencyHistogram][]) versions[version] = windowStatsOf(h)
   return { window: windowSeconds, scope: 'fleet', replicas, missing, versions }
+}
+
+/** Histograms of one route × version from several replicas, added bucket by bucket (they share the buckets). */
+export function mergeHistograms (parts: readonly LatencyHistogram[]): LatencyHistogram {
+  const first = parts[0]
+  const counts = new Float64Array(first?.counts.length ?? 0)
+  let requests = 0
+  let errors = 0
+  for (const part of parts) {
+    requests += part.requests
+    errors += part.errors
+    for (let i = 0; i < counts.length && i < part.counts.length; i++) counts[i] = (counts[i] as number) + (part.counts[i] as number)
+  }
+  return { requests, errors, counts }
 }

@@ -6,7 +6,6 @@
 
 import { setTimeout as delay } from 'node:timers/promises'
 import type { Lease, Namespace } from 'etcd3'
-import type { LatencyHistogram } from '../metrics/rolling-stats.ts'
 
 /** The lease of a replica's registration and candidacy: a replica that stops is gone this long after. */
 export const LEASE_TTL_SECONDS = 5
@@ -31,6 +30,8 @@ export interface Fleet {
   join (admin: string): void
   /** Whether this replica drives rollouts now. */
   isLeader (): boolean
+  /** The id of the replica that leads, as last read (null while none is known). */
+  leader (): string | null
   /** Told each time this replica gains (true) or loses (false) leadership. */
   onLeadership (listener: (leader: boolean) => void): void
   /** The key a controller write must find in etcd (this replica's candidacy); null when not leader or without etcd. */
@@ -50,6 +51,7 @@ export function soloFleet (self: Member): Fleet {
     self,
     join (admin) { if (self.admin === '') self.admin = admin },
     isLeader: () => true,
+    leader: () => self.id,
     onLeadership () {},
     fence: () => null,
     view: async () => ({ self: self.id, leader: self.id, members: [self] }),
@@ -79,6 +81,8 @@ export function etcdFleet (client: Namespace, self: Member, log: FleetLog): Flee
   const life = { closed: false }
   let lastMembers: Member[] = [self]
   let poll: NodeJS.Timeout | null = null
+
+  const leaderOf = (): string | null => (leader ? self.id : leaderId)
 
   const setLeader = (next: boolean): void => {
     if (next === leader) return
@@ -137,6 +141,7 @@ export function etcdFleet (client: Namespace, self: Member, log: FleetLog): Flee
       poll.unref()
     },
     isLeader: () => leader,
+    leader: leaderOf,
     onLeadership (listener) { listeners.add(listener) },
     fence: () => (leader ? candidateKey : null),
     async view () {
@@ -149,7 +154,7 @@ export function etcdFleet (client: Namespace, self: Member, log: FleetLog): Flee
       }
       // This replica is a member from its start, before its registration is in etcd.
       const all = lastMembers.some((m) => m.id === self.id) ? lastMembers : [...lastMembers, self].sort((a, b) => a.id.localeCompare(b.id))
-      return { self: self.id, leader: leader ? self.id : leaderId, members: all }
+      return { self: self.id, leader: leaderOf(), members: all }
     },
     async close () {
       life.closed = true
@@ -159,18 +164,4 @@ export function etcdFleet (client: Namespace, self: Member, log: FleetLog): Flee
       await Promise.all([...leases].map((lease) => lease.revoke().catch(() => undefined)))
     },
   }
-}
-
-/** Histograms of one route × version from several replicas, added bucket by bucket (they share the buckets). */
-export function mergeHistograms (parts: readonly LatencyHistogram[]): LatencyHistogram {
-  const first = parts[0]
-  const counts = new Float64Array(first?.counts.length ?? 0)
-  let requests = 0
-  let errors = 0
-  for (const part of parts) {
-    requests += part.requests
-    errors += part.errors
-    for (let i = 0; i < counts.length && i < part.counts.length; i++) counts[i] = (counts[i] as number) + (part.counts[i] as number)
-  }
-  return { requests, errors, counts }
 }

@@ -276,10 +276,8 @@ class EtcdStore implements EtcdStateStore {
   async #call<T> (what: string, run: () => Promise<T>): Promise<T> {
     try {
       const result = await run()
-      if (!this.#connected) {
-        this.#connected = true
-        void this.resync().catch(() => undefined)
-      }
+      // What changed while etcd was away is read by #recover (or the watch's reconnect).
+      this.#connected = true
       return result
     } catch (err) {
       this.#connected = false

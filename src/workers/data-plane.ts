@@ -54,8 +54,11 @@ export function localDataPlane (dataPath: DataPath): DataPlane {
   }
 }
 
-/** The data path in worker processes. */
-export function workerDataPlane (set: WorkerSet): DataPlane {
+/**
+ * The data path in worker processes. `bind` sees every snapshot first: the primary keeps the
+ * cells its workers' readings add into for every route in force.
+ */
+export function workerDataPlane (set: WorkerSet, bind: (snapshot: DataPathSnapshot) => void): DataPlane {
   let draining = false
   let listening = false
   return {
@@ -65,7 +68,10 @@ export function workerDataPlane (set: WorkerSet): DataPlane {
       return port
     },
     port: () => (listening ? set.port : null),
-    apply: (snapshot) => set.apply(snapshot),
+    apply (snapshot) {
+      bind(snapshot)
+      return set.apply(snapshot)
+    },
     check: (snapshot) => set.check(snapshot),
     flush: () => set.flush(),
     shadowInFlight: (route) => set.shadowInFlight(route),

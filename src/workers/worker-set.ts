@@ -136,9 +136,7 @@ export class WorkerSet {
 
   /** Puts `snapshot` in force on every worker: resolves when each applied it or was replaced. */
   apply (snapshot: DataPathSnapshot): Promise<void> {
-    const run = this.#queue.then(() => this.#apply(snapshot))
-    this.#queue = run.catch(() => undefined)
-    return run
+    return this.#serially(() => this.#apply(snapshot))
   }
 
   /**
@@ -146,11 +144,16 @@ export class WorkerSet {
    * WEIR_ERR_WORKER_APPLY when one cannot (a reload checks before it changes anything).
    */
   check (snapshot: DataPathSnapshot): Promise<void> {
-    const run = this.#queue.then(async () => {
+    return this.#serially(async () => {
       const seq = ++this.#seq
       await this.#prepare(seq, snapshot)
       for (const slot of this.#listening()) this.#send(slot, { type: 'abort', seq })
     })
+  }
+
+  /** Runs `task` after every apply or check before it has settled. */
+  #serially (task: () => Promise<void>): Promise<void> {
+    const run = this.#queue.then(task)
     this.#queue = run.catch(() => undefined)
     return run
   }
