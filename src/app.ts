@@ -9,7 +9,7 @@ import { dirname, join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import { pino, type Logger } from 'pino'
 import { createAdminApp } from './admin/app.ts'
-import type { Config } from './config/model.ts'
+import type { Config, WeightsBp } from './config/model.ts'
 import { RolloutController } from './controller/controller.ts'
 import { createRecorder } from './metrics/recorder.ts'
 import { createMetrics, type Metrics } from './metrics/registry.ts'
@@ -117,7 +117,9 @@ export async function buildApps (initial: Config, options: BuildOptions = {}): P
   const fleet = etcdStore === null ? soloFleet(self) : etcdFleet(etcdStore.client, self, log)
   if (etcdStore !== null) etcdStore.fence = () => fleet.fence()
   const fleetStats: FleetStatsOptions = { fleet, stats, buckets: BUCKET_COUNT, token: config.admin.tokens[0]?.token, timeoutMs: FLEET_STATS_TIMEOUT_MS }
-  const snapshotOf = (c: Config) => liveSnapshot(c, store.all(), cookieSecret)
+  // Routes this replica serves at its fast guard's revert until the store holds it (the controller's fail-safe).
+  let heldWeights: ReadonlyMap<string, Readonly<WeightsBp>> = new Map()
+  const snapshotOf = (c: Config) => liveSnapshot(c, store.all(), cookieSecret, heldWeights)
   let snapshot = snapshotOf(config)
   const recordRequests = options.recordRequests ?? true
   let dataPlane: DataPlane
@@ -192,6 +194,11 @@ export async function buildApps (initial: Config, options: BuildOptions = {}): P
     now: clock,
     proxyOrigin: () => originOf(config.listen.host, dataPlane.port(), config.listen.tls !== undefined),
     log,
+    onFailSafe: (held) => {
+      heldWeights = held
+      snapshot = snapshotOf(config)
+      void applyNow(snapshot).catch(() => undefined)
+    },
     ...(etcdStore === null
       ? {}
       : {
@@ -264,7 +271,7 @@ export async function buildApps (initial: Config, options: BuildOptions = {}): P
     proxyApp,
     async reload (next) {
       // Every worker must be able to build the new table before anything changes (all or none).
-      await dataPlane.check(liveSnapshot(next, store.all(), cookieSecret))
+      await dataPlane.check(liveSnapshot(next, store.all(), cookieSecret, heldWeights))
       const warnings = await reconcileWithConfig(next, store, events)
       if (next.listen.host !== config.listen.host || next.listen.port !== config.listen.port) warnings.push('listen changed: takes effect after a restart')
       if (next.cookieSecret !== config.cookieSecret) warnings.push('cookieSecret changed: takes effect after a restart')

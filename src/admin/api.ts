@@ -9,7 +9,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { AdminToken } from '../config/model.ts'
 import { WeirError, type ErrorCode } from '../errors.ts'
 import { sendError } from '../http/error-reply.ts'
-import { readRollout, rolloutView, type RolloutView } from '../rollout/rollout-view.ts'
+import { readRollout, rolloutView, type FailSafeView, type RolloutView } from '../rollout/rollout-view.ts'
 import { MISMATCH_SAMPLE_SIZE } from '../shadow/mismatch-log.ts'
 import type { EventLog } from '../state/event-log.ts'
 import { percentOf } from '../state/live-routes.ts'
@@ -46,6 +46,8 @@ export interface RolloutApi {
   startRollout (route: string, body: unknown, options: WriteOptions, caller: Caller): Promise<RolloutView>
   command (route: string, command: Command, caller: Caller): Promise<RolloutView>
   rollback (route: string, options: WriteOptions, caller: Caller): Promise<Written>
+  /** The fast guard's revert this replica serves alone because the store does not hold it yet; null when none. */
+  failSafe (route: string): FailSafeView | null
 }
 
 export interface AdminApiOptions {
@@ -171,7 +173,8 @@ export async function adminApi (app: FastifyInstance, options: AdminApiOptions):
     const state: RouteState | undefined = store.get(route.name)
     const view = rolloutView(route.name, readRollout(state?.rollout), percentOf(state?.weights ?? route.weights), state?.revision ?? 0)
     // The replica whose controller drives rollouts (docs/fleet.md).
-    return reply.header('etag', `"${view.revision}"`).send({ ...view, leader: options.leader() })
+    // And whether this replica serves a fast guard's revert the store does not hold yet.
+    return reply.header('etag', `"${view.revision}"`).send({ ...view, leader: options.leader(), failSafe: rollouts.failSafe(route.name) })
   })
   /** A rollout write: the answer is the rollout's view after it, with the route's revision as ETag. */
   const rolloutWrite = (path: string, status: number,

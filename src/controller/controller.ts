@@ -3,12 +3,12 @@
 // route writer as the admin API (same validation, revisions and events, actor `controller`).
 
 import { randomBytes } from 'node:crypto'
-import type { Config, RouteConfig } from '../config/model.ts'
+import type { Config, RouteConfig, WeightsBp } from '../config/model.ts'
 import type { LatencyHistogram, StatsRegistry } from '../metrics/rolling-stats.ts'
 import { analyze, overall, type CheckOutcome } from '../rollout/analysis.ts'
 import { guardVerdict, keepGuardWindow, type GuardSample } from '../rollout/guard.ts'
 import { commandChange, rollbackChange, startChange, transitionChange } from '../rollout/rollout-changes.ts'
-import { readRollout, rolloutView, type RolloutView } from '../rollout/rollout-view.ts'
+import { readRollout, rolloutView, type FailSafeView, type RolloutView } from '../rollout/rollout-view.ts'
 import { advance, checkCanPromote, isCheckDue, targetOf, type RolloutState, type Transition } from '../rollout/step.ts'
 import type { EventLog } from '../state/event-log.ts'
 import { liveRoute, percentOf } from '../state/live-routes.ts'
@@ -21,6 +21,18 @@ const CONTROLLER: Caller = { actor: 'controller' }
 
 /** How often the controller looks at every rollout: the fast guard's cadence, and the lateness bound of a check. */
 export const TICK_MS = 100
+
+/** How often a fast guard's revert that could not be written is tried again. */
+const REVERT_RETRY_MS = 500
+
+interface FailSafe {
+  readonly rollout: string
+  readonly since: number
+  readonly tripped: CheckOutcome
+  readonly weights: Readonly<WeightsBp>
+  nextAttemptAt: number
+  failedWrites: number
+}
 
 export interface ControllerOptions {
   writer: RouteWriter
@@ -40,6 +52,11 @@ export interface ControllerOptions {
   leadership?: { isLeader (): boolean; onLeadership (listener: (leader: boolean) => void): void }
   /** A route's per-version histograms over a window, over the whole fleet. Default: this replica's. */
   histograms?: (route: string, windowSeconds: number) => Promise<Partial<Record<UpstreamName, LatencyHistogram>>>
+  /**
+   * Told whenever the set of routes held at a fast guard's revert changes (route → the weights
+   * this replica's data path must serve instead of the store's); see #holdRevert.
+   */
+  onFailSafe?: (held: ReadonlyMap<string, Readonly<WeightsBp>>) => void
 }
 
 export class RolloutController {
@@ -51,6 +68,8 @@ export class RolloutController {
   readonly #writing = new Set<string>()
   /** Per route, the target version's totals over the last second or so, oldest first. */
   readonly #guard = new Map<string, { rollout: string; samples: GuardSample[] }>()
+  /** Routes whose fast guard tripped and whose revert the store does not hold yet. */
+  readonly #failSafe = new Map<string, FailSafe>()
   readonly #pending = new Set<Promise<unknown>>()
 
   constructor (options: ControllerOptions) {
@@ -124,12 +143,29 @@ export class RolloutController {
     return written
   }
 
+  /** The routes this replica serves at a fast guard's revert the store does not hold yet (GET .../rollout). */
+  failSafe (route: string): FailSafeView | null {
+    const held = this.#failSafe.get(route)
+    if (held === undefined) return null
+    return { rollout: held.rollout, since: new Date(held.since).toISOString(), detail: held.tripped.detail, weights: percentOf(held.weights), failedWrites: held.failedWrites }
+  }
+
   #tick (): void {
     const now = this.#o.now()
     const leads = this.#leads()
     for (const route of this.#o.config().routes) {
       const state = this.#o.store.get(route.name)
       const rollout = readRollout(state?.rollout)
+      const held = this.#failSafe.get(route.name)
+      if (held !== undefined) {
+        // Held until the store no longer drives that rollout: the revert was written (here or by
+        // another replica), or someone ended the rollout otherwise.
+        if (rollout?.id !== held.rollout || !ACTIVE_PHASES.has(rollout.phase)) this.#release(route.name)
+        else {
+          if (!this.#writing.has(route.name) && now >= held.nextAttemptAt) this.#track(this.#writeRevert(route.name, state?.revision ?? 0, rollout, held, now))
+          continue
+        }
+      }
       if (state === undefined || rollout === null || !ACTIVE_PHASES.has(rollout.phase)) {
         this.#guard.delete(route.name)
         continue
@@ -137,8 +173,15 @@ export class RolloutController {
       if (this.#writing.has(route.name)) continue
       const tripped = this.#guardReading(route.name, rollout, now)
       if (tripped !== null) {
-        // Any replica's guard may revert (compare-and-set): the others follow through the store.
-        this.#track(this.#apply(route.name, state.revision, advance(rollout, { kind: 'guard', now, tripped }), false))
+        const transition = advance(rollout, { kind: 'guard', now, tripped })
+        if (transition.action === 'none' || transition.effect.kind !== 'weights') continue
+        // This replica stops sending traffic to the failing version at once, whatever the store
+        // does; then any replica's guard may write the revert (compare-and-set, not fenced), and
+        // the others follow through the store.
+        const hold: FailSafe = { rollout: rollout.id, since: now, tripped, weights: transition.effect.weights, nextAttemptAt: now, failedWrites: 0 }
+        this.#failSafe.set(route.name, hold)
+        this.#failSafeChanged()
+        this.#track(this.#writeRevert(route.name, state.revision, rollout, hold, now))
       } else if (!leads) {
         continue
       } else if (rollout.phase === 'promoting') {
@@ -148,6 +191,40 @@ export class RolloutController {
         this.#track(this.#check(route, state.revision, rollout, now).finally(() => this.#checking.delete(route.name)))
       }
     }
+  }
+
+  /**
+   * Writes a held revert against the rollout as the store has it now. While the store is away
+   * (or the write fails for any reason) the route stays held, and the write is tried again every
+   * REVERT_RETRY_MS; the event it writes then says how long this replica held it alone.
+   */
+  async #writeRevert (name: string, revision: number, rollout: RolloutState, held: FailSafe, now: number): Promise<void> {
+    held.nextAttemptAt = now + REVERT_RETRY_MS
+    const tripped = held.failedWrites === 0
+      ? held.tripped
+      : { ...held.tripped, detail: `${held.tripped.detail} (this replica served the revert alone from ${new Date(held.since).toISOString()} until the store took it)` }
+    const transition = advance(rollout, { kind: 'guard', now: held.since, tripped })
+    if (transition.action === 'none') {
+      this.#release(name)
+      return
+    }
+    const outcome = await this.#apply(name, revision, transition, false, held.failedWrites === 0)
+    if (outcome === 'written') this.#release(name)
+    else if (outcome === 'failed') {
+      if (held.failedWrites === 0) {
+        this.#o.log.error({ route: name, rollout: held.rollout },
+          `the fast guard's revert of route ${name} could not be written: this replica serves the revert's weights alone and writes it once the store answers`)
+      }
+      held.failedWrites++
+    }
+  }
+
+  #release (name: string): void {
+    if (this.#failSafe.delete(name)) this.#failSafeChanged()
+  }
+
+  #failSafeChanged (): void {
+    this.#o.onFailSafe?.(new Map([...this.#failSafe].map(([route, held]) => [route, held.weights])))
   }
 
   /** Samples the target version's totals for the fast guard and asks its rule; null when it holds. */
@@ -209,21 +286,26 @@ export class RolloutController {
     }, rollout.plan.analysis)
   }
 
-  /** Writes a decision pinned to `revision`; `fenced` (the leader's decisions): only while this replica still leads. */
-  async #apply (name: string, revision: number, transition: Transition, fenced = true): Promise<void> {
-    if (transition.action === 'none') return
+  /**
+   * Writes a decision pinned to `revision`; `fenced` (the leader's decisions): only while this
+   * replica still leads. `stale`: someone else changed the route meanwhile (an operator, the
+   * guard), so the controller looks again next tick; `failed`: the write failed (logged when
+   * `logFailure`), and it will be decided and tried again.
+   */
+  async #apply (name: string, revision: number, transition: Transition, fenced = true, logFailure = true): Promise<'none' | 'written' | 'stale' | 'failed'> {
+    if (transition.action === 'none') return 'none'
     this.#writing.add(name)
     try {
       const written = await this.#o.writer.writeAt(name, revision, transition.action, CONTROLLER, (route, state) => transitionChange(transition, route, state), fenced)
-      // Someone else changed the route meanwhile (an operator, the guard): look again next tick.
-      if (written === null) return
+      if (written === null) return 'stale'
     } catch (err) {
-      this.#o.log.error({ err, route: name, action: transition.action }, 'the rollout controller could not write its decision; it will try again')
-      return
+      if (logFailure) this.#o.log.error({ err, route: name, action: transition.action }, 'the rollout controller could not write its decision; it will try again')
+      return 'failed'
     } finally {
       this.#writing.delete(name)
     }
     this.#notify(name, transition.state, transition.notify)
+    return 'written'
   }
 
   /** Fires the rollout's webhooks of these types; a failure is logged as an event, it changes nothing. */

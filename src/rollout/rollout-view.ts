@@ -34,6 +34,20 @@ export function rolloutSummary (state: RolloutState | null): RolloutSummary | nu
   return { id: state.id, strategy: state.strategy, phase: state.phase, step: state.step, weight: state.weight, reason: state.reason }
 }
 
+/** GET .../rollout's `failSafe`: this replica serves the fast guard's revert although the store does not hold it yet (docs/fleet.md). */
+export interface FailSafeView {
+  /** The rollout the guard reverted. */
+  readonly rollout: string
+  /** ISO time the guard tripped. */
+  readonly since: string
+  /** What the guard saw. */
+  readonly detail: string
+  /** The weights this replica serves meanwhile, in percent. */
+  readonly weights: Readonly<Record<Version, number>>
+  /** Attempts to write the revert that failed so far. */
+  readonly failedWrites: number
+}
+
 /** GET .../rollout: the phase, where it stands, the last check with values and thresholds, the history. */
 export interface RolloutView {
   route: string

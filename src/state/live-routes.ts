@@ -75,10 +75,20 @@ export function liveConfig (config: Config, states: ReadonlyMap<string, RouteSta
   return { ...config, routes: config.routes.map((route) => liveRoute(route, states.get(route.name))) }
 }
 
-/** What the data path runs on: every route as it serves traffic, and the settings it reads. */
-export function liveSnapshot (config: Config, states: ReadonlyMap<string, RouteState>, cookieSecret: string): DataPathSnapshot {
+/**
+ * What the data path runs on: every route as it serves traffic, and the settings it reads.
+ * `heldWeights`: routes this replica serves with other weights than the store's for now (the fast
+ * guard's revert while it cannot be written: controller/controller.ts).
+ */
+export function liveSnapshot (config: Config, states: ReadonlyMap<string, RouteState>, cookieSecret: string,
+  heldWeights: ReadonlyMap<string, Readonly<WeightsBp>> = new Map()): DataPathSnapshot {
+  const serving = (route: RouteConfig): RouteConfig => {
+    const live = liveRoute(route, states.get(route.name))
+    const held = heldWeights.get(route.name)
+    return held === undefined ? live : { ...live, weights: { ...held } }
+  }
   return Object.freeze({
-    routes: Object.freeze(config.routes.map((route) => liveRoute(route, states.get(route.name)))),
+    routes: Object.freeze(config.routes.map(serving)),
     versionHeader: config.versionHeader,
     trustedProxies: config.trustedProxyList,
     logLevel: config.logLevel,

@@ -288,3 +288,65 @@ t.test('with traffic only through one follower, its own fast guard reverts the c
   const probes = (await Promise.all(replicas.map(probe))).flat()
   t.same([...new Set(probes)], ['stable'], 'every replica follows it')
 })
+
+t.test('the fast guard trips while etcd is away: that replica serves stable at once and writes the revert when etcd is back; every replica follows', async (t) => {
+  const etcd = await startEtcd(t)
+  let broken = false
+  const replicas = await fleetOf(t, etcd, 3, `    rollout:
+      steps: [50, 100]
+      interval: 60s
+      analysis: { minRequests: 20 }
+      guard: { maxErrorRate: 0.2, minRequests: 20 }
+`, (_req, res) => {
+    res.statusCode = broken ? 500 : 200
+    res.end(JSON.stringify({ version: 'canary' }))
+  })
+  const leaderId = await agreedLeader(replicas, 10_000)
+  const follower = replicas.find((r) => r.id !== leaderId) as Replica
+  const others = replicas.filter((r) => r !== follower)
+  t.equal((await adminClient(follower.adminUrl).call('POST', '/api/v1/routes/app/rollout', {})).status, 201)
+  await sleep(300)
+  t.ok((await probe(follower)).includes('canary'), 'the canary serves its share')
+  await etcd.stop()
+  await sleep(300)
+  broken = true
+  const load = startTraffic(follower.url, { rate: 100, maxMs: 20_000 })
+  t.teardown(() => load.stop())
+  // The guard trips within a second or so; the revert cannot be written, and the replica holds it alone.
+  const deadline = Date.now() + 5000
+  let view: { phase: string; failSafe: { rollout: string; detail: string; weights: Record<string, number>; failedWrites: number } | null } | null = null
+  while (Date.now() < deadline) {
+    view = (await adminClient(follower.adminUrl).get('/api/v1/routes/app/rollout')).json()
+    if (view?.failSafe != null) break
+    await sleep(50)
+  }
+  t.ok(view?.failSafe != null, `the follower shows its fail-safe (${JSON.stringify(view?.failSafe)})`)
+  t.equal(view?.phase, 'progressing', 'the store (unreachable) still says progressing')
+  t.same(view?.failSafe?.weights, { stable: 100, canary: 0, green: 0 }, 'the follower serves the revert\'s weights')
+  t.match(String(view?.failSafe?.detail), /error rate|in a row/, 'with what the guard saw')
+  t.same([...new Set(await probe(follower))], ['stable'], 'its data path sends nobody to the canary any more')
+  const afterHold = load.results.length
+  await sleep(1000)
+  const held = load.results.slice(afterHold)
+  t.ok(held.length > 50, `${held.length} requests through the follower while it held the revert`)
+  t.same(held.filter((r) => r.version !== 'stable'), [], 'all of them were served by stable')
+  t.ok((await probe(others[0] as Replica)).includes('canary'), 'a replica whose guard did not trip keeps the last table (50 % canary)')
+  await etcd.start()
+  const written = Date.now() + 15_000
+  let phase = ''
+  while (Date.now() < written) {
+    phase = (await adminClient(follower.adminUrl).get('/api/v1/routes/app/rollout')).json<{ phase: string }>().phase
+    if (phase === 'failed') break
+    await sleep(100)
+  }
+  t.equal(phase, 'failed', 'once etcd is back the follower wrote the revert')
+  const after = (await adminClient(follower.adminUrl).get('/api/v1/routes/app/rollout')).json<{ failSafe: unknown; rollout: { reason: string } }>()
+  t.equal(after.failSafe, null, 'and no longer holds anything alone')
+  t.match(after.rollout.reason, /^fast guard: .*served the revert alone from/, `the reason says so (${after.rollout.reason})`)
+  const followed = Date.now() + 5000
+  while (Date.now() < followed && !(await Promise.all(replicas.map(probe))).flat().every((v) => v === 'stable')) await sleep(50)
+  t.same([...new Set((await Promise.all(replicas.map(probe))).flat())], ['stable'], 'every replica follows the revert')
+  const events = (await adminClient(others[0]?.adminUrl ?? '').get('/api/v1/events')).json<{ events: EventRow[] }>().events
+  t.ok(events.some((e) => e.actor === 'controller' && e.action === 'rollout.failed' && e.replica === follower.id), 'the fleet\'s event log has the follower\'s revert')
+  t.same((await load.stop()).filter((r) => r.error !== null), [], 'no client request failed at the proxy')
+})

@@ -27,7 +27,7 @@ t.test('GET rollout of a route that never had one is idle', async (t) => {
   const res = await admin.get('/api/v1/routes/app/rollout')
   t.equal(res.status, 200)
   // Without etcd a replica is a fleet of one: it leads.
-  t.same(res.json(), { route: 'app', phase: 'idle', weights: { stable: 100, canary: 0, green: 0 }, revision: 0, rollout: null, leader: proxy.config.fleet.id })
+  t.same(res.json(), { route: 'app', phase: 'idle', weights: { stable: 100, canary: 0, green: 0 }, revision: 0, rollout: null, leader: proxy.config.fleet.id, failSafe: null })
   t.equal((await admin.get('/api/v1/routes/nope/rollout')).status, 404)
 })
 

@@ -3,7 +3,9 @@
 
 import t, { type Test } from 'tap'
 import { createServer } from 'node:http'
+import { existsSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import type { AddressInfo } from 'node:net'
+import { dirname } from 'node:path'
 import { adminClient } from '../helpers/admin.ts'
 import { rolloutClient, type RolloutBody } from '../helpers/rollout-client.ts'
 import { configDoc, startProxy } from '../helpers/proxy.ts'
@@ -149,6 +151,48 @@ t.test('a canary whose process dies is reverted by the fast guard within 2 s; GE
   const failed = await event('rollout.failed')
   t.equal(failed?.reason?.check, 'guard')
   t.match(failed?.reason?.detail ?? '', /canary (error rate|failed [0-9]+ requests in a row)/)
+})
+
+t.test('a fast guard whose revert cannot be written (state directory gone) serves stable at once and writes the revert once it can', async (t) => {
+  const { canary, proxy, admin } = await setup(t, { ...fastPolicy, interval: '30s' })
+  t.equal((await admin.call('POST', '/api/v1/routes/app/rollout', { steps: [50] })).status, 201)
+  // The state file's directory is moved away and a file put in its place: every write fails (ENOTDIR).
+  const dir = dirname(proxy.config.stateFile)
+  renameSync(dir, dir + '.away')
+  writeFileSync(dir, 'not a directory')
+  t.teardown(() => {
+    if (existsSync(dir + '.away')) {
+      rmSync(dir, { force: true })
+      renameSync(dir + '.away', dir)
+    }
+  })
+  canary.handle((_req, res) => { res.statusCode = 500; res.end('{}') })
+  const traffic = startTraffic(proxy.url, { rate: 200, maxMs: 20_000 })
+  t.teardown(() => traffic.stop())
+  const deadline = Date.now() + 5000
+  let view = (await admin.get('/api/v1/routes/app/rollout')).json<RolloutBody & { failSafe: { weights: Record<string, number>; failedWrites: number } | null }>()
+  while (Date.now() < deadline && (view.failSafe === null || view.failSafe.failedWrites === 0)) {
+    await sleep(50)
+    view = (await admin.get('/api/v1/routes/app/rollout')).json()
+  }
+  t.same(view.failSafe?.weights, { stable: 100, canary: 0, green: 0 }, `the guard tripped and its revert is held (${JSON.stringify(view.failSafe)})`)
+  t.equal(view.phase, 'progressing', 'the state could not record it')
+  const from = traffic.results.length
+  await sleep(1000)
+  const held = traffic.results.slice(from)
+  t.ok(held.length > 100, `${held.length} requests while held`)
+  t.same(held.filter((r) => r.version !== 'stable'), [], 'every one of them went to stable')
+  rmSync(dir)
+  renameSync(dir + '.away', dir)
+  const written = Date.now() + 5000
+  while (Date.now() < written && view.phase !== 'failed') {
+    await sleep(50)
+    view = (await admin.get('/api/v1/routes/app/rollout')).json()
+  }
+  t.equal(view.phase, 'failed', 'once the directory is back the revert is written')
+  t.equal(view.failSafe, null, 'and nothing is held any more')
+  t.same(view.weights, { stable: 100, canary: 0, green: 0 })
+  t.same(failures(await traffic.stop()).filter((r) => r.status === null), [], 'no request failed at the proxy')
 })
 
 t.test('a confirm-promotion webhook that answers 403 holds the last step until it answers 200', async (t) => {
