@@ -1,10 +1,13 @@
 // `npm run bench:blast`: the blast radius of a failing canary. weir takes a fixed request rate, a
 // rollout puts the canary at 5 %, then the canary answers every request 500; measures how long
 // the fast guard takes to revert it and how many client requests failed meanwhile, round by round.
+// With `--replicas 3`, three replicas share one etcd (a fleet) and the load is spread over them.
 
 import { mkdirSync, rmSync } from 'node:fs'
+import { join } from 'node:path'
 import { parseArgs } from 'node:util'
-import { LOAD_CPU, pinned, portOpen, PROXY_CPU, runBench, sleep, startChild, startLoad, stopChild, waitForPort, type Child } from './children.ts'
+import { LOAD_CPU, pinned, portOpen, PROXY_CPU, runBench, sleep, startChild, startCommand, startLoad, stopChild, waitForPort, type Child } from './children.ts'
+import { ensureDebianPackage } from './debian.ts'
 import { busyStealPct, cpuTicks, type Ticks } from './cpu-ticks.ts'
 import { codeVersion, machine } from './machine.ts'
 import { median } from './median.ts'
@@ -15,8 +18,11 @@ import { writeWeirConfig } from './weir-config.ts'
 
 const TMP = '/tmp/weir-bench-blast'
 
-// Apart from bench/run.ts's and bench/shadow.ts's ports, so none of them collide.
-const PORTS = { weir: 18280, admin: 19921, stable: 18281, canary: 18282 }
+// Apart from bench/run.ts's, bench/shadow.ts's and bench/fleet.ts's ports, so none of them collide.
+const PORTS = { weir: 18280, admin: 19921, stable: 18281, canary: 18282, etcd: 18389, etcdPeer: 18390 }
+/** Replica i (from 0) listens on these. */
+const replicaPorts = (i: number): { weir: number; admin: number } => ({ weir: i === 0 ? PORTS.weir : 18282 + i, admin: PORTS.admin + i })
+const ETCD = '/usr/bin/etcd'
 /** The issue's target: the canary reverted within this long of its first failure. */
 const TARGET_MS = 1000
 
@@ -29,14 +35,16 @@ const { values: flags } = parseArgs({
     connections: { type: 'string' },
     rounds: { type: 'string' },
     percent: { type: 'string' },
+    replicas: { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   },
 })
 
 if (flags.help === true) {
-  process.stdout.write(`usage: npm run bench:blast [-- --rate N --duration S --connections N --rounds N --percent P]
+  process.stdout.write(`usage: npm run bench:blast [-- --rate N --duration S --connections N --rounds N --percent P --replicas N]
 env: BENCH_RATE (1000 req/s), BENCH_DURATION (12 s of load per round), BENCH_CONNECTIONS (20),
      BENCH_ROUNDS (5, each with fresh processes), BENCH_PERCENT (5: the canary's step),
+     BENCH_REPLICAS (1; more: a fleet on one etcd, the load spread evenly over the replicas),
      BENCH_ROLLOUT_AT (3: seconds into the load the rollout starts),
      BENCH_FLIP_AFTER (3: seconds after the rollout the canary starts failing)
 `)
@@ -49,11 +57,13 @@ const settings = {
   connections: setting(flags.connections, 'BENCH_CONNECTIONS', 20),
   rounds: Math.round(setting(flags.rounds, 'BENCH_ROUNDS', 5)),
   percent: setting(flags.percent, 'BENCH_PERCENT', 5),
+  replicas: Math.round(setting(flags.replicas, 'BENCH_REPLICAS', 1)),
   rolloutAt: setting(undefined, 'BENCH_ROLLOUT_AT', 3),
   flipAfter: setting(undefined, 'BENCH_FLIP_AFTER', 3),
   userIds: 10_000,
 }
 if (settings.percent > 100) throw new Error('BENCH_PERCENT: at most 100')
+if (settings.replicas < 1 || settings.replicas > 5) throw new Error('BENCH_REPLICAS: 1 to 5')
 /** Seconds of load left after the flip: the revert has this long to happen. */
 const afterFlip = settings.duration - settings.rolloutAt - settings.flipAfter
 if (afterFlip < 2) throw new Error(`BENCH_DURATION (${settings.duration}) must leave at least 2 s of load after the flip (at ${settings.rolloutAt + settings.flipAfter} s)`)
@@ -95,7 +105,7 @@ interface RolloutBody {
   rollout: null | { startedAt: string; finishedAt: string | null; reason: string | null; policy: { guard: { maxErrorRate: number; minRequests: number } } }
 }
 
-interface WeirEvent { time: string; actor: string; action: string; route?: string; reason?: { check?: string; value?: number; threshold?: number; detail?: string } }
+interface WeirEvent { time: string; actor: string; action: string; route?: string; replica?: string; reason?: { check?: string; value?: number; threshold?: number; detail?: string } }
 
 interface CanaryStats { ok: number; failed: number; flippedAt: number | null; firstFailedAt: number | null; lastFailedAt: number | null; failedAt: number[] }
 
@@ -125,6 +135,8 @@ interface Round {
   nthFailMs: number | null
   /** From the first 500 to this script seeing phase `failed` (polled every 50 ms). */
   seenMs: number | null
+  /** From the event to the canary's last 500: how long the other replicas took to follow (a fleet). */
+  lastFailAfterEventMs: number | null
   /** 500s the canary sent in all, and those sent after the decision and after the event (already on their way to it). */
   failed: number
   failedAfterDecision: number
@@ -134,6 +146,29 @@ interface Round {
   load: RateLoadResult
   /** "busy/steal" % of CPU 0 (weir) and CPU 1 (upstreams + load) over the round. */
   cpu: string[]
+}
+
+/** The load generators' results as one client's: counts added, rates added, latencies at their worst. */
+function combined (results: RateLoadResult[]): RateLoadResult {
+  const sum = (f: (r: RateLoadResult) => number): number => results.reduce((a, r) => a + f(r), 0)
+  const worst = (f: (r: RateLoadResult) => number): number => Math.max(...results.map(f))
+  return {
+    requests: sum((r) => r.requests),
+    reqPerSec: Math.round(sum((r) => r.reqPerSec)),
+    durationSec: worst((r) => r.durationSec),
+    latencyP50: worst((r) => r.latencyP50),
+    latencyP90: worst((r) => r.latencyP90),
+    latencyP99: worst((r) => r.latencyP99),
+    latencyP999: worst((r) => r.latencyP999),
+    latencyMax: worst((r) => r.latencyMax),
+    errors: sum((r) => r.errors),
+    timeouts: sum((r) => r.timeouts),
+    non2xx: sum((r) => r.non2xx),
+    different: sum((r) => r.different),
+    setCookie: sum((r) => r.setCookie),
+    samples: results.flatMap((r) => r.samples).slice(0, 10),
+    loadCpuMs: sum((r) => r.loadCpuMs),
+  }
 }
 
 async function measure (round: number): Promise<Round> {
@@ -147,26 +182,47 @@ async function measure (round: number): Promise<Round> {
     started.push(canary)
     await waitForPort(stable, PORTS.stable)
     await waitForPort(canary, PORTS.canary)
-    const config = writeWeirConfig({
-      writer: 'bench/blast-radius.ts',
-      file: `${dir}/weir.yaml`,
-      stateFile: `${dir}/state.json`,
-      ports: PORTS,
-      route: 'app',
-      upstreams: { stable: `http://127.0.0.1:${PORTS.stable}`, canary: `http://127.0.0.1:${PORTS.canary}` },
-      weights: { stable: 100, canary: 0 },
-      validate: round === 0,
-    })
-    const weir = startChild('weir', PROXY_CPU, ['bin/weir.js', 'serve', '--config', config])
-    started.unshift(weir)
-    await waitForPort(weir, PORTS.weir)
-    await waitForPort(weir, PORTS.admin)
+    const fleet = settings.replicas > 1
+    const etcdUrl = `http://127.0.0.1:${PORTS.etcd}`
+    if (fleet) {
+      const peer = `http://127.0.0.1:${PORTS.etcdPeer}`
+      const etcd = startCommand('etcd', LOAD_CPU, ETCD, ['--name', 'blast', '--data-dir', join(dir, 'etcd'), '--listen-client-urls', etcdUrl, '--advertise-client-urls', etcdUrl,
+        '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer, '--initial-cluster', `blast=${peer}`, '--log-level', 'error'])
+      started.push(etcd)
+      await waitForPort(etcd, PORTS.etcd)
+    }
+    for (let i = 0; i < settings.replicas; i++) {
+      const ports = replicaPorts(i)
+      const config = writeWeirConfig({
+        writer: 'bench/blast-radius.ts',
+        file: `${dir}/weir-${i + 1}.yaml`,
+        stateFile: `${dir}/state-${i + 1}.json`,
+        ports,
+        route: 'app',
+        upstreams: { stable: `http://127.0.0.1:${PORTS.stable}`, canary: `http://127.0.0.1:${PORTS.canary}` },
+        weights: { stable: 100, canary: 0 },
+        ...(fleet ? { etcd: { url: etcdUrl, prefix: `/weir-bench-blast-${round + 1}/`, fleetId: `replica-${i + 1}` } } : {}),
+        validate: round === 0 && i === 0,
+      })
+      const weir = startChild(fleet ? `weir replica-${i + 1}` : 'weir', PROXY_CPU, ['bin/weir.js', 'serve', '--config', config])
+      started.unshift(weir)
+      await waitForPort(weir, ports.weir)
+      await waitForPort(weir, ports.admin)
+    }
 
     const cpuBefore = cpuTicks()
-    const load = startLoad('bench/rate-load.ts', { url: `http://127.0.0.1:${PORTS.weir}/`, connections: settings.connections, rate: settings.rate, duration: settings.duration, userIds: settings.userIds })
+    // A load balancer in front of a fleet spreads the clients evenly: one generator per replica.
+    const loads = Array.from({ length: settings.replicas }, (_, i) => startLoad('bench/rate-load.ts', {
+      url: `http://127.0.0.1:${replicaPorts(i).weir}/`,
+      connections: Math.ceil(settings.connections / settings.replicas),
+      rate: settings.rate / settings.replicas,
+      duration: settings.duration,
+      userIds: settings.userIds,
+    }))
+    const loadResult = Promise.all(loads.map((l) => l.result)).then(combined)
     let loadDone = false
-    void load.result.then(() => { loadDone = true }, () => { loadDone = true })
-    await Promise.race([load.started, sleep(15_000)])
+    void loadResult.then(() => { loadDone = true }, () => { loadDone = true })
+    await Promise.race([Promise.all(loads.map((l) => l.started)), sleep(15_000)])
     const loadStart = Date.now()
 
     await sleep(settings.rolloutAt * 1000)
@@ -195,7 +251,7 @@ async function measure (round: number): Promise<Round> {
       }
       await sleep(50)
     }
-    const result = await load.result
+    const result = await loadResult
     const cpu = cpuShares(cpuBefore, cpuTicks())
 
     const stats = (await call<CanaryStats>(PORTS.canary, 'GET', '/__stats')).json
@@ -221,6 +277,7 @@ async function measure (round: number): Promise<Round> {
       writeMs: eventAt === null || decidedAt === null ? null : eventAt - decidedAt,
       nthFailMs: first === null || stats.failedAt.length < nth ? null : (stats.failedAt[nth - 1] as number) - first,
       seenMs: since(seenAt),
+      lastFailAfterEventMs: eventAt === null || stats.lastFailedAt === null ? null : stats.lastFailedAt - eventAt,
       failed: stats.failed,
       failedAfterDecision: decidedAt === null ? 0 : stats.failedAt.filter((t) => t > decidedAt).length,
       failedAfterEvent: eventAt === null ? 0 : stats.failedAt.filter((t) => t > eventAt).length,
@@ -242,11 +299,11 @@ const show = (n: number | null): string => (n === null ? '-' : String(Math.round
 function report (rounds: Round[]): void {
   process.stdout.write('\n' + table(
     ['round', 'canary req/s', 'canary 200s', 'flip→1st 500 ms', 'guard rule', `${guard?.minRequests ?? 20}th 500 ms`, 'decided ms', 'revert ms', 'write ms', 'seen ms',
-      '500s sent', 'after decision', 'after event', 'client non-2xx', 'client errors', 'client req/s', 'p99 ms', 'phase / canary %', 'CPU0 / CPU1 busy/steal %'],
+      '500s sent', 'after decision', 'after event', 'last 500 after event ms', 'reverted by', 'client non-2xx', 'client errors', 'client req/s', 'p99 ms', 'phase / canary %', 'CPU0 / CPU1 busy/steal %'],
     rounds.map((r) => [
       String(r.round + 1), String(r.canaryRate), String(r.canaryOk), show(r.flipToFirstFailMs), r.rule ?? 'NOT REVERTED',
       show(r.nthFailMs), show(r.decideMs), show(r.revertMs), show(r.writeMs), show(r.seenMs),
-      String(r.failed), String(r.failedAfterDecision), String(r.failedAfterEvent),
+      String(r.failed), String(r.failedAfterDecision), String(r.failedAfterEvent), show(r.lastFailAfterEventMs), r.event?.replica ?? '-',
       String(r.load.non2xx), String(r.load.errors + r.load.timeouts), String(r.load.reqPerSec), String(r.load.latencyP99),
       `${r.phaseAfter} / ${show(r.canaryWeightAfter)}`, r.cpu.slice(0, 2).join(' · '),
     ])))
@@ -256,6 +313,7 @@ function report (rounds: Round[]): void {
   process.stdout.write('\n' +
     `revert time, first 500 → rollout.failed event (ms): ${stat(of((r) => r.revertMs))}\n` +
     `  of which first 500 → guard decision: ${stat(of((r) => r.decideMs))}; decision → event (state write): ${stat(of((r) => r.writeMs))}\n` +
+    (settings.replicas > 1 ? `  event → the canary's last 500 (the other replicas following through etcd's watch): ${stat(of((r) => r.lastFailAfterEventMs))}\n` : '') +
     `failed requests, 500s the canary sent: ${stat(of((r) => r.failed))}; non-2xx the client saw: ${stat(of((r) => r.load.non2xx))}\n` +
     `canary at ${settings.percent} %: ${stat(of((r) => r.canaryRate))} req/s before the flip\n` +
     // The guard tests the error rate first: when both rules hold at the same tick, the event names the error rate.
@@ -275,12 +333,20 @@ function report (rounds: Round[]): void {
 async function main (): Promise<void> {
   rmSync(TMP, { recursive: true, force: true })
   mkdirSync(TMP, { recursive: true })
-  for (const [name, port] of Object.entries(PORTS)) {
+  const ports: Record<string, number> = { stable: PORTS.stable, canary: PORTS.canary }
+  for (let i = 0; i < settings.replicas; i++) Object.assign(ports, { [`weir ${i + 1}`]: replicaPorts(i).weir, [`admin ${i + 1}`]: replicaPorts(i).admin })
+  if (settings.replicas > 1) {
+    Object.assign(ports, { etcd: PORTS.etcd, 'etcd peer': PORTS.etcdPeer })
+    const installed = ensureDebianPackage(ETCD, ['etcd-server'], (line) => process.stdout.write(line + '\n'))
+    if (!installed.ok) throw new Error(`etcd is needed for --replicas ${settings.replicas}: ${installed.why}`)
+  }
+  for (const [name, port] of Object.entries(ports)) {
     if (await portOpen(port)) throw new Error(`port ${port} (${name}) is already in use: stop whatever listens there`)
   }
   const m = machine()
   const code = codeVersion()
-  process.stdout.write(`weir blast-radius bench: ${settings.rate} req/s over ${settings.connections} connections for ${settings.duration} s per round, ` +
+  process.stdout.write(`weir blast-radius bench: ${settings.replicas === 1 ? 'one weir' : `${settings.replicas} replicas on one etcd, the load spread evenly over them`}, ` +
+    `${settings.rate} req/s over ${settings.connections} connections for ${settings.duration} s per round, ` +
     `rollout ${JSON.stringify(POLICY)} at ${settings.rolloutAt} s, canary fails every request from ${settings.rolloutAt + settings.flipAfter} s; ` +
     `${settings.rounds} round(s), about ${Math.ceil((settings.rounds * (settings.duration + 5)) / 60)} min; ` +
     (pinned ? `weir on CPU ${PROXY_CPU}, upstreams + autocannon on CPU ${LOAD_CPU}` : 'taskset not found: not pinned') +

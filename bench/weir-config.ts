@@ -18,6 +18,8 @@ export interface WeirConfig {
   shadow?: { percent: number; maxInFlight: number; timeout: string }
   /** Data-path processes (default 1: the per-core comparisons measure one process). */
   workers?: number
+  /** Live state in etcd instead of the state file (a fleet), with this replica's fleet id. */
+  etcd?: { url: string; prefix: string; fleetId: string }
   /** Runs `bin/weir.js validate` on the file: a rejected config stops the bench before any load. */
   validate?: boolean
 }
@@ -29,8 +31,8 @@ export function writeWeirConfig (c: WeirConfig): string {
   writeFileSync(c.file, `# Written by ${c.writer}.
 listen: { host: 127.0.0.1, port: ${c.ports.weir} }
 admin: { host: 127.0.0.1, port: ${c.ports.admin} }
-state: { file: ${c.stateFile} }
-cookieSecret: bench-secret-bench-secret
+state: { file: ${c.stateFile}${c.etcd === undefined ? '' : `, etcd: { endpoints: [${c.etcd.url}], prefix: ${c.etcd.prefix} }`} }
+${c.etcd === undefined ? '' : `fleet: { id: ${c.etcd.fleetId} }\n`}cookieSecret: bench-secret-bench-secret
 logLevel: warn
 drainTimeout: 2s
 workers: ${c.workers ?? 1}
