@@ -58,7 +58,10 @@ function main (argv: string[]): void {
     case 'serve': {
       const workers = workersFlag(parsed.values.workers)
       import('../server.ts').then(({ serve }) => serve(configFile, {}, workers === undefined ? {} : { workers })).catch((err: unknown) => {
-        process.stderr.write(`weir: failed to start: ${(err as Error).message}\n`)
+        // weir's own errors carry a code an operator can look up (README, docs/errors.md).
+        const code = (err as { code?: unknown }).code
+        const named = typeof code === 'string' && code.startsWith('WEIR_ERR_') ? ` (${code})` : ''
+        process.stderr.write(`weir: failed to start: ${(err as Error).message}${named}\n`)
         process.exit(1)
       })
       break

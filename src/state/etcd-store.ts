@@ -8,7 +8,10 @@
 // read again whole.
 
 import { readFileSync } from 'node:fs'
-import { Etcd3, type IKeyValue, type Namespace, type Watcher } from 'etcd3'
+import {
+  Etcd3, EtcdAuthenticationFailedError, EtcdInvalidAuthTokenError, EtcdPermissionDeniedError, EtcdRoleNotGrantedError,
+  type IKeyValue, type Namespace, type Watcher,
+} from 'etcd3'
 import type { EtcdSettings } from '../config/model.ts'
 import { WeirError } from '../errors.ts'
 import {
@@ -272,7 +275,10 @@ class EtcdStore implements EtcdStateStore {
     this.#take(route, kv)
   }
 
-  /** Runs one request to etcd; a failure becomes WEIR_ERR_STATE_UNAVAILABLE naming the store. */
+  /**
+   * Runs one request to etcd; a failure becomes WEIR_ERR_STATE_UNAVAILABLE naming the store and
+   * saying whether etcd was not reached or answered no (credentials, permissions).
+   */
   async #call<T> (what: string, run: () => Promise<T>): Promise<T> {
     try {
       const result = await run()
@@ -282,7 +288,8 @@ class EtcdStore implements EtcdStateStore {
     } catch (err) {
       this.#connected = false
       this.#recover()
-      throw new WeirError('WEIR_ERR_STATE_UNAVAILABLE', `etcd (${this.endpoints.join(', ')}) did not answer to ${what}: ${(err as Error).message}`, { cause: err })
+      const verb = isRefusal(err) ? 'refused' : 'did not answer'
+      throw new WeirError('WEIR_ERR_STATE_UNAVAILABLE', `etcd (${this.endpoints.join(', ')}) ${verb} to ${what}: ${(err as Error).message}`, { cause: err })
     }
   }
 
@@ -292,4 +299,10 @@ class EtcdStore implements EtcdStateStore {
     this.#queue = run.catch(() => undefined)
     return run
   }
+}
+
+/** etcd answered, and said no: the credentials or the user's permissions, not the network. */
+function isRefusal (err: unknown): boolean {
+  return err instanceof EtcdAuthenticationFailedError || err instanceof EtcdInvalidAuthTokenError ||
+    err instanceof EtcdPermissionDeniedError || err instanceof EtcdRoleNotGrantedError
 }
