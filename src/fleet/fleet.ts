@@ -9,6 +9,12 @@ import type { Lease, Namespace } from 'etcd3'
 
 /** The lease of a replica's registration and candidacy: a replica that stops is gone this long after. */
 export const LEASE_TTL_SECONDS = 5
+/**
+ * A leader steps down when its candidacy's lease was last renewed this long ago: before etcd can
+ * expire it (TTL after the last renewal) and elect another, so two replicas never both believe
+ * they lead (the client itself declares a lease lost only after twice its TTL).
+ */
+const STEP_DOWN_AFTER_MS = LEASE_TTL_SECONDS * 1000 - 1000
 const ELECTION = 'controller'
 const MEMBERS = 'members/'
 
@@ -77,6 +83,9 @@ export function etcdFleet (client: Namespace, self: Member, log: FleetLog): Flee
   let leaderId: string | null = null
   /** This replica's candidate key (full), while its lease holds. */
   let candidateKey: string | null = null
+  /** When the candidacy's lease was last granted or renewed (epoch ms). */
+  let candidacyRenewedAt = 0
+  const candidacyFresh = (): boolean => Date.now() - candidacyRenewedAt < STEP_DOWN_AFTER_MS
   const leases = new Set<Lease>()
   const life = { closed: false }
   let lastMembers: Member[] = [self]
@@ -92,12 +101,14 @@ export function etcdFleet (client: Namespace, self: Member, log: FleetLog): Flee
   }
 
   /** Puts `key(lease)` (under the fleet's prefix) with `value` under a fresh lease; again whenever the lease is lost. */
-  const holdUnderLease = async (key: (lease: string) => string, value: string, held: (fullKey: string | null) => void): Promise<void> => {
+  const holdUnderLease = async (key: (lease: string) => string, value: string, held: (fullKey: string | null) => void, renewed: () => void = () => {}): Promise<void> => {
     while (!life.closed) {
       const lease = client.lease(LEASE_TTL_SECONDS)
       leases.add(lease)
+      lease.on('keepaliveSucceeded', renewed)
       try {
         const id = await lease.grant()
+        renewed()
         await lease.put(key(id)).value(value)
         held(client.prefix.toString() + key(id))
         await new Promise<void>((resolve) => lease.once('lost', () => resolve()))
@@ -112,14 +123,22 @@ export function etcdFleet (client: Namespace, self: Member, log: FleetLog): Flee
     }
   }
 
+  /** This replica no longer leads, and cannot know who does. */
+  const stepDown = (): void => {
+    if (leaderId === self.id) leaderId = null
+    setLeader(false)
+  }
+
   /** Who leads now: the oldest candidate key. */
   const look = async (): Promise<void> => {
+    // Cut off from etcd for most of the lease: step down before etcd could elect another.
+    if (leader && !candidacyFresh()) stepDown()
     try {
       const oldest = await candidates.getAll().sort('Create', 'Ascend').limit(1).exec()
       const kv = oldest.kvs[0]
       leaderId = kv === undefined ? null : kv.value.toString()
       const mine = candidateKey
-      setLeader(kv !== undefined && mine !== null && candidatesPrefix + kv.key.toString() === mine)
+      setLeader(kv !== undefined && mine !== null && candidatesPrefix + kv.key.toString() === mine && candidacyFresh())
     } catch {
       // etcd away: no decision can be written anyway (fenced); leadership is re-read when it answers.
     }
@@ -134,9 +153,9 @@ export function etcdFleet (client: Namespace, self: Member, log: FleetLog): Flee
       void holdUnderLease(() => MEMBERS + self.id, JSON.stringify(self), () => {})
       void holdUnderLease((lease) => `election/${ELECTION}/${lease}`, self.id, (key) => {
         candidateKey = key
-        if (key === null) setLeader(false)
+        if (key === null) stepDown()
         void look()
-      })
+      }, () => { candidacyRenewedAt = Date.now() })
       poll = setInterval(() => { void look() }, 250)
       poll.unref()
     },

@@ -2,7 +2,9 @@
 // id the etcd revision that wrote it (increasing over the fleet's life, not consecutive), so
 // every replica's `GET /api/v1/events` reads the same events in the same order. Each replica
 // holds the newest `maxInMemory` in memory, fed by a watch; the oldest beyond `retain` are
-// deleted from etcd as new ones come (retention by count).
+// deleted from etcd as new ones come (retention by count). While the watch is away (etcd down,
+// a reconnect with back-off) the events after the last one it delivered are read every 500 ms,
+// so every replica's log catches up as soon as etcd answers.
 
 import { randomBytes } from 'node:crypto'
 import type { Namespace, Watcher } from 'etcd3'
@@ -69,10 +71,45 @@ export async function openEtcdEventLog (client: Namespace, options: EtcdEventLog
     const event = parse(kv.value.toString(), Number(kv.mod_revision))
     if (event !== null) remember(event)
   }
+  /** Every event up to this etcd revision is in memory (an own append does not move it: others' may lie below it). */
+  let seenThrough = Number(initial.header.revision)
   const watcher: Watcher = await events.watch().prefix('').create()
   watcher.on('put', (kv) => {
     const event = parse(kv.value.toString(), Number(kv.mod_revision))
     if (event !== null) remember(event)
+    seenThrough = Math.max(seenThrough, Number(kv.mod_revision))
+  })
+
+  /** Reads the events written after `seenThrough`. */
+  const catchUp = async (): Promise<void> => {
+    const missed = await events.getAll().minModRevision(seenThrough + 1).exec()
+    for (const kv of missed.kvs) {
+      const event = parse(kv.value.toString(), Number(kv.mod_revision))
+      if (event !== null) remember(event)
+    }
+    seenThrough = Math.max(seenThrough, Number(missed.header.revision))
+  }
+  let watchLive = true
+  let recovering = false
+  const recover = (): void => {
+    if (recovering || closed) return
+    recovering = true
+    const attempt = (): void => {
+      if (closed || watchLive) {
+        recovering = false
+        return
+      }
+      catchUp().catch(() => undefined).finally(() => setTimeout(attempt, 500).unref())
+    }
+    setTimeout(attempt, 500).unref()
+  }
+  watcher.on('disconnected', () => {
+    watchLive = false
+    recover()
+  })
+  watcher.on('connected', () => {
+    watchLive = true
+    catchUp().catch(() => undefined)
   })
 
   const trim = async (): Promise<void> => {

@@ -121,6 +121,11 @@ t.test('etcd stopped under load: no client request fails, admin writes answer 50
   const followed = Date.now() + 5000
   while (Date.now() < followed && !(await Promise.all([a, b, c].map(probe))).flat().every((v) => v === 'canary')) await sleep(50)
   t.same((await Promise.all([a, b, c].map(probe))).flat(), Array(24).fill('canary'), 'every replica serves the store\'s state')
+  const sameLog = async (): Promise<boolean> => {
+    const ids = await Promise.all([a, b, c].map(async (r) => JSON.stringify((await eventsOf(r)).map((e) => e.id))))
+    return ids.every((x) => x === ids[0]) && JSON.parse(ids[0] as string).length >= 2
+  }
+  t.ok(await eventually(3000, sameLog), 'and every replica\'s event log reads the same, the write after the outage included')
   const results = (await Promise.all(loads.map((load) => load.stop()))).flat()
   t.ok(results.length > 1000, `${results.length} client requests were sent over the outage`)
   t.same(failures(results), [], 'none of them failed')
@@ -128,6 +133,20 @@ t.test('etcd stopped under load: no client request fails, admin writes answer 50
 
 interface FleetBody { self: string; leader: string | null; members: { id: string; admin: string }[] }
 interface EventRow { id: number; time: string; actor: string; action: string; replica?: string }
+
+async function eventsOf (replica: Replica): Promise<EventRow[]> {
+  return (await adminClient(replica.adminUrl).get('/api/v1/events')).json<{ events: EventRow[] }>().events
+}
+
+/** Polls `check` every 50 ms until it holds or `limitMs` passed. */
+async function eventually (limitMs: number, check: () => Promise<boolean>): Promise<boolean> {
+  const deadline = Date.now() + limitMs
+  for (;;) {
+    if (await check()) return true
+    if (Date.now() > deadline) return false
+    await sleep(50)
+  }
+}
 
 async function fleetView (replica: Replica): Promise<FleetBody> {
   return (await adminClient(replica.adminUrl).get('/api/v1/fleet')).json<FleetBody>()
@@ -346,7 +365,30 @@ t.test('the fast guard trips while etcd is away: that replica serves stable at o
   const followed = Date.now() + 5000
   while (Date.now() < followed && !(await Promise.all(replicas.map(probe))).flat().every((v) => v === 'stable')) await sleep(50)
   t.same([...new Set((await Promise.all(replicas.map(probe))).flat())], ['stable'], 'every replica follows the revert')
-  const events = (await adminClient(others[0]?.adminUrl ?? '').get('/api/v1/events')).json<{ events: EventRow[] }>().events
-  t.ok(events.some((e) => e.actor === 'controller' && e.action === 'rollout.failed' && e.replica === follower.id), 'the fleet\'s event log has the follower\'s revert')
+  const reverted = (e: EventRow): boolean => e.actor === 'controller' && e.action === 'rollout.failed' && e.replica === follower.id
+  t.ok(await eventually(3000, async () => (await eventsOf(others[0] as Replica)).some(reverted)), 'the fleet\'s event log on another replica has the follower\'s revert')
   t.same((await load.stop()).filter((r) => r.error !== null), [], 'no client request failed at the proxy')
+})
+
+t.test('a leader cut off from etcd loses leadership with its lease; etcd back: one replica leads again', async (t) => {
+  const etcd = await startEtcd(t)
+  const replicas = await fleetOf(t, etcd)
+  const leaderId = await agreedLeader(replicas, 10_000)
+  const leader = replicas.find((r) => r.id === leaderId) as Replica
+  await etcd.stop()
+  const stoppedAt = Date.now()
+  let view: FleetBody | null = null
+  while (Date.now() - stoppedAt < 12_000) {
+    view = await fleetView(leader)
+    if (view.leader !== leader.id) break
+    await sleep(200)
+  }
+  const lostAfter = Date.now() - stoppedAt
+  t.not(view?.leader, leader.id, `${leader.id} no longer names itself the leader ${lostAfter} ms after etcd went away (lease TTL 5 s; it steps down 1 s before)`)
+  t.ok(lostAfter >= 2000, 'not at once: it leads while its lease is surely valid')
+  const rollout = (await adminClient(leader.adminUrl).get('/api/v1/routes/app/rollout')).json<{ leader: string | null }>()
+  t.equal(rollout.leader, null, 'its rollout view names no leader')
+  await etcd.start()
+  const again = await agreedLeader(replicas, 20_000)
+  t.ok(again !== null, `etcd back: every replica names one leader again (${again})`)
 })
