@@ -139,7 +139,13 @@ export function classifyUpstreamError (err: unknown): UpstreamFailure {
 }
 
 /** A path in a document (config file, request body) and what is wrong there. */
-export interface Problem { readonly path: string; readonly reason: string }
+export interface Problem {
+  readonly path: string
+  readonly reason: string
+  /** Where a config file's problem is: the file as given, and the line when the file has one for the path. */
+  readonly file?: string
+  readonly line?: number
+}
 
 /**
  * weir's one error class. `code` picks the status and the default message from ERRORS;

@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs'
 import { dirname, extname, resolve } from 'node:path'
 import { Value } from '@sinclair/typebox/value'
-import { parseDocument } from 'yaml'
+import { LineCounter, parseDocument, type Document } from 'yaml'
 import type { Problem } from '../errors.ts'
 import { extractEnvRefs, interpolate } from './env.ts'
 import type { Config } from './model.ts'
@@ -28,10 +28,41 @@ export function loadConfigFile (file: string, options: LoadOptions = {}): LoadRe
   const { text: safeText, refs } = extractEnvRefs(text)
   const parsed = parseText(safeText, extname(path).toLowerCase())
   if (!parsed.ok) return parsed
-  const problems: Problem[] = []
-  const interpolated = interpolate(parsed.value, refs, options.env ?? process.env, '', problems)
-  if (problems.length > 0) return { ok: false, problems }
-  return buildConfig(interpolated, { file: path, env: options.env ?? process.env })
+  const unset: Problem[] = []
+  const interpolated = interpolate(parsed.value, refs, options.env ?? process.env, '', unset)
+  // An unset variable hides nothing else: the rest of the file is checked too, except what
+  // follows from that value being empty.
+  const built = buildConfig(interpolated, { file: path, env: options.env ?? process.env })
+  if (built.ok && unset.length === 0) return built
+  const rest = built.ok ? [] : built.problems.filter((p) => !unset.some((u) => p.path === u.path || p.path.startsWith(u.path + '.') || p.path.startsWith(u.path + '[')))
+  const lines = lineFinder(safeText)
+  return { ok: false, problems: [...unset, ...rest].map((p) => locate(p, file, lines)) }
+}
+
+/** The file and, when the document has the path (or a parent of it), its line. */
+function locate (problem: Problem, file: string, lineOf: (path: string) => number | undefined): Problem {
+  const line = lineOf(problem.path)
+  return { ...problem, file, ...(line === undefined ? {} : { line }) }
+}
+
+/** Line numbers of config paths (`routes[0].weights.canary`), read from the YAML (or JSON) source. */
+function lineFinder (text: string): (path: string) => number | undefined {
+  const counter = new LineCounter()
+  let doc: Document
+  try {
+    doc = parseDocument(text, { lineCounter: counter, keepSourceTokens: false })
+  } catch {
+    return () => undefined
+  }
+  return (path) => {
+    const keys: (string | number)[] = []
+    for (const match of path.matchAll(/([^.[\]]+)|\[([0-9]+)\]/g)) keys.push(match[2] !== undefined ? Number(match[2]) : match[1] as string)
+    for (let n = keys.length; n > 0; n--) {
+      const node = doc.getIn(keys.slice(0, n), true) as { range?: [number, number, number] } | undefined
+      if (node?.range !== undefined) return counter.linePos(node.range[0]).line
+    }
+    return undefined
+  }
 }
 
 function parseText (text: string, ext: string): { ok: true; value: unknown } | { ok: false; problems: Problem[] } {

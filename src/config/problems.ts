@@ -22,8 +22,10 @@ export function schemaProblems (schema: TSchema, value: unknown, prefix = ''): P
   return problems
 }
 
+/** One `path: reason` line per problem; a config file's problems end with `(file:line)`. */
 export function formatProblems (problems: readonly Problem[]): string {
-  return problems.map((p) => `${p.path}: ${p.reason}`).join('\n')
+  const where = (p: Problem): string => p.file === undefined ? '' : ` (${p.file}${p.line === undefined ? '' : `:${p.line}`})`
+  return problems.map((p) => `${p.path}: ${p.reason}${where(p)}`).join('\n')
 }
 
 /** "/routes/0/weights/stable" → "routes[0].weights.stable" */

@@ -3,6 +3,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs'
 import { availableParallelism, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { buildConfig, loadConfigFile } from '../../src/config/load.ts'
+import { formatProblems } from '../../src/config/problems.ts'
 import { checkWeights } from '../../src/config/rules.ts'
 import { durationMs, byteSize } from '../../src/config/units.ts'
 
@@ -116,6 +117,26 @@ t.test('${ENV} interpolation works inside YAML flow maps, with defaults, and nam
   }
   const missing = loadConfigFile(f, { env: { PORT: '1', UP: '2' } })
   t.match(missing.ok ? [] : missing.problems, [{ path: 'admin.token', reason: /environment variable TOKEN is not set/ }])
+})
+
+t.test('one run names every problem of a file, with the file and its line: an unset variable, a typo\'d key and weights summing to 110', async (t) => {
+  const f = file('all.yaml', `listen: { host: 127.0.0.1, port: 8080 }
+admin: { host: 127.0.0.1, token: \${UNSET_TOKEN} }
+routes:
+  - name: app
+    upstreams: { stable: http://127.0.0.1:3001, canary: http://127.0.0.1:3002 }
+    weights: { stable: 100, canary: 10 }
+    timeuots: { connect: 2s }
+`)
+  const r = loadConfigFile(f, { env: {} })
+  const problems = r.ok ? [] : r.problems
+  t.match(problems, [
+    { path: 'admin.token', reason: /UNSET_TOKEN is not set/, file: f, line: 2 },
+    { path: 'routes[0].timeuots', file: f, line: 7 },
+    { path: 'routes[0].weights', reason: /sum to 100 \(they sum to 110\)/, file: f, line: 6 },
+  ])
+  t.equal(problems.length, 3, 'and nothing that follows from the empty variable')
+  t.match(formatProblems(problems), new RegExp(`^admin\\.token: .* \\(${f.replaceAll('.', '\\.')}:2\\)$`, 'm'), 'printed as path: reason (file:line)')
 })
 
 t.test('WEIR_ADMIN_TOKEN is the admin token when the file has none', async (t) => {
