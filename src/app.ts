@@ -25,6 +25,7 @@ import { openEtcdEventLog } from './state/etcd-event-log.ts'
 import { openEtcdStore } from './state/etcd-store.ts'
 import { openFileStore } from './state/file-store.ts'
 import { liveSnapshot, reconcileWithConfig } from './state/live-routes.ts'
+import { loggedEventLog } from './state/logged-event-log.ts'
 import { RouteWriter } from './state/route-writer.ts'
 import type { StateStore } from './state/store.ts'
 import { VERSIONS } from './vocabulary.ts'
@@ -106,12 +107,14 @@ export async function buildApps (initial: Config, options: BuildOptions = {}): P
     await store.close()
     throw err
   }
-  const startWarnings = await reconcileWithConfig(config, store, events)
+  const log = pino({ level: config.logLevel })
+  // Every event is also a log line: the log tells what happened without asking the admin API.
+  events = loggedEventLog(events, log)
+  const startWarnings = await reconcileWithConfig(config, store, events, { reportOverrides: true })
   const cookieSecret = config.cookieSecret ?? cookieSecretFor(config.stateFile)
   const metrics = createMetrics({ processDefaults: options.processMetrics ?? true })
   const stats = new StatsRegistry({ now: clock })
   const recorder = createRecorder(metrics, stats)
-  const log = pino({ level: config.logLevel })
   // With etcd, this replica registers itself and campaigns to lead the fleet's controller.
   const self = { id: config.fleet.id, admin: config.fleet.advertise ?? '' }
   const fleet = etcdStore === null ? soloFleet(self) : etcdFleet(etcdStore.client, self, log)

@@ -13,7 +13,7 @@ import { readRollout, rolloutView, type FailSafeView, type RolloutView } from '.
 import { MISMATCH_SAMPLE_SIZE } from '../shadow/mismatch-log.ts'
 import type { EventLog } from '../state/event-log.ts'
 import { percentOf } from '../state/live-routes.ts'
-import { shadowChange, switchChange, upstreamsChange, weightsChange } from '../state/route-changes.ts'
+import { resetChange, shadowChange, switchChange, upstreamsChange, weightsChange } from '../state/route-changes.ts'
 import type { Caller, Change, RouteWriter, Written, WriteOptions } from '../state/route-writer.ts'
 import type { RouteState, StateStore } from '../state/store.ts'
 import { MAX_WINDOW_SECONDS, ROLLOUT_COMMANDS, type Command } from '../vocabulary.ts'
@@ -166,6 +166,7 @@ export async function adminApi (app: FastifyInstance, options: AdminApiOptions):
   // Allowed while a rollout drives the route: a rollout drives weights, not shadow.
   routeWrite('PUT', 'shadow', operatorChange('shadow.set', shadowChange, true))
   routeWrite('POST', 'switch', operatorChange('switch', switchChange))
+  routeWrite('POST', 'reset', operatorChange('reset', resetChange))
   routeWrite('POST', 'rollback', (route, _body, options, who) => rollouts.rollback(route, options, who))
 
   app.get<{ Params: { route: string } }>('/routes/:route/rollout', async (request, reply) => {

@@ -125,7 +125,7 @@ export function shadowSettingsView (shadow: Readonly<ShadowInput>): ShadowInput 
  * state whose file values were edited since that state was written, the edited field (weights,
  * upstreams, shadow settings, or several) is taken from the file. Returns warnings worth logging.
  */
-export async function reconcileWithConfig (config: Config, store: StateStore, events: EventLog): Promise<string[]> {
+export async function reconcileWithConfig (config: Config, store: StateStore, events: EventLog, options: { reportOverrides?: boolean } = {}): Promise<string[]> {
   const warnings: string[] = []
   const names = new Set(config.routes.map((r) => r.name))
   for (const name of store.all().keys()) {
@@ -142,6 +142,10 @@ export async function reconcileWithConfig (config: Config, store: StateStore, ev
     // Likewise a state written before shadow settings were recorded: it has no live shadow to drop.
     const shadowEdited = configured?.shadow !== undefined && !isDeepStrictEqual(configured.shadow, file.shadow)
     if (isActiveRollout(state.rollout)) {
+      if (options.reportOverrides === true) {
+        const note = overrideNote(route, state)
+        if (note !== null) warnings.push(note)
+      }
       if (weightsEdited || upstreamsEdited) {
         warnings.push(`route ${route.name}: the config file's weights or upstreams changed while a rollout drives the route; the rollout's state is kept`)
       }
@@ -158,7 +162,12 @@ export async function reconcileWithConfig (config: Config, store: StateStore, ev
     // Only a live removal of the shadow upstream ({shadow: null}, allowed at percent 0) leaves the
     // file's shadow settings without one.
     const fileShadowStranded = (shadow === undefined || !shadowOk) && file.shadow.percent > 0 && upstreamsNow.shadow === undefined
-    if (!weightsEdited && !upstreamsEdited && !shadowEdited && weightsOk && shadowOk && !fileShadowStranded) continue
+    if (!weightsEdited && !upstreamsEdited && !shadowEdited && weightsOk && shadowOk && !fileShadowStranded) {
+      // Said at start: a route that serves something else than its file says is no surprise.
+      const note = options.reportOverrides === true ? overrideNote(route, state) : null
+      if (note !== null) warnings.push(note)
+      continue
+    }
     if (!weightsOk) {
       warnings.push(`route ${route.name}: the live weights ${JSON.stringify(state.weights)} need an upstream the config no longer has; using the config file's weights`)
       weights = file.weights
@@ -219,4 +228,27 @@ async function applyShadowOnly (
     reason: why,
   })
   warnings.push(`route ${route.name}: ${why}; the file's shadow settings now apply (revision ${result.state.revision}), the rollout continues`)
+}
+
+/**
+ * What a route's live state serves that its config file does not say (weights, upstreams,
+ * shadow settings), and how to go back to the file; null when they agree.
+ */
+export function overrideNote (route: RouteConfig, state: RouteState): string | null {
+  const differences: string[] = []
+  const weights = (w: Readonly<WeightsBp>): string => VERSIONS.map((v) => `${v} ${w[v] / 100} %`).join(' / ')
+  if (!isDeepStrictEqual({ ...state.weights }, { ...route.weights })) differences.push(`weights ${weights(state.weights)} (the file: ${weights(route.weights)})`)
+  const live = effectiveUpstreams(route, state)
+  const file = effectiveUpstreams(route, undefined)
+  for (const name of UPSTREAM_NAMES) {
+    if (isDeepStrictEqual(live[name], file[name])) continue
+    differences.push(`upstreams.${name} ${live[name]?.join(', ') ?? 'none'} (the file: ${file[name]?.join(', ') ?? 'none'})`)
+  }
+  const shadow = liveShadow(route, state, live).input
+  if (!isDeepStrictEqual(shadow, route.shadowInput)) differences.push(`shadow settings (percent ${shadow.percent}; the file: percent ${route.shadowInput.percent})`)
+  if (differences.length === 0) return null
+  const rollout = state.rollout as { phase?: unknown } | null | undefined
+  const driver = isActiveRollout(rollout) ? `a rollout (${String(rollout?.phase)}) drives it, ` : ''
+  return `route ${route.name}: its live state (revision ${state.revision}, written ${state.updatedAt}) overrides the config file: ${driver}${differences.join('; ')}. ` +
+    `The file's values apply again once you edit them in the file, or now: POST /api/v1/routes/${route.name}/reset`
 }

@@ -113,3 +113,15 @@ export function switchChange (body: unknown, route: RouteConfig, state: RouteSta
   }
   return { weights: { stable: 0, canary: 0, green: 0, [to]: 10_000 } }
 }
+
+/**
+ * POST reset: the route serves its config file's weights, upstreams and shadow settings again
+ * (the live overrides are dropped; a rollout's record is kept, and an active one needs ?force).
+ * No body, or an empty JSON object.
+ */
+export function resetChange (body: unknown, route: RouteConfig): ChangeResult {
+  if (body !== undefined && !(isPlainObject(body) && Object.keys(body).length === 0)) {
+    problemsOrThrow([{ path: 'body', reason: 'must be empty: reset takes no fields' }])
+  }
+  return { weights: { ...route.weights }, upstreams: {}, shadow: route.shadowInput }
+}
