@@ -1,5 +1,7 @@
 // `npm run demo`: starts four tiny upstreams (stable, canary, green, shadow, on the ports of
-// config/weir.yaml) and weir itself in this one process, then prints curl lines to try.
+// config/weir.yaml) and weir itself in this one process, then prints curl lines to try. Each
+// upstream can be broken on request (`POST /__demo/break`: it answers 500 to everything until
+// `POST /__demo/heal`), so a newcomer can watch the controller revert a failing canary.
 // Ctrl-C drains weir and exits 0 (serve() handles SIGINT); the upstreams never keep the
 // process alive on their own.
 
@@ -8,6 +10,7 @@ import { fileURLToPath } from 'node:url'
 import { formatProblems } from '../src/config/problems.ts'
 import { loadConfigFile } from '../src/config/load.ts'
 import type { RouteConfig } from '../src/config/model.ts'
+import { liveRoute } from '../src/state/live-routes.ts'
 import { VERSIONS, type UpstreamName } from '../src/vocabulary.ts'
 import { serve } from '../src/server.ts'
 
@@ -28,15 +31,29 @@ function listenError (err: NodeJS.ErrnoException, what: string, host: string, po
   return `${what} cannot listen on ${host}:${port}: ${err.message}`
 }
 
-/** One demo upstream: answers every request with `{ version, path, userId }`. */
+/**
+ * One demo upstream: answers every request with `{ version, path, userId }`, or 500 while broken
+ * (`POST /__demo/break` on its own port; `POST /__demo/heal` mends it).
+ */
 async function startUpstream (version: UpstreamName, origin: string, userIdHeader: string | undefined): Promise<Server> {
   const { hostname, port } = new URL(origin)
   const host = hostname.replace(/^\[(.*)\]$/, '$1')
+  let broken = false
   const server = createServer((req, res) => {
     req.resume() // a body is read and dropped
     req.on('end', () => {
-      const userId = userIdHeader === undefined ? undefined : req.headers[userIdHeader]
       res.setHeader('content-type', 'application/json')
+      if (req.method === 'POST' && (req.url === '/__demo/break' || req.url === '/__demo/heal')) {
+        broken = req.url === '/__demo/break'
+        res.end(JSON.stringify({ version, broken }) + '\n')
+        return
+      }
+      if (broken) {
+        res.statusCode = 500
+        res.end(JSON.stringify({ version, error: 'broken on request (POST /__demo/heal mends it)' }) + '\n')
+        return
+      }
+      const userId = userIdHeader === undefined ? undefined : req.headers[userIdHeader]
       res.end(JSON.stringify({ version, path: req.url, userId: typeof userId === 'string' ? userId : null }) + '\n')
     })
   })
@@ -54,11 +71,14 @@ async function startUpstream (version: UpstreamName, origin: string, userIdHeade
   return server
 }
 
-function banner (url: string, adminUrl: string, route: RouteConfig, token: boolean): string {
-  const weights = VERSIONS.map((v) => `${v} ${route.weights[v] / 100}%`).join(', ')
+function banner (url: string, adminUrl: string, route: RouteConfig, live: RouteConfig, token: boolean): string {
+  // What it serves now: the saved live state wins over the file (said, with the way back).
+  const weights = VERSIONS.map((v) => `${v} ${live.weights[v] / 100}%`).join(', ')
+  const overridden = VERSIONS.some((v) => live.weights[v] !== route.weights[v])
   const lines = [
     '',
-    `weir demo: proxy on ${url}  (route "${route.name}": ${weights})`,
+    `weir demo: proxy on ${url}  (route "${route.name}": ${weights}${overridden ? ', from the saved live state' : ''})`,
+    ...(overridden ? [`  (the config file says ${VERSIONS.map((v) => `${v} ${route.weights[v] / 100}%`).join(', ')}; back to it: curl -s -X POST ${adminUrl}/api/v1/routes/${route.name}/reset${token ? ' -H "authorization: Bearer $WEIR_ADMIN_TOKEN"' : ''} -H 'content-type: application/json')`] : []),
     '',
     '  # a plain request: see the x-weir-version response header and the set-cookie bucket',
     `  curl -i ${url}/`,
@@ -93,6 +113,11 @@ function banner (url: string, adminUrl: string, route: RouteConfig, token: boole
       `  for i in $(seq 600); do curl -s -o /dev/null -H "${user}: u$i" ${url}/; sleep 0.03; done &`,
       `  curl -s${auth} -H 'content-type: application/json' -X POST ${adminUrl}/api/v1/routes/${route.name}/rollout -d '{"steps":[10,50],"interval":"5s","analysis":{"minRequests":10}}'`,
       `  curl -s${auth} ${adminUrl}/api/v1/routes/${route.name}/rollout`)
+    const canary = route.upstreams.canary[0] as string
+    lines.push('  # break the canary (it answers 500 to everything) while the rollout runs: the fast guard reverts it within a second',
+      `  curl -s -X POST ${canary}/__demo/break`,
+      `  curl -s${auth} ${adminUrl}/api/v1/routes/${route.name}/rollout   # phase "failed", reason "fast guard: …"; weir's log says it too`,
+      `  curl -s -X POST ${canary}/__demo/heal`)
   }
   lines.push(
     '',
@@ -121,7 +146,8 @@ async function main (): Promise<void> {
   // pino writes asynchronously (and its flush() does not wait without a minLength): give its
   // "listening" lines a moment so the banner comes after them.
   await new Promise((resolve) => setTimeout(resolve, 100))
-  process.stdout.write(banner(running.url, running.adminUrl, route, running.config.admin.tokens.length > 0))
+  const live = liveRoute(route, running.apps.store.get(route.name))
+  process.stdout.write(banner(running.url, running.adminUrl, route, live, running.config.admin.tokens.length > 0))
 }
 
 main().catch((err: unknown) => fail((err as Error).message))
