@@ -4,6 +4,7 @@
 // snapshot on every change; the data path's measurements flow back through the recorder.
 
 import { randomBytes } from 'node:crypto'
+import { isDeepStrictEqual } from 'node:util'
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
@@ -276,10 +277,7 @@ export async function buildApps (initial: Config, options: BuildOptions = {}): P
       // Every worker must be able to build the new table before anything changes (all or none).
       await dataPlane.check(liveSnapshot(next, store.all(), cookieSecret, heldWeights))
       const warnings = await reconcileWithConfig(next, store, events)
-      if (next.listen.host !== config.listen.host || next.listen.port !== config.listen.port) warnings.push('listen changed: takes effect after a restart')
-      if (next.cookieSecret !== config.cookieSecret) warnings.push('cookieSecret changed: takes effect after a restart')
-      if (!sameTokens(next.admin.tokens, config.admin.tokens)) warnings.push('admin tokens changed: take effect after a restart')
-      if (next.workers !== config.workers) warnings.push('workers changed: takes effect after a restart')
+      warnings.push(...restartOnlyChanges(config, next))
       config = next
       snapshot = snapshotOf(next)
       await applyNow(snapshot)
@@ -308,6 +306,29 @@ function originOf (listenHost: string, port: number | null, tls: boolean): strin
     ? '127.0.0.1'
     : listenHost.includes(':') ? `[${listenHost}]` : listenHost
   return `${tls ? 'https' : 'http'}://${host}:${port}`
+}
+
+/**
+ * The keys a reload does not apply (the listeners, the stores, the workers and the listener
+ * settings are built once): one warning for each that changed, so nothing is silently ignored.
+ */
+function restartOnlyChanges (running: Config, next: Config): string[] {
+  const changed = (a: unknown, b: unknown): boolean => !isDeepStrictEqual(a, b)
+  const keys: [string, unknown, unknown][] = [
+    ['listen', { host: running.listen.host, port: running.listen.port }, { host: next.listen.host, port: next.listen.port }],
+    ['listen.tls', running.listen.tls, next.listen.tls],
+    ['admin.host and admin.port', [running.admin.host, running.admin.port], [next.admin.host, next.admin.port]],
+    ['state (file, events, etcd)', [running.stateFile, running.eventsFile, running.etcd], [next.stateFile, next.eventsFile, next.etcd]],
+    ['fleet', running.fleet, next.fleet],
+    ['cookieSecret', running.cookieSecret, next.cookieSecret],
+    ['maxHeaderBytes', running.maxHeaderBytes, next.maxHeaderBytes],
+    ['timeouts.clientHeaders', running.clientHeadersTimeoutMs, next.clientHeadersTimeoutMs],
+    ['timeouts.clientIdle', running.clientIdleTimeoutMs, next.clientIdleTimeoutMs],
+    ['workers', running.workers, next.workers],
+  ]
+  const warnings = keys.filter(([, a, b]) => changed(a, b)).map(([key]) => `${key} changed: takes effect after a restart (the running value is kept)`)
+  if (!sameTokens(next.admin.tokens, running.admin.tokens)) warnings.push('admin tokens changed: take effect after a restart')
+  return warnings
 }
 
 function sameTokens (a: Config['admin']['tokens'], b: Config['admin']['tokens']): boolean {

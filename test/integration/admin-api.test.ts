@@ -369,6 +369,22 @@ t.test('a reload applies the edited config file the same way', async (t) => {
   t.same(await versionsServed(proxy, 20), { stable: 20 })
 })
 
+t.test('a reload warns for each key it cannot apply live, and keeps the running value', async (t) => {
+  const { proxy } = await setup(t)
+  const { mustBuild } = await import('../helpers/proxy.ts')
+  const edited = mustBuild({
+    ...(configDoc([{ name: 'shop', upstreams: { stable: 'http://127.0.0.1:1' } }]) as Record<string, unknown>),
+    maxHeaderBytes: 8192,
+    timeouts: { clientHeaders: '7s', clientIdle: '9s' },
+    admin: { host: '127.0.0.1', port: 19999 },
+  })
+  const running = { ...edited, routes: proxy.config.routes, stateFile: proxy.config.stateFile, eventsFile: proxy.config.eventsFile, listen: proxy.config.listen, cookieSecret: proxy.config.cookieSecret, workers: proxy.config.workers, fleet: proxy.config.fleet }
+  const warnings = await proxy.apps.reload(running)
+  for (const key of ['maxHeaderBytes', 'timeouts.clientHeaders', 'timeouts.clientIdle', 'admin.host and admin.port']) {
+    t.ok(warnings.some((w) => w.startsWith(`${key} changed: takes effect after a restart`)), `${key} (${warnings.join(' | ')})`)
+  }
+})
+
 t.test('unknown /api/v1 paths and methods are JSON 404s', async (t) => {
   const { api } = await setup(t)
   for (const [method, path] of [['GET', '/api/v1/nope'], ['DELETE', '/api/v1/routes/shop'], ['POST', '/api/v1/routes/shop/weights']]) {
