@@ -118,7 +118,7 @@ export async function buildApps (initial: Config, options: BuildOptions = {}): P
   const recorder = createRecorder(metrics, stats)
   // With etcd, this replica registers itself and campaigns to lead the fleet's controller.
   const self = { id: config.fleet.id, admin: config.fleet.advertise ?? '' }
-  const fleet = etcdStore === null ? soloFleet(self) : etcdFleet(etcdStore.client, self, log)
+  const fleet = etcdStore === null ? soloFleet(self) : etcdFleet(etcdStore.client, self, log, config.fleet.leaseTtlSeconds)
   if (etcdStore !== null) etcdStore.fence = () => fleet.fence()
   const fleetStats: FleetStatsOptions = { fleet, stats, buckets: BUCKET_COUNT, token: config.admin.tokens[0]?.token, timeoutMs: FLEET_STATS_TIMEOUT_MS }
   // Routes this replica serves at its fast guard's revert until the store holds it (the controller's fail-safe).

@@ -69,7 +69,7 @@ export interface Config {
   /** Live state in etcd instead of the state file (docs/fleet.md); undefined: the state file. */
   etcd: EtcdSettings | undefined
   /** This replica's name and the admin URL others reach it at (undefined: the admin listener's address). */
-  fleet: { id: string; advertise: string | undefined }
+  fleet: { id: string; advertise: string | undefined; leaseTtlSeconds: number }
   eventsFile: string
   cookieSecret: string | undefined
   trustedProxies: BlockList

@@ -83,6 +83,7 @@ export function normalize (doc: ConfigInput, baseDir: string, envToken: string |
       // An ephemeral admin port (0) says nothing: the pid keeps two such replicas on one host apart.
       id: doc.fleet.id ?? `${hostname()}-${doc.admin.port === 0 ? `pid${process.pid}` : doc.admin.port}`,
       advertise: doc.fleet.advertise?.replace(/\/$/, ''),
+      leaseTtlSeconds: leaseTtlSeconds(doc.fleet.leaseTtl, problems),
     },
     eventsFile: doc.state.events === undefined
       ? join(dirname(resolve(baseDir, doc.state.file)), 'events.jsonl')
@@ -99,6 +100,18 @@ export function normalize (doc: ConfigInput, baseDir: string, envToken: string |
     logLevel: doc.logLevel,
     routes,
   }
+}
+
+/**
+ * `fleet.leaseTtl` in whole seconds (etcd's unit), 3 s to 60 s: how long a stopped or cut-off
+ * replica keeps its membership and leadership. Shorter fails over faster; longer rides out
+ * longer pauses. Default 5 s.
+ */
+function leaseTtlSeconds (value: string | number | undefined, problems: Problem[]): number {
+  if (value === undefined) return 5
+  const seconds = Math.ceil(durationMs(value) / 1000)
+  if (seconds < 3 || seconds > 60) problems.push({ path: 'fleet.leaseTtl', reason: 'must be from 3s to 60s' })
+  return seconds
 }
 
 /** `state.etcd`, with its files resolved and checked; a fleet must share one cookie secret. */

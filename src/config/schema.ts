@@ -209,6 +209,7 @@ export const ConfigSchema = Type.Object({
   fleet: Type.Object({
     id: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$', description: 'This replica\'s name in the fleet; default: the host name and the admin port.' })),
     advertise: Type.Optional(Type.String({ pattern: '^https?://[^/\\s]+/?$', description: 'The URL other replicas reach this admin API at; default: http://<admin host>:<admin port>.' })),
+    leaseTtl: Type.Optional(DurationSchema),
   }, { additionalProperties: false, default: {} }),
   cookieSecret: Type.Optional(Type.String({ minLength: 16, description: 'HMAC key of the bucket cookie; when unset, one is generated and kept next to the state file.' })),
   trustedProxies: Type.Array(Type.String(), { default: [], description: 'Addresses or CIDRs of hops whose X-Forwarded-* headers are trusted.' }),

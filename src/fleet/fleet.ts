@@ -7,14 +7,13 @@
 import { setTimeout as delay } from 'node:timers/promises'
 import type { Lease, Namespace } from 'etcd3'
 
-/** The lease of a replica's registration and candidacy: a replica that stops is gone this long after. */
-export const LEASE_TTL_SECONDS = 5
 /**
- * A leader steps down when its candidacy's lease was last renewed this long ago: before etcd can
- * expire it (TTL after the last renewal) and elect another, so two replicas never both believe
- * they lead (the client itself declares a lease lost only after twice its TTL).
+ * A leader steps down when its candidacy's lease was last renewed this share of the TTL ago:
+ * before etcd can expire it (TTL after the last renewal) and elect another, so two replicas never
+ * both believe they lead (the client itself declares a lease lost only after twice its TTL).
+ * Renewals go every third of the TTL.
  */
-const STEP_DOWN_AFTER_MS = LEASE_TTL_SECONDS * 1000 - 1000
+const STEP_DOWN_SHARE = 0.8
 const ELECTION = 'controller'
 const MEMBERS = 'members/'
 
@@ -73,7 +72,12 @@ export function soloFleet (self: Member): Fleet {
  * leader stays leader while its key exists; a replica that dies or is cut off loses its lease,
  * its key goes, and the next oldest leads. Every replica reads the oldest key four times a second.
  */
-export function etcdFleet (client: Namespace, self: Member, log: FleetLog): Fleet {
+/**
+ * `leaseTtlSeconds` (config `fleet.leaseTtl`): the lease of this replica's registration and
+ * candidacy; a replica that stops is gone this long after.
+ */
+export function etcdFleet (client: Namespace, self: Member, log: FleetLog, leaseTtlSeconds = 5): Fleet {
+  const stepDownAfterMs = leaseTtlSeconds * 1000 * STEP_DOWN_SHARE
   let joined = false
   const members = client.namespace(MEMBERS)
   const candidates = client.namespace(`election/${ELECTION}/`)
@@ -85,7 +89,7 @@ export function etcdFleet (client: Namespace, self: Member, log: FleetLog): Flee
   let candidateKey: string | null = null
   /** When the candidacy's lease was last granted or renewed (epoch ms). */
   let candidacyRenewedAt = 0
-  const candidacyFresh = (): boolean => Date.now() - candidacyRenewedAt < STEP_DOWN_AFTER_MS
+  const candidacyFresh = (): boolean => Date.now() - candidacyRenewedAt < stepDownAfterMs
   const leases = new Set<Lease>()
   const life = { closed: false }
   let lastMembers: Member[] = [self]
@@ -103,7 +107,7 @@ export function etcdFleet (client: Namespace, self: Member, log: FleetLog): Flee
   /** Puts `key(lease)` (under the fleet's prefix) with `value` under a fresh lease; again whenever the lease is lost. */
   const holdUnderLease = async (key: (lease: string) => string, value: string, held: (fullKey: string | null) => void, renewed: () => void = () => {}): Promise<void> => {
     while (!life.closed) {
-      const lease = client.lease(LEASE_TTL_SECONDS)
+      const lease = client.lease(leaseTtlSeconds)
       leases.add(lease)
       lease.on('keepaliveSucceeded', renewed)
       try {

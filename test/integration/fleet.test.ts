@@ -18,7 +18,7 @@ interface Replica { id: string; url: string; adminUrl: string; weir: Weir }
 let fleets = 0
 
 /** `size` real `weir serve` processes on one etcd prefix, each with its own ports and fleet id. */
-async function fleetOf (t: Test, etcd: TestEtcd, size = 3, route = '', canaryHandler: Handler | null = null): Promise<Replica[]> {
+async function fleetOf (t: Test, etcd: TestEtcd, size = 3, route = '', canaryHandler: Handler | null = null, fleet = ''): Promise<Replica[]> {
   const [stable, canary] = await startUpstreams(t, 'stable', 'canary')
   canary?.handle(canaryHandler)
   const prefix = `/weir-test-${process.pid}-${++fleets}/`
@@ -29,7 +29,7 @@ async function fleetOf (t: Test, etcd: TestEtcd, size = 3, route = '', canaryHan
     writeFileSync(file, `listen: { host: 127.0.0.1, port: 0 }
 admin: { host: 127.0.0.1, port: 0 }
 state: { file: ${join(dir, id, 'state.json')}, etcd: { endpoints: [${etcd.url}], prefix: ${prefix}, timeout: 1s } }
-fleet: { id: ${id} }
+fleet: { id: ${id}${fleet} }
 cookieSecret: fleet-test-secret-fleet
 logLevel: info
 workers: ${process.env.WEIR_TEST_WORKERS ?? 1}
@@ -370,9 +370,9 @@ t.test('the fast guard trips while etcd is away: that replica serves stable at o
   t.same((await load.stop()).filter((r) => r.error !== null), [], 'no client request failed at the proxy')
 })
 
-t.test('a leader cut off from etcd loses leadership with its lease; etcd back: one replica leads again', async (t) => {
+t.test('a leader cut off from etcd loses leadership with its lease (fleet.leaseTtl 3s); etcd back: one replica leads again', async (t) => {
   const etcd = await startEtcd(t)
-  const replicas = await fleetOf(t, etcd)
+  const replicas = await fleetOf(t, etcd, 3, '', null, ', leaseTtl: 3s')
   const leaderId = await agreedLeader(replicas, 10_000)
   const leader = replicas.find((r) => r.id === leaderId) as Replica
   await etcd.stop()
@@ -384,8 +384,8 @@ t.test('a leader cut off from etcd loses leadership with its lease; etcd back: o
     await sleep(200)
   }
   const lostAfter = Date.now() - stoppedAt
-  t.not(view?.leader, leader.id, `${leader.id} no longer names itself the leader ${lostAfter} ms after etcd went away (lease TTL 5 s; it steps down 1 s before)`)
-  t.ok(lostAfter >= 2000, 'not at once: it leads while its lease is surely valid')
+  t.not(view?.leader, leader.id, `${leader.id} no longer names itself the leader ${lostAfter} ms after etcd went away (lease TTL 3 s; it steps down at 80 % of it)`)
+  t.ok(lostAfter >= 1000 && lostAfter < 5000, 'not at once (it leads while its lease is surely valid), and within the 3 s lease, not the default 5 s')
   const rollout = (await adminClient(leader.adminUrl).get('/api/v1/routes/app/rollout')).json<{ leader: string | null }>()
   t.equal(rollout.leader, null, 'its rollout view names no leader')
   await etcd.start()

@@ -229,8 +229,12 @@ t.test('state.etcd: endpoints, prefix and timeout defaults; a fleet needs a shar
   t.ok(ok.ok)
   if (ok.ok) {
     t.same(ok.config.etcd, { endpoints: ['http://127.0.0.1:2379'], prefix: '/weir/', timeoutMs: 2000, auth: undefined, tls: undefined })
-    t.same(ok.config.fleet, { id: 'edge-1', advertise: 'http://10.0.0.5:9901' })
+    t.same(ok.config.fleet, { id: 'edge-1', advertise: 'http://10.0.0.5:9901', leaseTtlSeconds: 5 })
   }
+  const ttl = buildConfig({ cookieSecret: 'a-fleet-wide-secret', state: { etcd: { endpoints: ['http://127.0.0.1:2379'] } }, fleet: { leaseTtl: '2s' }, routes: [route] })
+  t.ok(!ttl.ok && ttl.problems.some((p) => p.path === 'fleet.leaseTtl'), 'a lease under 3 s is refused')
+  const long = buildConfig({ cookieSecret: 'a-fleet-wide-secret', state: { etcd: { endpoints: ['http://127.0.0.1:2379'] } }, fleet: { leaseTtl: '10s' }, routes: [route] })
+  t.equal(long.ok && long.config.fleet.leaseTtlSeconds, 10, 'fleet.leaseTtl in whole seconds')
   t.match(problemsOf({ state: { etcd: { endpoints: ['http://127.0.0.1:2379'] } }, routes: [route] }), [/^cookieSecret: is required with state.etcd/])
   t.match(problemsOf({ cookieSecret: 'a-fleet-wide-secret', state: { etcd: { endpoints: ['http://127.0.0.1:2379'], username: 'weir' } }, routes: [route] }), ['state.etcd: username and password go together'])
   t.ok(problemsOf({ cookieSecret: 'a-fleet-wide-secret', state: { etcd: { endpoints: [] } }, routes: [route] }).some((p) => p.startsWith('state.etcd.endpoints')), 'no endpoint is refused')
