@@ -11,7 +11,7 @@ export const UPSTREAM_NAMES = [...VERSIONS, 'shadow'] as const
 export type UpstreamName = typeof UPSTREAM_NAMES[number]
 
 /** What decided a request's version (label `reason` of weir_routing_decisions_total). */
-export const DECISION_REASONS = ['override', 'user', 'cookie', 'random'] as const
+export const DECISION_REASONS = ['override', 'rule', 'user', 'cookie', 'random'] as const
 export type DecisionReason = typeof DECISION_REASONS[number]
 
 /** The methods the proxy forwards (and a shadow may copy, those its route lists). */

@@ -2,7 +2,7 @@
 // points, header names lower-cased. Produced only by normalize.ts from a schema-valid document.
 
 import type { BlockList } from 'node:net'
-import type { UpstreamName } from '../vocabulary.ts'
+import type { UpstreamName, Version } from '../vocabulary.ts'
 import type { ConfigInput, RolloutPolicy, ShadowInput } from './schema.ts'
 
 /** Where and how to reach etcd (config `state.etcd`). */
@@ -37,6 +37,20 @@ export interface ShadowConfig {
   ignoreJson: readonly string[]
 }
 
+/** One condition of a match rule: a header (lower-case name), cookie or query parameter, tested one way. */
+export interface RuleCondition {
+  source: 'header' | 'cookie' | 'query'
+  name: string
+  op: 'exact' | 'prefix' | 'regex' | 'present'
+  /** The expected value, prefix or pattern; absent for `present`. */
+  value?: string
+}
+
+export interface MatchRule {
+  conditions: RuleCondition[]
+  version: Version
+}
+
 export interface RouteConfig {
   name: string
   /** Lower-case host names; `*.example.com` entries are suffix matches. Empty: any host. */
@@ -49,6 +63,8 @@ export interface RouteConfig {
   userIdCookie: string | undefined
   bucketCookie: { name: string; maxAgeSeconds: number }
   override: { header: string | undefined; cookie: string | undefined } | false
+  /** Match rules, before the weights; the first whose every condition holds picks the version. */
+  rules: MatchRule[]
   shadow: ShadowConfig
   /** The route's `shadow` object as the file gives it (defaults applied): what live settings are merged into. */
   shadowInput: ShadowInput

@@ -81,6 +81,23 @@ export const StickinessSchema = Type.Object({
   }, { additionalProperties: false, default: {}, description: 'The signed bucket cookie for clients without a user id.' })),
 }, { additionalProperties: false, default: {} })
 
+/** How a rule tests one value: exactly one of these. */
+const ValueTestSchema = {
+  exact: Type.Optional(Type.String({ maxLength: 4096 })),
+  prefix: Type.Optional(Type.String({ minLength: 1, maxLength: 4096 })),
+  regex: Type.Optional(Type.String({ minLength: 1, description: 'Matched on V8\'s linear-time engine; patterns that backtrack exponentially elsewhere are refused.' })),
+  present: Type.Optional(Type.Literal(true)),
+}
+
+export const RuleSchema = Type.Object({
+  match: Type.Object({
+    header: Type.Optional(Type.Object({ name: HeaderNameSchema, ...ValueTestSchema }, { additionalProperties: false })),
+    cookie: Type.Optional(Type.Object({ name: CookieNameSchema, ...ValueTestSchema }, { additionalProperties: false })),
+    query: Type.Optional(Type.Object({ name: Type.String({ minLength: 1, maxLength: 256 }), ...ValueTestSchema }, { additionalProperties: false })),
+  }, { additionalProperties: false, description: 'Every condition given must hold.' }),
+  version: Type.Union([Type.Literal('stable'), Type.Literal('canary'), Type.Literal('green')]),
+}, { additionalProperties: false })
+
 export const OverrideSchema = Type.Object({
   header: Type.Optional(HeaderNameSchema),
   cookie: Type.Optional(CookieNameSchema),
@@ -160,6 +177,7 @@ export const RouteSchema = Type.Object({
   weights: Type.Optional(withDefault(WeightsSchema, { stable: 100 })),
   stickiness: StickinessSchema,
   override: Type.Union([OverrideSchema, Type.Literal(false)], { default: { header: 'x-weir-version' } }),
+  rules: Type.Optional(Type.Array(RuleSchema, { maxItems: 64, description: 'Before the weights, the first rule that matches sends the request to its version.' })),
   shadow: withDefault(ShadowSchema, {}),
   failover: Type.Boolean({ default: true, description: 'Fail an idempotent canary/green request over to stable once when it fails before any response byte.' }),
   passHost: Type.Boolean({ default: true, description: 'Send the client Host header upstream (false: the upstream URL host).' }),
@@ -229,6 +247,7 @@ export const ConfigSchema = Type.Object({
 
 export type ConfigInput = Static<typeof ConfigSchema>
 export type RouteInput = Static<typeof RouteSchema>
+export type RuleInput = Static<typeof RuleSchema>
 export type Weights = Static<typeof WeightsSchema>
 export type RolloutPolicy = Static<typeof RolloutPolicySchema>
 export type ShadowInput = Static<typeof ShadowSchema>

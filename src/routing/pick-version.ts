@@ -1,5 +1,6 @@
-// Decides which version serves a request (docs/routing.md): override, then a bucket from the
-// user id, the signed cookie or chance, then the bucket's range. Synchronous and allocation-free.
+// Decides which version serves a request (docs/routing.md): override, then the match rules, then
+// a bucket from the user id, the signed cookie or chance, then the bucket's range. Synchronous
+// and allocation-free (a query-parameter rule reads the query string).
 
 import type { IncomingHttpHeaders } from 'node:http'
 import { BUCKETS, type DecisionReason, type Version } from '../vocabulary.ts'
@@ -10,13 +11,13 @@ import type { RoutingRoute } from './route-table.ts'
 export interface Decision {
   version: Version
   decidedBy: DecisionReason
-  /** The request's bucket, or -1 for an override. */
+  /** The request's bucket, or -1 for an override or a rule. */
   bucket: number
   /** True when the client has no valid bucket cookie and must be sent one. */
   newCookie: boolean
 }
 
-export function pickVersion (route: RoutingRoute, headers: IncomingHttpHeaders, out: Decision): void {
+export function pickVersion (route: RoutingRoute, headers: IncomingHttpHeaders, url: string, out: Decision): void {
   out.newCookie = false
   const cookies = headers.cookie
   if (route.overrideHeader !== undefined || route.overrideCookieEq !== undefined) {
@@ -24,6 +25,16 @@ export function pickVersion (route: RoutingRoute, headers: IncomingHttpHeaders, 
     if (forced !== undefined) {
       out.version = forced
       out.decidedBy = 'override'
+      out.bucket = -1
+      return
+    }
+  }
+  const rules = route.rules
+  for (let i = 0; i < rules.length; i++) {
+    const rule = rules[i] as RoutingRoute['rules'][number]
+    if (rule.matches(headers, url)) {
+      out.version = rule.version
+      out.decidedBy = 'rule'
       out.bucket = -1
       return
     }

@@ -6,6 +6,7 @@ import type { RouteConfig, WeightsBp } from '../config/model.ts'
 import { BUCKETS, type Version } from '../vocabulary.ts'
 import { createBucketCookie, type BucketCookie } from './bucket-cookie.ts'
 import { createUserBucketer } from './hash.ts'
+import { compileRules, type CompiledRule } from './match-rules.ts'
 
 export interface RoutingRoute {
   readonly name: string
@@ -20,6 +21,8 @@ export interface RoutingRoute {
   readonly userIdCookieEq: string | undefined
   readonly overrideHeader: string | undefined
   readonly overrideCookieEq: string | undefined
+  /** Match rules in order (empty: none), after the override and before the weights. */
+  readonly rules: readonly CompiledRule[]
   readonly bucketCookie: BucketCookie
   readonly anyHost: boolean
   readonly exactHosts: ReadonlySet<string>
@@ -79,6 +82,8 @@ export function compileRouting (route: RouteConfig, signature: (bucket: number) 
     userIdCookieEq: route.userIdCookie === undefined ? undefined : route.userIdCookie + '=',
     overrideHeader: override === false ? undefined : override.header,
     overrideCookieEq: override === false || override.cookie === undefined ? undefined : override.cookie + '=',
+    // A rule for a version the live state left without an upstream is skipped, not followed.
+    rules: compileRules(route.rules.filter((r) => r.version === 'stable' || route.upstreams[r.version] !== undefined)),
     bucketCookie: createBucketCookie(route.bucketCookie.name, route.bucketCookie.maxAgeSeconds, signature),
     anyHost: route.hosts.length === 0,
     exactHosts: new Set(route.hosts.filter((h) => !h.startsWith('*.'))),

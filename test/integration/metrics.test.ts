@@ -95,7 +95,7 @@ t.test('a known mix of traffic is counted exactly by version, code and reason', 
   const decisions = m.select('weir_routing_decisions_total', { route: 'mix' }).filter((s) => s.value > 0)
     .map((s) => `${s.labels.version} ${s.labels.reason} ${s.value}`).sort()
   t.same(decisions, ['canary override 8', 'green override 5', 'stable override 7'], 'every decision, including the refused 413 and the 499')
-  t.equal(m.select('weir_routing_decisions_total', { route: 'mix' }).length, 12, 'every version × reason series exists')
+  t.equal(m.select('weir_routing_decisions_total', { route: 'mix' }).length, 15, 'every version × reason series exists')
 
   for (const [version, count] of [['stable', 10], ['canary', 8], ['green', 2]] as const) {
     t.equal(m.value('weir_request_duration_seconds_count', { route: 'mix', version }), count, `${version}: one duration per response counted`)
