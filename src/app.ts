@@ -9,6 +9,7 @@ import { dirname, join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import { pino, type Logger } from 'pino'
 import { createAdminApp } from './admin/app.ts'
+import { createOpsApp } from './admin/ops-app.ts'
 import type { Config, WeightsBp } from './config/model.ts'
 import { RolloutController } from './controller/controller.ts'
 import { createRecorder } from './metrics/recorder.ts'
@@ -39,6 +40,8 @@ export interface Apps {
   readonly log: Logger
   /** Health, readiness and metrics on the admin address; stays up while the proxy drains. */
   readonly admin: FastifyInstance
+  /** Health, readiness and metrics alone on the ops address (config `ops`); null without one. Closed with the admin. */
+  readonly ops: FastifyInstance | null
   readonly metrics: Metrics
   /** Per route × version rolling windows (requests, errors, latency quantiles) for stats and the controller. */
   readonly stats: StatsRegistry
@@ -249,6 +252,10 @@ export async function buildApps (initial: Config, options: BuildOptions = {}): P
     },
   })
 
+  const ops = config.ops === undefined
+    ? null
+    : createOpsApp({ logger: log, metrics, isDraining: () => draining || dataPlane.draining, beforeScrape: () => dataPlane.flush() })
+
   // The fleet learns where this replica's admin API is once it listens.
   admin.addHook('onListen', async () => {
     const address = admin.server.address()
@@ -261,6 +268,7 @@ export async function buildApps (initial: Config, options: BuildOptions = {}): P
     dataPlane,
     log,
     admin,
+    ops,
     controller,
     metrics,
     stats,
@@ -274,6 +282,7 @@ export async function buildApps (initial: Config, options: BuildOptions = {}): P
       await dataPlane.check(liveSnapshot(next, store.all(), cookieSecret, heldWeights))
       const warnings = await reconcileWithConfig(next, store, events)
       if (next.listen.host !== config.listen.host || next.listen.port !== config.listen.port) warnings.push('listen changed: takes effect after a restart')
+      if (next.ops?.host !== config.ops?.host || next.ops?.port !== config.ops?.port) warnings.push('ops changed: takes effect after a restart')
       if (next.cookieSecret !== config.cookieSecret) warnings.push('cookieSecret changed: takes effect after a restart')
       if (!sameTokens(next.admin.tokens, config.admin.tokens)) warnings.push('admin tokens changed: take effect after a restart')
       if (next.workers !== config.workers) warnings.push('workers changed: takes effect after a restart')
@@ -291,6 +300,7 @@ export async function buildApps (initial: Config, options: BuildOptions = {}): P
         await dataPlane.close(config.drainTimeoutMs)
       } finally {
         await admin.close()
+        await ops?.close()
         await store.close()
         await events.close()
       }
