@@ -82,6 +82,9 @@ export interface BuildOptions {
   onCrashLoop?: (error: Error) => void
 }
 
+/** weir's version, for weir_build_info: package.json sits one folder up from src/ and from dist/. */
+const WEIR_VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version
+
 /** How long another replica may take to send its histograms for a fleet-wide check or stats read. */
 const FLEET_STATS_TIMEOUT_MS = 1000
 
@@ -111,7 +114,7 @@ export async function buildApps (initial: Config, options: BuildOptions = {}): P
   }
   const startWarnings = await reconcileWithConfig(config, store, events)
   const cookieSecret = config.cookieSecret ?? cookieSecretFor(config.stateFile)
-  const metrics = createMetrics({ processDefaults: options.processMetrics ?? true })
+  const metrics = createMetrics({ processDefaults: options.processMetrics ?? true, build: { version: WEIR_VERSION, node: process.version } })
   const stats = new StatsRegistry({ now: clock })
   const recorder = createRecorder(metrics, stats)
   const log = pino({ level: config.logLevel })
@@ -160,10 +163,11 @@ export async function buildApps (initial: Config, options: BuildOptions = {}): P
   }
   // The weight and rollout gauges show the routes in force at scrape time.
   metrics.setRouteSource(() => snapshot.routes)
-  // The phase of the rollout recorded in the route's live state; idle when there is none.
+  // The rollout recorded in the route's live state (one this weir can read); idle when there is none.
   metrics.setRolloutSource((route) => {
-    const phase = (store.get(route)?.rollout as { phase?: unknown } | null | undefined)?.phase
-    return typeof phase === 'string' ? phase : 'idle'
+    const rollout = readRollout(store.get(route)?.rollout)
+    if (rollout === null) return undefined
+    return { phase: rollout.phase, failures: rollout.failures, startedAt: rollout.startedAt, finishedAt: rollout.finishedAt, checks: rollout.lastCheck?.checks ?? [] }
   })
   metrics.setWorkerSource(() => dataPlane.workers())
   // Runs inside each durable state write, before the write resolves. The single process swaps
