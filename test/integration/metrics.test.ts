@@ -2,11 +2,13 @@
 // sockets, /metrics scraped from the admin port and parsed strictly.
 
 import type { FastifyInstance } from 'fastify'
+import { readFileSync } from 'node:fs'
 import { createServer, request as httpRequest, Agent, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import t from 'tap'
 import WebSocket, { WebSocketServer } from 'ws'
 import { buildApps } from '../../src/app.ts'
+import { createMetrics } from '../../src/metrics/registry.ts'
 import { UPSTREAM_FAILURE_REASONS } from '../../src/vocabulary.ts'
 import { adminClient } from '../helpers/admin.ts'
 import { send } from '../helpers/http.ts'
@@ -293,7 +295,7 @@ t.test('weir_build_info names weir\'s and Node\'s versions; weir_route_upstream_
   const [stable, canary, next] = await startUpstreams(t, 'stable', 'canary', 'next')
   const proxy = await startProxy(configDoc([{ name: 'a', upstreams: { stable: stable!.url, canary: canary!.url } }]))
   t.teardown(() => proxy.close())
-  const { version } = JSON.parse(await import('node:fs').then((fs) => fs.readFileSync('package.json', 'utf8'))) as { version: string }
+  const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
   let m = await scrape(proxy.adminUrl)
   t.same(m.select('weir_build_info'), [{ name: 'weir_build_info', labels: { version, node: process.version }, value: 1 }])
   const info = (m: PromText): string[] => m.select('weir_route_upstream_info', { route: 'a' }).map((s) => `${s.labels.version} ${s.labels.upstream} ${s.value}`).sort()
@@ -344,4 +346,11 @@ t.test('a rollout exports its last checks with thresholds, its failed checks and
   t.equal((await scrape(proxy.adminUrl)).value('weir_rollout_duration_seconds', { route: 'app' }), took, 'a finished rollout\'s duration stays put')
   t.same(m.select('weir_route_upstream_info', { route: 'app', version: 'stable' }).map((s) => s.labels.upstream), [canary!.url],
     'after the promotion, stable is the canary\'s deployment')
+})
+
+t.test('every weir_ metric the registry defines is in docs/metrics.md, and every one documented exists', async (t) => {
+  const defined = (await createMetrics({ processDefaults: false }).registry.getMetricsAsJSON()).map((m) => m.name).sort()
+  const docs = readFileSync(new URL('../../docs/metrics.md', import.meta.url), 'utf8')
+  const documented = [...new Set([...docs.matchAll(/^\| `(weir_[a-z_]+)` \|/gm)].map((m) => m[1] as string))].sort()
+  t.same(documented, defined)
 })
