@@ -10,6 +10,7 @@ import { dirname, join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import { pino, type Logger } from 'pino'
 import { createAdminApp } from './admin/app.ts'
+import { createOpsApp } from './admin/ops-app.ts'
 import type { Config, WeightsBp } from './config/model.ts'
 import { RolloutController } from './controller/controller.ts'
 import { createRecorder } from './metrics/recorder.ts'
@@ -41,6 +42,8 @@ export interface Apps {
   readonly log: Logger
   /** Health, readiness and metrics on the admin address; stays up while the proxy drains. */
   readonly admin: FastifyInstance
+  /** Health, readiness and metrics alone on the ops address (config `ops`); null without one. Closed with the admin. */
+  readonly ops: FastifyInstance | null
   readonly metrics: Metrics
   /** Per route × version rolling windows (requests, errors, latency quantiles) for stats and the controller. */
   readonly stats: StatsRegistry
@@ -81,6 +84,9 @@ export interface BuildOptions {
   onCrashLoop?: (error: Error) => void
 }
 
+/** weir's version, for weir_build_info: package.json sits one folder up from src/ and from dist/. */
+const WEIR_VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version
+
 /** How long another replica may take to send its histograms for a fleet-wide check or stats read. */
 const FLEET_STATS_TIMEOUT_MS = 1000
 
@@ -113,7 +119,7 @@ export async function buildApps (initial: Config, options: BuildOptions = {}): P
   events = loggedEventLog(events, log)
   const startWarnings = await reconcileWithConfig(config, store, events, { reportOverrides: true })
   const cookieSecret = config.cookieSecret ?? cookieSecretFor(config.stateFile)
-  const metrics = createMetrics({ processDefaults: options.processMetrics ?? true })
+  const metrics = createMetrics({ processDefaults: options.processMetrics ?? true, build: { version: WEIR_VERSION, node: process.version } })
   const stats = new StatsRegistry({ now: clock })
   const recorder = createRecorder(metrics, stats)
   // With etcd, this replica registers itself and campaigns to lead the fleet's controller.
@@ -161,10 +167,11 @@ export async function buildApps (initial: Config, options: BuildOptions = {}): P
   }
   // The weight and rollout gauges show the routes in force at scrape time.
   metrics.setRouteSource(() => snapshot.routes)
-  // The phase of the rollout recorded in the route's live state; idle when there is none.
+  // The rollout recorded in the route's live state (one this weir can read); idle when there is none.
   metrics.setRolloutSource((route) => {
-    const phase = (store.get(route)?.rollout as { phase?: unknown } | null | undefined)?.phase
-    return typeof phase === 'string' ? phase : 'idle'
+    const rollout = readRollout(store.get(route)?.rollout)
+    if (rollout === null) return undefined
+    return { phase: rollout.phase, failures: rollout.failures, startedAt: rollout.startedAt, finishedAt: rollout.finishedAt, checks: rollout.lastCheck?.checks ?? [] }
   })
   metrics.setWorkerSource(() => dataPlane.workers())
   // Runs inside each durable state write, before the write resolves. The single process swaps
@@ -253,6 +260,10 @@ export async function buildApps (initial: Config, options: BuildOptions = {}): P
     },
   })
 
+  const ops = config.ops === undefined
+    ? null
+    : createOpsApp({ logger: log, metrics, isDraining: () => draining || dataPlane.draining, beforeScrape: () => dataPlane.flush() })
+
   // The fleet learns where this replica's admin API is once it listens.
   admin.addHook('onListen', async () => {
     const address = admin.server.address()
@@ -265,6 +276,7 @@ export async function buildApps (initial: Config, options: BuildOptions = {}): P
     dataPlane,
     log,
     admin,
+    ops,
     controller,
     metrics,
     stats,
@@ -292,6 +304,7 @@ export async function buildApps (initial: Config, options: BuildOptions = {}): P
         await dataPlane.close(config.drainTimeoutMs)
       } finally {
         await admin.close()
+        await ops?.close()
         await store.close()
         await events.close()
       }
@@ -317,6 +330,7 @@ function restartOnlyChanges (running: Config, next: Config): string[] {
   const keys: [string, unknown, unknown][] = [
     ['listen', { host: running.listen.host, port: running.listen.port }, { host: next.listen.host, port: next.listen.port }],
     ['listen.tls', running.listen.tls, next.listen.tls],
+    ['ops', running.ops, next.ops],
     ['admin.host and admin.port', [running.admin.host, running.admin.port], [next.admin.host, next.admin.port]],
     ['state (file, events, etcd)', [running.stateFile, running.eventsFile, running.etcd], [next.stateFile, next.eventsFile, next.etcd]],
     ['fleet', running.fleet, next.fleet],

@@ -13,6 +13,8 @@ export interface RunningServer {
   url: string
   /** Base URL of the admin server. */
   adminUrl: string
+  /** Base URL of the ops server; undefined without config `ops`. */
+  opsUrl: string | undefined
 }
 
 /** `options` are internal build options (bench/servers/weir-norecord.ts), never set by the CLI. */
@@ -41,6 +43,18 @@ export async function serve (configFile: string, options: BuildOptions = {}, ove
   })
   const log = apps.log
   const adminAddress = await apps.admin.listen({ host: config.admin.host, port: config.admin.port })
+  let opsAddress: string | undefined
+  if (apps.ops !== null && config.ops !== undefined) {
+    try {
+      // Listens with the admin server, before the proxy: probes answer as soon as traffic can arrive.
+      opsAddress = await apps.ops.listen({ host: config.ops.host, port: config.ops.port })
+    } catch (err) {
+      log.fatal({ err }, 'the ops listener could not start')
+      process.stderr.write(`weir: the ops listener could not start: ${(err as Error).message}\n`)
+      await apps.close().catch(() => undefined)
+      process.exit(1)
+    }
+  }
   let port: number
   try {
     port = await apps.dataPlane.listen(config.listen.host, config.listen.port)
@@ -53,6 +67,7 @@ export async function serve (configFile: string, options: BuildOptions = {}, ove
   const address = `${config.listen.tls === undefined ? 'http' : 'https'}://${urlHost(config.listen.host)}:${port}`
   const workers = apps.dataPlane.workers()
   log.info(`weir admin (healthz, readyz, metrics, /api/v1) listening on ${adminAddress}`)
+  if (opsAddress !== undefined) log.info(`weir ops (healthz, readyz, metrics) listening on ${opsAddress}`)
   log.info({ routes: config.routes.map((r) => r.name), workers: workers.length === 0 ? 1 : workers.length }, `weir proxy listening on ${address}` +
     (workers.length === 0 ? '' : ` (${workers.length} worker processes)`))
 
@@ -85,7 +100,7 @@ export async function serve (configFile: string, options: BuildOptions = {}, ove
       log.info({ routes: next.config.routes.map((r) => r.name) }, 'SIGHUP: config reloaded')
     }, (err: unknown) => log.error({ err }, 'SIGHUP: reload failed; keeping the running config'))
   })
-  return { apps, config, url: address, adminUrl: adminAddress }
+  return { apps, config, url: address, adminUrl: adminAddress, opsUrl: opsAddress }
 }
 
 /** A listen host as it goes in a URL (IPv6 in brackets). */

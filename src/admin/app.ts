@@ -6,6 +6,7 @@ import { errorHandlerFor, sendError } from '../http/error-reply.ts'
 import { requestIdOf } from '../http/request-id.ts'
 import type { Metrics } from '../metrics/registry.ts'
 import { ADMIN_BODY_LIMIT, adminApi, type AdminApiOptions } from './api.ts'
+import { registerProbes } from './probes.ts'
 
 export interface AdminAppOptions {
   /** The proxy's logger: one log stream, one level (SIGHUP changes both). */
@@ -26,17 +27,7 @@ export async function createAdminApp ({ logger, metrics, isDraining, beforeScrap
     // A caller's sane X-Request-Id is kept, so a CLI's or controller's id shows in the event log.
     genReqId: requestIdOf,
   })
-  app.get('/healthz', async () => ({ status: 'ok' }))
-  app.get('/readyz', async (_request, reply) => {
-    // A load balancer polling readiness stops sending new connections while we drain.
-    if (isDraining()) return reply.code(503).send({ status: 'draining' })
-    return { status: 'ready' }
-  })
-  app.get('/metrics', async (_request, reply) => {
-    await beforeScrape?.()
-    reply.header('content-type', metrics.registry.contentType)
-    return await metrics.registry.metrics()
-  })
+  registerProbes(app, { metrics, isDraining, beforeScrape })
   // Outside /api/v1 no endpoint reads a body: drain and ignore any, whatever its type.
   app.removeAllContentTypeParsers()
   app.addContentTypeParser('*', (_request, payload, done) => {

@@ -81,6 +81,8 @@ export interface Config {
   file: string | undefined
   listen: { host: string; port: number; tls: { cert: string; key: string } | undefined }
   admin: { host: string; port: number; token: string | undefined; tokens: AdminToken[] }
+  /** The ops listener (healthz, readyz, metrics only); undefined: none. */
+  ops: { host: string; port: number } | undefined
   stateFile: string
   /** Live state in etcd instead of the state file (docs/fleet.md); undefined: the state file. */
   etcd: EtcdSettings | undefined

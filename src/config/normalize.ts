@@ -58,6 +58,13 @@ export function normalize (doc: ConfigInput, baseDir: string, envToken: string |
   if (doc.admin.host === doc.listen.host && doc.admin.port === doc.listen.port && doc.listen.port !== 0) {
     problems.push({ path: 'admin.port', reason: 'must differ from listen.port' })
   }
+  if (doc.ops !== undefined) {
+    for (const [name, other] of [['listen', doc.listen], ['admin', doc.admin]] as const) {
+      if (doc.ops.port !== 0 && doc.ops.port === other.port && hostsOverlap(doc.ops.host, other.host)) {
+        problems.push({ path: 'ops.port', reason: `must differ from ${name}.port (${other.port} on ${other.host})` })
+      }
+    }
+  }
   if (doc.listen.tls !== undefined) {
     checkReadable(resolve(baseDir, doc.listen.tls.cert), 'listen.tls.cert', problems)
     checkReadable(resolve(baseDir, doc.listen.tls.key), 'listen.tls.key', problems)
@@ -78,6 +85,7 @@ export function normalize (doc: ConfigInput, baseDir: string, envToken: string |
       tls: doc.listen.tls && { cert: resolve(baseDir, doc.listen.tls.cert), key: resolve(baseDir, doc.listen.tls.key) },
     },
     admin: { host: doc.admin.host, port: doc.admin.port, token, tokens },
+    ops: doc.ops === undefined ? undefined : { host: doc.ops.host, port: doc.ops.port },
     stateFile: resolve(baseDir, doc.state.file),
     etcd: etcdSettings(doc, baseDir, problems),
     fleet: {
@@ -253,6 +261,12 @@ function normalizeRoute (
     maxBodyBytes: byteSize(route.maxBodyBytes ?? topMaxBody),
     rollout: route.rollout,
   }
+}
+
+/** Two listen hosts that would take the same port: the same host, or either one every address (0.0.0.0, ::). */
+function hostsOverlap (a: string, b: string): boolean {
+  const any = (host: string): boolean => host === '0.0.0.0' || host === '::' || host === ''
+  return a === b || any(a) || any(b)
 }
 
 function checkReadable (file: string, path: string, problems: Problem[]): void {

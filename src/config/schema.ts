@@ -208,6 +208,10 @@ export const ConfigSchema = Type.Object({
       description: 'More bearer tokens by name (e.g. { ci: ${CI_TOKEN} }); the name is the actor in the event log.',
     })),
   }, { additionalProperties: false, default: {} }),
+  ops: Type.Optional(Type.Object({
+    host: Type.String({ default: '0.0.0.0' }),
+    port: Type.Integer({ minimum: 0, maximum: 65535, default: 9902 }),
+  }, { additionalProperties: false, description: 'A listener of its own for GET /healthz, /readyz and /metrics only (probes and Prometheus), so /api/v1 can stay on loopback; absent: none.' })),
   state: Type.Object({
     file: Type.String({ default: './data/state.json' }),
     events: Type.Optional(Type.String({ description: 'The JSON-lines event log; default: events.jsonl next to the state file.' })),

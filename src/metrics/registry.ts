@@ -16,9 +16,26 @@ import { DurationHistogram } from './duration-histogram.ts'
 const ALWAYS_EXPORTED_PHASES: readonly string[] = ['idle', ...ROLLOUT_PHASES.filter((p) => !BLUEGREEN_PHASES.has(p))]
 
 /** What the gauges read at scrape time: the routes in force (the current route table's). */
-export type RouteSource = () => Iterable<{ readonly name: string; readonly weights: Readonly<WeightsBp> }>
-/** The current rollout phase of a route; undefined means idle. */
-export type RolloutSource = (route: string) => string | undefined
+export type RouteSource = () => Iterable<{
+  readonly name: string
+  readonly weights: Readonly<WeightsBp>
+  /** The origins of each version in force (the config's, or the live ones a change or a promotion wrote). */
+  readonly upstreams: Readonly<Partial<Record<string, readonly string[]>>>
+}>
+/** What the rollout gauges read of a route's rollout (its live state); undefined: none ever ran (idle). */
+export interface RolloutReading {
+  readonly phase: string
+  /** Failed checks so far. */
+  readonly failures: number
+  /** Epoch ms. */
+  readonly startedAt: number
+  readonly finishedAt: number | null
+  /** The last check's outcomes (empty before the first check). */
+  readonly checks: readonly { readonly name: string; readonly value: number | null; readonly threshold: number | null }[]
+}
+export type RolloutSource = (route: string) => RolloutReading | undefined
+/** What weir_build_info says: weir's version and Node's. */
+export interface BuildInfo { readonly version: string; readonly node: string }
 /** The worker processes and their running totals (none in the single-process mode). */
 export type WorkerSource = () => readonly { readonly worker: number; readonly state: string; readonly requests: number; readonly restarts: number }[]
 
@@ -32,6 +49,12 @@ export interface Metrics {
   readonly shadowRequests: Counter<'route' | 'outcome'>
   readonly shadowMismatches: Counter<'route' | 'kind'>
   readonly rolloutState: Gauge<'route' | 'phase'>
+  readonly rolloutCheckValue: Gauge<'route' | 'check'>
+  readonly rolloutCheckThreshold: Gauge<'route' | 'check'>
+  readonly rolloutFailedChecks: Gauge<'route'>
+  readonly rolloutDuration: Gauge<'route'>
+  readonly buildInfo: Gauge<'version' | 'node'>
+  readonly routeUpstreamInfo: Gauge<'route' | 'version' | 'upstream'>
   readonly workers: Gauge
   readonly workerRequests: Counter<'worker'>
   readonly workerRestarts: Counter<'worker'>
@@ -39,18 +62,33 @@ export interface Metrics {
   readonly routes: Map<string, RouteMetrics>
   /** Where the weight and rollout gauges find the routes in force (none until set). */
   setRouteSource (source: RouteSource): void
-  /** Where weir_rollout_state finds each route's phase (every route idle until set). */
+  /** Where the rollout gauges find each route's rollout (every route idle until set). */
   setRolloutSource (source: RolloutSource): void
   /** Where the worker metrics find the workers (the single process until set). */
   setWorkerSource (source: WorkerSource): void
 }
 
-export function createMetrics ({ processDefaults = true } = {}): Metrics {
+export interface MetricsOptions {
+  /** Node's process metrics (process_*, nodejs_*); tests that build many registries leave them out. */
+  processDefaults?: boolean
+  /** weir_build_info's labels (default: an unknown weir version on this Node). */
+  build?: BuildInfo
+}
+
+export function createMetrics ({ processDefaults = true, build = { version: 'unknown', node: process.version } }: MetricsOptions = {}): Metrics {
   const registry = new Registry()
   if (processDefaults) collectDefaultMetrics({ register: registry })
   const routes = new Map<string, RouteMetrics>()
   let routeSource: RouteSource = () => []
   let rolloutSource: RolloutSource = () => undefined
+  const now = (): number => performance.timeOrigin + performance.now()
+  /** The routes in force with the rollout recorded in each (those that have one). */
+  const rollouts = function * (): Generator<[string, RolloutReading]> {
+    for (const { name } of routeSource()) {
+      const rollout = rolloutSource(name)
+      if (rollout !== undefined) yield [name, rollout]
+    }
+  }
   let workerSource: WorkerSource = () => []
   // What the worker counters last exported, per worker slot: the source holds running totals.
   const exportedRequests = new Map<number, number>()
@@ -137,9 +175,58 @@ export function createMetrics ({ processDefaults = true } = {}): Metrics {
       collect () {
         this.reset()
         for (const { name } of routeSource()) {
-          const current = rolloutSource(name) ?? 'idle'
+          const current = rolloutSource(name)?.phase ?? 'idle'
           for (const phase of ALWAYS_EXPORTED_PHASES) this.set({ route: name, phase }, phase === current ? 1 : 0)
           if (!ALWAYS_EXPORTED_PHASES.includes(current)) this.set({ route: name, phase: current }, 1)
+        }
+      },
+    }),
+    rolloutCheckValue: checkGauge(registry, rollouts, 'value', 'weir_rollout_check_value',
+      'Value each check of the last rollout analysis measured (error-rate 0..1, p99 in ms, ratios, requests), per route in force.'),
+    rolloutCheckThreshold: checkGauge(registry, rollouts, 'threshold', 'weir_rollout_check_threshold',
+      'Threshold each check of the last rollout analysis was held against, same units as weir_rollout_check_value.'),
+    rolloutFailedChecks: new Gauge({
+      name: 'weir_rollout_failed_checks',
+      help: 'Failed checks of the current (or last) rollout of each route in force; the rollout reverts at its failureThreshold.',
+      labelNames: ['route'] as const,
+      registers: [registry],
+      collect () {
+        this.reset()
+        for (const [route, rollout] of rollouts()) this.set({ route }, rollout.failures)
+      },
+    }),
+    rolloutDuration: new Gauge({
+      name: 'weir_rollout_duration_seconds',
+      help: 'Seconds since the current rollout of each route in force started; once it finished, how long it took.',
+      labelNames: ['route'] as const,
+      registers: [registry],
+      collect () {
+        this.reset()
+        const at = now()
+        for (const [route, rollout] of rollouts()) this.set({ route }, Math.max(0, ((rollout.finishedAt ?? at) - rollout.startedAt) / 1000))
+      },
+    }),
+    buildInfo: new Gauge({
+      name: 'weir_build_info',
+      help: 'Always 1: the version of weir and of Node this process runs.',
+      labelNames: ['version', 'node'] as const,
+      registers: [registry],
+      collect () {
+        this.set({ version: build.version, node: build.node }, 1)
+      },
+    }),
+    routeUpstreamInfo: new Gauge({
+      name: 'weir_route_upstream_info',
+      help: 'Always 1: each upstream origin of each version of each route in force (a promotion moves canary\'s origins to stable).',
+      labelNames: ['route', 'version', 'upstream'] as const,
+      registers: [registry],
+      collect () {
+        // Rebuilt from the routes in force, like the weights: an origin no longer in force leaves.
+        this.reset()
+        for (const route of routeSource()) {
+          for (const [version, origins] of Object.entries(route.upstreams)) {
+            for (const upstream of origins ?? []) this.set({ route: route.name, version, upstream }, 1)
+          }
         }
       },
     }),
@@ -183,6 +270,27 @@ export function createMetrics ({ processDefaults = true } = {}): Metrics {
   return metrics
 }
 
+/** A gauge of one field of each check of the last analysis, per route in force (a check without that field is left out). */
+function checkGauge (
+  registry: Registry, rollouts: () => Iterable<[string, RolloutReading]>, field: 'value' | 'threshold', name: string, help: string
+): Gauge<'route' | 'check'> {
+  return new Gauge({
+    name,
+    help,
+    labelNames: ['route', 'check'] as const,
+    registers: [registry],
+    collect () {
+      this.reset()
+      for (const [route, rollout] of rollouts()) {
+        for (const check of rollout.checks) {
+          const value = check[field]
+          if (value !== null) this.set({ route, check: check.name }, value)
+        }
+      }
+    },
+  })
+}
+
 /** Moves each cell's pending count into `counter`, labelled `labels` plus `label` = the cell's key. */
 function flushCells<K extends string, L extends string> (
   counter: Counter<L>, cells: Readonly<Record<K, CounterCell>>, keys: readonly K[], label: NoInfer<L>, labels: Readonly<Partial<Record<NoInfer<L>, string>>>
@@ -219,7 +327,7 @@ function flushResponses (metrics: Metrics): void {
   }
 }
 
-/** Moves pending failed attempts into weir_upstream_errors_total; a series appears with its first failure. */
+/** Moves pending failed attempts into weir_upstream_errors_total (every series exists from the route's first table, at 0). */
 function flushUpstreamErrors (metrics: Metrics): void {
   for (const [route, cells] of metrics.routes) {
     for (const version of VERSIONS) flushCells(metrics.upstreamErrors, cells.versions[version].upstreamErrors, UPSTREAM_FAILURE_REASONS, 'reason', { route, version })

@@ -14,6 +14,8 @@ export interface TestProxy {
   url: string
   port: number
   adminUrl: string
+  /** The ops server's base URL, listening on 127.0.0.1 (an ephemeral port); undefined without config `ops`. */
+  opsUrl: string | undefined
   close (): Promise<void>
 }
 
@@ -46,7 +48,8 @@ export async function startProxy (doc: unknown): Promise<TestProxy> {
   // Workers start on plain Node, without the test runner's loaders (as `weir serve` runs them).
   const apps = await buildApps(config, { processMetrics: false, workerExecArgv: [] })
   const adminUrl = await apps.admin.listen({ host: '127.0.0.1', port: 0 })
+  const opsUrl = apps.ops === null ? undefined : await apps.ops.listen({ host: '127.0.0.1', port: 0 })
   const port = await apps.dataPlane.listen('127.0.0.1', 0)
   const url = `${config.listen.tls === undefined ? 'http' : 'https'}://127.0.0.1:${port}`
-  return { apps, config, url, port, adminUrl, close: () => apps.close() }
+  return { apps, config, url, port, adminUrl, opsUrl, close: () => apps.close() }
 }

@@ -2,18 +2,24 @@
 // sockets, /metrics scraped from the admin port and parsed strictly.
 
 import type { FastifyInstance } from 'fastify'
+import { readFileSync } from 'node:fs'
 import { createServer, request as httpRequest, Agent, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import t from 'tap'
 import WebSocket, { WebSocketServer } from 'ws'
 import { buildApps } from '../../src/app.ts'
+import { createMetrics } from '../../src/metrics/registry.ts'
+import { UPSTREAM_FAILURE_REASONS } from '../../src/vocabulary.ts'
+import { adminClient } from '../helpers/admin.ts'
 import { send } from '../helpers/http.ts'
 import { nearestRank } from '../helpers/nearest-rank.ts'
 import { scrape, type PromText } from '../helpers/prom-text.ts'
 import { configDoc, mustBuild, startProxy } from '../helpers/proxy.ts'
 import { eventually, sleep } from '../helpers/raw-http.ts'
 import { inParallel } from '../helpers/send-many.ts'
-import { closedPort, startUpstream } from '../helpers/upstream.ts'
+import { rolloutClient } from '../helpers/rollout-client.ts'
+import { startTraffic } from '../helpers/traffic.ts'
+import { closedPort, startUpstream, startUpstreams } from '../helpers/upstream.ts'
 
 /** Scrapes until `check` holds or `limitMs` passes; returns the last scrape. */
 async function scrapeUntil (adminUrl: string, check: (m: PromText) => boolean, limitMs = 3000): Promise<PromText> {
@@ -89,8 +95,9 @@ t.test('a known mix of traffic is counted exactly by version, code and reason', 
   const requests = m.select('weir_requests_total', { route: 'mix' }).map((s) => `${s.labels.version} ${s.labels.code} ${s.value}`).sort()
   t.same(requests, ['canary 200 5', 'canary 500 3', 'green 502 2', 'stable 200 8', 'stable 413 1', 'stable 499 1'])
 
-  const errors = m.select('weir_upstream_errors_total', { route: 'mix' }).map((s) => `${s.labels.version} ${s.labels.reason} ${s.value}`).sort()
+  const errors = m.select('weir_upstream_errors_total', { route: 'mix' }).filter((s) => s.value > 0).map((s) => `${s.labels.version} ${s.labels.reason} ${s.value}`).sort()
   t.same(errors, ['canary reset 1', 'green refused 5'], 'refusals of green, failed over or not; the cut body of canary')
+  t.equal(m.select('weir_upstream_errors_total', { route: 'mix' }).length, 4 * UPSTREAM_FAILURE_REASONS.length, 'every version (and shadow) × reason series exists')
 
   const decisions = m.select('weir_routing_decisions_total', { route: 'mix' }).filter((s) => s.value > 0)
     .map((s) => `${s.labels.version} ${s.labels.reason} ${s.value}`).sort()
@@ -268,4 +275,82 @@ t.test('with recordRequests off nothing is counted per request, and routing deci
   t.equal(m.value('weir_request_duration_seconds_count', { route: 'off', version: 'stable' }), 0)
   t.equal(m.value('weir_routing_decisions_total', { route: 'off', version: 'stable', reason: 'random' }), 3)
   t.same(apps.stats.forRoute('off', 60).versions.stable, { requests: 0, errors: 0, errorRate: 0, p50: null, p90: null, p99: null })
+})
+
+t.test('every weir_upstream_errors_total series exists at 0 from the start, also for a route a reload adds', async (t) => {
+  const up = await startUpstream('u')
+  const doc = configDoc([{ name: 'a', upstreams: { stable: up.url } }])
+  const proxy = await startProxy(doc)
+  t.teardown(async () => { await proxy.close(); await up.close() })
+  const series = (m: PromText, route: string): string[] => m.select('weir_upstream_errors_total', { route }).map((s) => `${s.labels.version} ${s.labels.reason} ${s.value}`).sort()
+  const zeros = ['stable', 'canary', 'green', 'shadow'].flatMap((v) => UPSTREAM_FAILURE_REASONS.map((r) => `${v} ${r} 0`)).sort()
+  t.same(series(await scrape(proxy.adminUrl), 'a'), zeros, 'before any request or failure')
+  await proxy.apps.reload(mustBuild({ ...doc, routes: [...doc.routes as object[], { name: 'b', match: { pathPrefix: '/b' }, upstreams: { stable: up.url } }] }))
+  const m = await scrape(proxy.adminUrl)
+  t.same(series(m, 'b'), zeros, 'the added route\'s too')
+  t.equal(m.select('weir_request_duration_seconds_count', { route: 'b' }).length, 4, 'and its histograms')
+})
+
+t.test('weir_build_info names weir\'s and Node\'s versions; weir_route_upstream_info follows live upstream changes', async (t) => {
+  const [stable, canary, next] = await startUpstreams(t, 'stable', 'canary', 'next')
+  const proxy = await startProxy(configDoc([{ name: 'a', upstreams: { stable: stable!.url, canary: canary!.url } }]))
+  t.teardown(() => proxy.close())
+  const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
+  let m = await scrape(proxy.adminUrl)
+  t.same(m.select('weir_build_info'), [{ name: 'weir_build_info', labels: { version, node: process.version }, value: 1 }])
+  const info = (m: PromText): string[] => m.select('weir_route_upstream_info', { route: 'a' }).map((s) => `${s.labels.version} ${s.labels.upstream} ${s.value}`).sort()
+  t.same(info(m), [`canary ${canary!.url} 1`, `stable ${stable!.url} 1`])
+  const reply = await adminClient(proxy.adminUrl).call('PUT', '/api/v1/routes/a/upstreams', { canary: [next!.url] })
+  t.equal(reply.status, 200, reply.body)
+  m = await scrape(proxy.adminUrl)
+  t.same(info(m), [`canary ${next!.url} 1`, `stable ${stable!.url} 1`], 'the old canary origin left the gauge')
+})
+
+t.test('a rollout exports its last checks with thresholds, its failed checks and its duration; the promotion shows in the upstream info', async (t) => {
+  const [stable, canary] = await startUpstreams(t, 'stable', 'canary')
+  const proxy = await startProxy(configDoc([{
+    name: 'app',
+    upstreams: { stable: stable!.url, canary: canary!.url },
+    rollout: { steps: [50, 100], interval: '1s', analysis: { minRequests: 20, failureThreshold: 3 } },
+  }]))
+  t.teardown(() => proxy.close())
+  const admin = adminClient(proxy.adminUrl)
+  const { rollout } = rolloutClient(admin)
+  let m = await scrape(proxy.adminUrl)
+  t.same(m.select('weir_rollout_check_value'), [], 'no rollout yet: no check series')
+  t.same(m.select('weir_rollout_duration_seconds'), [])
+  const traffic = startTraffic(proxy.url, { rate: 200, maxMs: 20_000 })
+  t.teardown(() => traffic.stop())
+  t.equal((await admin.call('POST', '/api/v1/routes/app/rollout', {})).status, 201)
+  m = await scrape(proxy.adminUrl)
+  t.equal(m.value('weir_rollout_failed_checks', { route: 'app' }), 0)
+  t.ok((m.value('weir_rollout_duration_seconds', { route: 'app' }) ?? -1) >= 0, 'the duration runs from the start')
+  let phase = ''
+  for (let i = 0; i < 150 && phase !== 'succeeded' && phase !== 'failed'; i++) {
+    await sleep(100)
+    phase = (await rollout()).phase
+  }
+  t.equal(phase, 'succeeded')
+  await traffic.stop()
+  const view = await rollout()
+  m = await scrape(proxy.adminUrl)
+  for (const check of view.rollout?.lastCheck?.checks ?? []) {
+    if (check.value !== null) t.equal(m.value('weir_rollout_check_value', { route: 'app', check: check.name }), check.value, `${check.name} value`)
+    if (check.threshold !== null) t.equal(m.value('weir_rollout_check_threshold', { route: 'app', check: check.name }), check.threshold, `${check.name} threshold`)
+  }
+  t.equal(m.value('weir_rollout_check_threshold', { route: 'app', check: 'error-rate' }), 0.01, 'the error-rate limit, as a rate')
+  t.equal(m.value('weir_rollout_failed_checks', { route: 'app' }), view.rollout?.failures)
+  const took = m.value('weir_rollout_duration_seconds', { route: 'app' }) as number
+  t.ok(took > 1 && took < 15, `the finished rollout took ${took} s`)
+  await sleep(1100)
+  t.equal((await scrape(proxy.adminUrl)).value('weir_rollout_duration_seconds', { route: 'app' }), took, 'a finished rollout\'s duration stays put')
+  t.same(m.select('weir_route_upstream_info', { route: 'app', version: 'stable' }).map((s) => s.labels.upstream), [canary!.url],
+    'after the promotion, stable is the canary\'s deployment')
+})
+
+t.test('every weir_ metric the registry defines is in docs/metrics.md, and every one documented exists', async (t) => {
+  const defined = (await createMetrics({ processDefaults: false }).registry.getMetricsAsJSON()).map((m) => m.name).sort()
+  const docs = readFileSync(new URL('../../docs/metrics.md', import.meta.url), 'utf8')
+  const documented = [...new Set([...docs.matchAll(/^\| `(weir_[a-z_]+)` \|/gm)].map((m) => m[1] as string))].sort()
+  t.same(documented, defined)
 })

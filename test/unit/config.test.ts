@@ -240,3 +240,22 @@ t.test('state.etcd: endpoints, prefix and timeout defaults; a fleet needs a shar
   t.ok(problemsOf({ cookieSecret: 'a-fleet-wide-secret', state: { etcd: { endpoints: [] } }, routes: [route] }).some((p) => p.startsWith('state.etcd.endpoints')), 'no endpoint is refused')
   t.ok(problemsOf({ cookieSecret: 'a-fleet-wide-secret', state: { etcd: { endpoints: ['127.0.0.1:2379'] } }, routes: [route] }).some((p) => p.startsWith('state.etcd.endpoints')), 'an endpoint needs its scheme')
 })
+
+t.test('ops is optional; given, it listens on 0.0.0.0:9902 unless told otherwise', async (t) => {
+  const none = buildConfig({ routes: [route] })
+  t.equal(none.ok && none.config.ops, undefined, 'absent: no ops listener')
+  const given = buildConfig({ ops: {}, routes: [route] })
+  t.same(given.ok && given.config.ops, { host: '0.0.0.0', port: 9902 })
+  t.match(problemsOf({ ops: { port: 9902, path: '/x' }, routes: [route] }), [/^ops/], 'unknown keys are refused')
+})
+
+t.test('an ops port that another listener of weir takes is refused with its path', async (t) => {
+  t.same(problemsOf({ listen: { port: 9000 }, ops: { port: 9000 }, routes: [route] }),
+    ['ops.port: must differ from listen.port (9000 on 0.0.0.0)'])
+  t.same(problemsOf({ ops: { host: '127.0.0.1', port: 9901 }, routes: [route] }),
+    ['ops.port: must differ from admin.port (9901 on 127.0.0.1)'])
+  t.same(problemsOf({ ops: { host: '0.0.0.0', port: 9901 }, routes: [route] }),
+    ['ops.port: must differ from admin.port (9901 on 127.0.0.1)'], '0.0.0.0 takes the port on loopback too')
+  t.same(problemsOf({ listen: { host: '10.0.0.1', port: 9000 }, ops: { host: '10.0.0.2', port: 9000 }, routes: [route] }), [], 'other addresses may share a port')
+  t.same(problemsOf({ listen: { port: 0 }, admin: { port: 0 }, ops: { port: 0 }, routes: [route] }), [], 'ephemeral ports never conflict')
+})
