@@ -5,6 +5,7 @@
 // `{error, message, problems?, requestId}` and changes nothing. The one place domain errors
 // become HTTP answers (through the admin app's error handler).
 
+import type { IncomingHttpHeaders } from 'node:http'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { AdminToken } from '../config/model.ts'
 import { WeirError, type ErrorCode } from '../errors.ts'
@@ -72,6 +73,15 @@ interface WithActor { [kActor]?: string }
 
 const WRITE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])
 
+/** Route config of the writes that need no body: sent without one, they need no content type (`curl -X POST`). */
+const BODYLESS = { bodyless: true }
+
+/** No body at all: neither a length above 0 nor a chunked one. */
+function hasNoBody (headers: IncomingHttpHeaders): boolean {
+  const length = headers['content-length']
+  return headers['transfer-encoding'] === undefined && (length === undefined || length === '0')
+}
+
 export async function adminApi (app: FastifyInstance, options: AdminApiOptions): Promise<void> {
   const { writer, store, rollouts, events, stats, mismatches } = options
   const authenticate = createAuthenticator(options.tokens)
@@ -104,8 +114,12 @@ export async function adminApi (app: FastifyInstance, options: AdminApiOptions):
       return refuse(reply, 'WEIR_ERR_ADMIN_UNAUTHORIZED')
     }
     ;(request as WithActor)[kActor] = actor
-    // Checked before the body is read: a form post or text/plain never reaches a parser.
-    if (write && !isJsonContentType(headers['content-type'])) return refuse(reply, 'WEIR_ERR_ADMIN_MEDIA_TYPE')
+    // Checked before the body is read: a form post or text/plain never reaches a parser. A write
+    // that needs no body may come without one and without a content type (no browser form sends that).
+    if (write && !isJsonContentType(headers['content-type']) &&
+      !(headers['content-type'] === undefined && hasNoBody(headers) && (request.routeOptions.config as { bodyless?: boolean }).bodyless === true)) {
+      return refuse(reply, 'WEIR_ERR_ADMIN_MEDIA_TYPE')
+    }
     const length = headers['content-length']
     if (length !== undefined && Number(length) > ADMIN_BODY_LIMIT) {
       reply.header('connection', 'close')
@@ -146,10 +160,11 @@ export async function adminApi (app: FastifyInstance, options: AdminApiOptions):
 
   /** A write to one route: the answer is the route after the change, with its revision as ETag. */
   const routeWrite = (method: 'PUT' | 'POST', path: string,
-    write: (route: string, body: unknown, options: WriteOptions, who: Caller) => Promise<Written>): void => {
+    write: (route: string, body: unknown, options: WriteOptions, who: Caller) => Promise<Written>, bodyless = false): void => {
     app.route<{ Params: { route: string } }>({
       method,
       url: `/routes/:route/${path}`,
+      config: bodyless ? BODYLESS : {},
       handler: async (request, reply) => {
         const written = await write(request.params.route, request.body, writeOptions(request), caller(request))
         const view = routeView(written.route, written.state)
@@ -166,7 +181,7 @@ export async function adminApi (app: FastifyInstance, options: AdminApiOptions):
   // Allowed while a rollout drives the route: a rollout drives weights, not shadow.
   routeWrite('PUT', 'shadow', operatorChange('shadow.set', shadowChange, true))
   routeWrite('POST', 'switch', operatorChange('switch', switchChange))
-  routeWrite('POST', 'rollback', (route, _body, options, who) => rollouts.rollback(route, options, who))
+  routeWrite('POST', 'rollback', (route, _body, options, who) => rollouts.rollback(route, options, who), true)
 
   app.get<{ Params: { route: string } }>('/routes/:route/rollout', async (request, reply) => {
     const route = writer.route(request.params.route)
@@ -176,10 +191,10 @@ export async function adminApi (app: FastifyInstance, options: AdminApiOptions):
     // And whether this replica serves a fast guard's revert the store does not hold yet.
     return reply.header('etag', `"${view.revision}"`).send({ ...view, leader: options.leader(), failSafe: rollouts.failSafe(route.name) })
   })
-  /** A rollout write: the answer is the rollout's view after it, with the route's revision as ETag. */
+  /** A rollout write (none needs a body): the answer is the rollout's view after it, with the route's revision as ETag. */
   const rolloutWrite = (path: string, status: number,
     change: (route: string, request: FastifyRequest, who: Caller) => Promise<RolloutView>): void => {
-    app.post<{ Params: { route: string } }>(`/routes/:route/${path}`, async (request, reply) => {
+    app.post<{ Params: { route: string } }>(`/routes/:route/${path}`, { config: BODYLESS }, async (request, reply) => {
       const view = await change(request.params.route, request, caller(request))
       return reply.code(status).header('etag', `"${view.revision}"`).send(view)
     })
