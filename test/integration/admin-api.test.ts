@@ -306,6 +306,12 @@ t.test('stats: per-version window over real traffic; window validated', async (t
   t.equal(stats.window, 30)
   t.match(stats.versions.stable, { requests: 20, errors: 0, errorRate: 0 })
   t.type(stats.versions.stable?.p50, 'number')
+  for (const q of ['p50', 'p99'] as const) {
+    const ms = stats.versions.stable?.[q] as number
+    t.equal(ms, Number(ms.toPrecision(3)), `${q} (${ms} ms) is shown to 3 significant digits`)
+  }
+  const exact = (await api.get('/api/v1/routes/shop/stats?window=30&histograms=true')).json<{ histograms: Record<string, { requests: number }> }>()
+  t.equal(exact.histograms.stable?.requests, 20, 'the histograms stay exact')
   t.equal((await api.get('/api/v1/routes/shop/stats')).json().window, 60, 'the default window is 60 s')
   for (const bad of ['0', '601', 'abc', '1.5', '']) {
     const r = await api.get(`/api/v1/routes/shop/stats?window=${bad}`)
