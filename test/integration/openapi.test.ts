@@ -192,7 +192,10 @@ t.test('the document is structurally OpenAPI 3.1', async (t) => {
     t.ok(ref?.startsWith(REF) && doc.components.schemas[ref.slice(REF.length)] !== undefined, `${ref} resolves`)
   }
   t.notMatch(text, /"errorMessage"|"\[object Object\]"/, 'no TypeBox or weir internals leak into the schemas')
-  for (const [name, schema] of Object.entries(doc.components.schemas)) t.doesNotThrow(() => typeBox(schema, name), `components.schemas.${name} is JSON Schema this test reads`)
+  for (const [name, schema] of Object.entries(doc.components.schemas)) {
+    t.match(name, /^[a-zA-Z0-9._-]+$/, `${name}: a component name OpenAPI allows`)
+    t.doesNotThrow(() => typeBox(schema, name), `components.schemas.${name} is JSON Schema this test reads`)
+  }
   const operationIds = new Set<string>()
   for (const [path, item] of Object.entries(doc.paths)) {
     t.match(path, /^\//, `${path} starts with /`)
@@ -218,6 +221,8 @@ t.test('the document is structurally OpenAPI 3.1', async (t) => {
         t.ok(typeof p.name === 'string' && ['path', 'query', 'header', 'cookie'].includes(String(p.in)) && p.schema !== undefined, `${at}: parameter ${String(p.name)} has name, in and schema`)
         if (p.in === 'path') t.equal(p.required, true, `${at}: path parameter ${String(p.name)} is required`)
       }
+      const keys = parameters.map((p) => `${String(p.in)} ${String(p.name).toLowerCase()}`)
+      t.equal(new Set(keys).size, keys.length, `${at}: no parameter twice`)
       t.same(parameters.filter((p) => p.in === 'path').map((p) => p.name).sort(), [...templated].sort(), `${at}: every path template is a declared parameter`)
       const body = operation.requestBody as JsonObject | undefined
       if (body !== undefined) t.ok((body.content as JsonObject | undefined)?.['application/json'] !== undefined, `${at}: a JSON request body`)
