@@ -15,7 +15,7 @@ import type { Config, WeightsBp } from './config/model.ts'
 import { RolloutController } from './controller/controller.ts'
 import { createRecorder } from './metrics/recorder.ts'
 import { createMetrics, type Metrics } from './metrics/registry.ts'
-import { BUCKET_COUNT, StatsRegistry } from './metrics/rolling-stats.ts'
+import { BUCKET_COUNT, StatsRegistry, shownStats } from './metrics/rolling-stats.ts'
 import { etcdFleet, soloFleet } from './fleet/fleet.ts'
 import { fleetHistograms, fleetRouteStats, toWire, type FleetStatsOptions } from './fleet/fleet-stats.ts'
 import { createDataPath } from './proxy/data-path.ts'
@@ -235,8 +235,9 @@ export async function buildApps (initial: Config, options: BuildOptions = {}): P
       stats: {
         forRoute: async (route, window, scope) => {
           await dataPlane.flush()
-          const versions = scope === 'fleet' ? await fleetRouteStats(fleetStats, route, window) : stats.forRoute(route, window)
-          return { ...versions, shadow: recorder.summary(route, window) }
+          const found = scope === 'fleet' ? await fleetRouteStats(fleetStats, route, window) : stats.forRoute(route, window)
+          const versions = Object.fromEntries(Object.entries(found.versions).map(([version, s]) => [version, shownStats(s)]))
+          return { ...found, versions, shadow: recorder.summary(route, window) }
         },
         histograms: async (route, window) => {
           await dataPlane.flush()

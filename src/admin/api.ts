@@ -1,32 +1,40 @@
 // The /api/v1 control API (docs/admin-api.md): routes, weights, upstreams, shadow settings,
-// switch, rollback, rollouts, stats, shadow mismatches and events. Every write is authenticated,
-// refused when a browser on another site could have sent it, validated and written through the
-// route writer (persisted before the reply, logged as an event); any refusal answers
-// `{error, message, problems?, requestId}` and changes nothing. The one place domain errors
-// become HTTP answers (through the admin app's error handler).
+// switch, rollback, rollouts, stats, shadow mismatches, events and its OpenAPI document. Every
+// write is authenticated, refused when a browser on another site could have sent it, validated
+// and written through the route writer (persisted before the reply, logged as an event); any
+// refusal answers `{error, message, problems?, requestId}` and changes nothing. The one place
+// domain errors become HTTP answers (through the admin app's error handler).
 
+import { readFileSync } from 'node:fs'
+import type { IncomingHttpHeaders } from 'node:http'
+import type { TInteger } from '@sinclair/typebox'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { AdminToken } from '../config/model.ts'
 import { WeirError, type ErrorCode } from '../errors.ts'
 import { sendError } from '../http/error-reply.ts'
 import { readRollout, rolloutView, type FailSafeView, type RolloutView } from '../rollout/rollout-view.ts'
-import { MISMATCH_SAMPLE_SIZE } from '../shadow/mismatch-log.ts'
 import type { EventLog } from '../state/event-log.ts'
 import { percentOf } from '../state/live-routes.ts'
 import { resetChange, shadowChange, switchChange, upstreamsChange, weightsChange } from '../state/route-changes.ts'
 import type { Caller, Change, RouteWriter, Written, WriteOptions } from '../state/route-writer.ts'
 import type { RouteState, StateStore } from '../state/store.ts'
-import { MAX_WINDOW_SECONDS, ROLLOUT_COMMANDS, type Command } from '../vocabulary.ts'
+import { ROLLOUT_COMMANDS, type Command } from '../vocabulary.ts'
 import type { FleetView } from '../fleet/fleet.ts'
 import type { WorkerInfo } from '../workers/worker-set.ts'
+import {
+  EventLimitParamSchema, EventSinceParamSchema, IfMatchHeaderSchema, MismatchLimitParamSchema, ScopeParamSchema, WindowParamSchema,
+} from './api-schemas.ts'
 import { createAuthenticator, isCrossSiteWrite, isJsonContentType, isLoopbackHostHeader } from './guard.ts'
+import { buildOpenApiDocument } from './openapi.ts'
 import { routeView } from './views.ts'
 
 /** Admin request bodies are small JSON objects; anything bigger is refused unread. */
 export const ADMIN_BODY_LIMIT = 64 * 1024
 /** Deeper JSON is refused before any validation walks it. */
 const MAX_JSON_DEPTH = 32
-const MAX_EVENTS_PER_PAGE = 1000
+const IF_MATCH = new RegExp(IfMatchHeaderSchema.pattern as string)
+const SCOPES: readonly unknown[] = ScopeParamSchema.anyOf.map((s) => s.const)
+const WEIR_VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version
 
 export interface StatsSource {
   /** Async: with workers, their latest readings are collected first; `fleet`: over every replica (docs/fleet.md). */
@@ -72,6 +80,15 @@ interface WithActor { [kActor]?: string }
 
 const WRITE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])
 
+/** Route config of the writes that need no body: sent without one, they need no content type (`curl -X POST`). */
+const BODYLESS = { bodyless: true }
+
+/** No body at all: neither a length above 0 nor a chunked one. */
+function hasNoBody (headers: IncomingHttpHeaders): boolean {
+  const length = headers['content-length']
+  return headers['transfer-encoding'] === undefined && (length === undefined || length === '0')
+}
+
 export async function adminApi (app: FastifyInstance, options: AdminApiOptions): Promise<void> {
   const { writer, store, rollouts, events, stats, mismatches } = options
   const authenticate = createAuthenticator(options.tokens)
@@ -104,8 +121,12 @@ export async function adminApi (app: FastifyInstance, options: AdminApiOptions):
       return refuse(reply, 'WEIR_ERR_ADMIN_UNAUTHORIZED')
     }
     ;(request as WithActor)[kActor] = actor
-    // Checked before the body is read: a form post or text/plain never reaches a parser.
-    if (write && !isJsonContentType(headers['content-type'])) return refuse(reply, 'WEIR_ERR_ADMIN_MEDIA_TYPE')
+    // Checked before the body is read: a form post or text/plain never reaches a parser. A write
+    // that needs no body may come without one and without a content type (no browser form sends that).
+    if (write && !isJsonContentType(headers['content-type']) &&
+      !(headers['content-type'] === undefined && hasNoBody(headers) && (request.routeOptions.config as { bodyless?: boolean }).bodyless === true)) {
+      return refuse(reply, 'WEIR_ERR_ADMIN_MEDIA_TYPE')
+    }
     const length = headers['content-length']
     if (length !== undefined && Number(length) > ADMIN_BODY_LIMIT) {
       reply.header('connection', 'close')
@@ -146,10 +167,11 @@ export async function adminApi (app: FastifyInstance, options: AdminApiOptions):
 
   /** A write to one route: the answer is the route after the change, with its revision as ETag. */
   const routeWrite = (method: 'PUT' | 'POST', path: string,
-    write: (route: string, body: unknown, options: WriteOptions, who: Caller) => Promise<Written>): void => {
+    write: (route: string, body: unknown, options: WriteOptions, who: Caller) => Promise<Written>, bodyless = false): void => {
     app.route<{ Params: { route: string } }>({
       method,
       url: `/routes/:route/${path}`,
+      config: bodyless ? BODYLESS : {},
       handler: async (request, reply) => {
         const written = await write(request.params.route, request.body, writeOptions(request), caller(request))
         const view = routeView(written.route, written.state)
@@ -166,24 +188,26 @@ export async function adminApi (app: FastifyInstance, options: AdminApiOptions):
   // Allowed while a rollout drives the route: a rollout drives weights, not shadow.
   routeWrite('PUT', 'shadow', operatorChange('shadow.set', shadowChange, true))
   routeWrite('POST', 'switch', operatorChange('switch', switchChange))
-  routeWrite('POST', 'reset', operatorChange('reset', resetChange))
-  routeWrite('POST', 'rollback', (route, _body, options, who) => rollouts.rollback(route, options, who))
+  routeWrite('POST', 'reset', operatorChange('reset', resetChange), true)
+  routeWrite('POST', 'rollback', (route, _body, options, who) => rollouts.rollback(route, options, who), true)
+
+  /**
+   * The rollout's view with the replica whose controller drives rollouts (docs/fleet.md) and
+   * whether this replica serves a fast guard's revert the store does not hold yet.
+   */
+  const sendRollout = (reply: FastifyReply, view: RolloutView, status = 200): FastifyReply =>
+    reply.code(status).header('etag', `"${view.revision}"`).send({ ...view, leader: options.leader(), failSafe: rollouts.failSafe(view.route) })
 
   app.get<{ Params: { route: string } }>('/routes/:route/rollout', async (request, reply) => {
     const route = writer.route(request.params.route)
     const state: RouteState | undefined = store.get(route.name)
-    const view = rolloutView(route.name, readRollout(state?.rollout), percentOf(state?.weights ?? route.weights), state?.revision ?? 0)
-    // The replica whose controller drives rollouts (docs/fleet.md).
-    // And whether this replica serves a fast guard's revert the store does not hold yet.
-    return reply.header('etag', `"${view.revision}"`).send({ ...view, leader: options.leader(), failSafe: rollouts.failSafe(route.name) })
+    return sendRollout(reply, rolloutView(route.name, readRollout(state?.rollout), percentOf(state?.weights ?? route.weights), state?.revision ?? 0))
   })
-  /** A rollout write: the answer is the rollout's view after it, with the route's revision as ETag. */
+  /** A rollout write (none needs a body): the answer is the rollout's view after it, with the route's revision as ETag. */
   const rolloutWrite = (path: string, status: number,
     change: (route: string, request: FastifyRequest, who: Caller) => Promise<RolloutView>): void => {
-    app.post<{ Params: { route: string } }>(`/routes/:route/${path}`, async (request, reply) => {
-      const view = await change(request.params.route, request, caller(request))
-      return reply.code(status).header('etag', `"${view.revision}"`).send(view)
-    })
+    app.post<{ Params: { route: string } }>(`/routes/:route/${path}`, { config: BODYLESS }, async (request, reply) =>
+      sendRollout(reply, await change(request.params.route, request, caller(request)), status))
   }
   rolloutWrite('rollout', 201, (route, request, who) => rollouts.startRollout(route, request.body, writeOptions(request), who))
   for (const command of ROLLOUT_COMMANDS.filter((c) => c !== 'promote' && c !== 'promote-full')) {
@@ -193,10 +217,10 @@ export async function adminApi (app: FastifyInstance, options: AdminApiOptions):
 
   app.get<{ Params: { route: string }; Querystring: Record<string, string | string[]> }>('/routes/:route/stats', async (request) => {
     writer.route(request.params.route)
-    const window = integerParam(request.query.window, 'window', 60, 1, MAX_WINDOW_SECONDS)
+    const window = integerParam(request.query.window, 'window', WindowParamSchema)
     if (booleanParam(request, 'histograms')) return { window, histograms: await stats.histograms(request.params.route, window) }
     const scope = request.query.scope
-    if (scope !== undefined && scope !== 'self' && scope !== 'fleet') {
+    if (scope !== undefined && !SCOPES.includes(scope)) {
       throw new WeirError('WEIR_ERR_ADMIN_INVALID', 'scope must be self or fleet', { problems: [{ path: 'scope', reason: 'must be self or fleet' }] })
     }
     return await stats.forRoute(request.params.route, window, scope === 'fleet' ? 'fleet' : 'self')
@@ -204,7 +228,7 @@ export async function adminApi (app: FastifyInstance, options: AdminApiOptions):
 
   app.get<{ Params: { route: string }; Querystring: Record<string, string | string[]> }>('/routes/:route/shadow/mismatches', async (request) => {
     writer.route(request.params.route)
-    const limit = integerParam(request.query.limit, 'limit', MISMATCH_SAMPLE_SIZE, 1, MISMATCH_SAMPLE_SIZE)
+    const limit = integerParam(request.query.limit, 'limit', MismatchLimitParamSchema)
     return { route: request.params.route, ...(await mismatches.recent(request.params.route, limit)) }
   })
 
@@ -213,10 +237,14 @@ export async function adminApi (app: FastifyInstance, options: AdminApiOptions):
   app.get('/fleet', async () => await options.fleet())
 
   app.get<{ Querystring: Record<string, string | string[]> }>('/events', async (request) => {
-    const since = request.query.since === undefined ? undefined : integerParam(request.query.since, 'since', 0, 0, Number.MAX_SAFE_INTEGER)
-    const limit = integerParam(request.query.limit, 'limit', MAX_EVENTS_PER_PAGE, 1, MAX_EVENTS_PER_PAGE)
+    const since = request.query.since === undefined ? undefined : integerParam(request.query.since, 'since', EventSinceParamSchema)
+    const limit = integerParam(request.query.limit, 'limit', EventLimitParamSchema)
     return { events: events.since(since, limit), lastId: events.lastId }
   })
+
+  // Built once: the document depends on nothing but the code.
+  const document = JSON.stringify(buildOpenApiDocument(WEIR_VERSION))
+  app.get('/openapi.json', async (_request, reply) => reply.header('content-type', 'application/json; charset=utf-8').send(document))
 }
 
 function refuse (reply: FastifyReply, code: ErrorCode): FastifyReply {
@@ -251,7 +279,7 @@ function writeOptions (request: FastifyRequest): WriteOptions {
   const header = request.headers['if-match']
   let ifMatch: number | null = null
   if (header !== undefined) {
-    const match = /^\s*(?:W\/)?"?([0-9]{1,15})"?\s*$/.exec(header)
+    const match = IF_MATCH.exec(header)
     if (match === null) {
       throw invalid('If-Match: must be a route revision (a non-negative integer, optionally quoted)', 'If-Match', 'must be a route revision')
     }
@@ -260,8 +288,10 @@ function writeOptions (request: FastifyRequest): WriteOptions {
   return { ifMatch, force: force === 'true' }
 }
 
-function integerParam (raw: unknown, name: string, fallback: number, min: number, max: number): number {
-  if (raw === undefined) return fallback
+/** A query parameter judged by its schema's bounds (api-schemas.ts); absent: the schema's default. */
+function integerParam (raw: unknown, name: string, schema: TInteger): number {
+  const { minimum: min = 0, maximum: max = Number.MAX_SAFE_INTEGER } = schema
+  if (raw === undefined) return schema.default as number
   const value = typeof raw === 'string' && /^[0-9]{1,16}$/.test(raw) ? Number(raw) : NaN
   if (!Number.isSafeInteger(value) || value < min || value > max) {
     throw invalid(`${name}: must be an integer from ${min} to ${max}`, name, `must be an integer from ${min} to ${max}`)

@@ -87,6 +87,18 @@ export function windowStatsOf (h: LatencyHistogram): WindowStats {
   return { requests: h.requests, errors: h.errors, errorRate: h.errors / h.requests, p50: at(50), p90: at(90), p99: at(99) }
 }
 
+/** Significant digits of the latencies the stats API shows: beyond the quantiles' 2 % they are noise. */
+const SHOWN_DIGITS = 3
+
+/**
+ * A window's stats as an operator reads them (GET .../stats): latencies to 3 significant digits
+ * (0.487, 12.3, 1520 ms). The controller and `?histograms=true` keep the exact values.
+ */
+export function shownStats (stats: WindowStats): WindowStats {
+  const round = (ms: number | null): number | null => (ms === null ? null : Number(ms.toPrecision(SHOWN_DIGITS)))
+  return { ...stats, p50: round(stats.p50), p90: round(stats.p90), p99: round(stats.p99) }
+}
+
 // ---- rolling window -----------------------------------------------------------------------------
 
 /** Requests, errors and the latency histogram of a window: `counts[bucket]`, buckets in increasing latency. */

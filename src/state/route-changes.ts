@@ -17,18 +17,20 @@ import { effectiveUpstreams, liveShadow, shadowProblems } from './live-routes.ts
 import type { ChangeResult } from './route-writer.ts'
 import type { RouteState } from './store.ts'
 
-const UpstreamsBodySchema = Type.Object({
+/** PUT upstreams: the versions to change; null takes one away. */
+export const UpstreamsBodySchema = Type.Object({
   stable: Type.Optional(UpstreamSchema),
   canary: Type.Optional(Type.Union([UpstreamSchema, Type.Null()])),
   green: Type.Optional(Type.Union([UpstreamSchema, Type.Null()])),
   shadow: Type.Optional(Type.Union([UpstreamSchema, Type.Null()])),
-}, { additionalProperties: false, minProperties: 1 })
+}, { additionalProperties: false, minProperties: 1, description: 'The versions to change: an origin, a list of origins, or null to take the version\'s upstream away.' })
 
 /** Any subset of the route's shadow settings; an unknown field is refused. */
-const ShadowBodySchema = Type.Partial(ShadowSchema)
+export const ShadowBodySchema = Type.Partial(ShadowSchema, { description: 'Any of the route\'s shadow settings (at least one); the others stay.' })
 const ShadowIgnoreSchema = ShadowSchema.properties.ignore
 
-const SwitchBodySchema = Type.Object({
+/** POST switch: the colour that takes 100 %. */
+export const SwitchBodySchema = Type.Object({
   to: Type.Union([Type.Literal('stable'), Type.Literal('green')], { errorMessage: 'must be "green" or "stable"' }),
 }, { additionalProperties: false })
 

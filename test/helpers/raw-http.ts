@@ -49,6 +49,21 @@ export function readUntilClose (socket: Socket, limitMs: number): Promise<RawRes
   })
 }
 
+/**
+ * Sends a request as `curl -X POST URL` does: only the headers given (no Content-Length, no
+ * Content-Type unless given), then `body` as is; reads the answer until the server closes.
+ */
+export async function bareRequest (url: string, method: string, path: string, headers: Record<string, string> = {}, body = ''): Promise<RawResponse> {
+  const { host, port } = new URL(url)
+  const socket = await openSocket(Number(port))
+  const lines = [`${method} ${path} HTTP/1.1`, `Host: ${host}`, 'User-Agent: curl/8.5.0', 'Accept: */*', 'Connection: close',
+    ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`)]
+  socket.write(lines.join('\r\n') + '\r\n\r\n' + body)
+  const reply = await readUntilClose(socket, 5000)
+  if (reply === null) throw new Error(`no answer to ${method} ${path}`)
+  return reply
+}
+
 /** What a counting upstream saw of one request. */
 export interface Seen {
   method: string

@@ -8,6 +8,7 @@ import { configDoc, startProxy, type RouteDoc, type TestProxy } from '../helpers
 import { runningRollout } from '../helpers/rollout-state.ts'
 import { send } from '../helpers/http.ts'
 import { adminClient, type AdminClient } from '../helpers/admin.ts'
+import { bareRequest } from '../helpers/raw-http.ts'
 
 interface Setup { proxy: TestProxy; api: AdminClient; stable: Upstream; canary: Upstream; green: Upstream }
 
@@ -305,6 +306,12 @@ t.test('stats: per-version window over real traffic; window validated', async (t
   t.equal(stats.window, 30)
   t.match(stats.versions.stable, { requests: 20, errors: 0, errorRate: 0 })
   t.type(stats.versions.stable?.p50, 'number')
+  for (const q of ['p50', 'p99'] as const) {
+    const ms = stats.versions.stable?.[q] as number
+    t.equal(ms, Number(ms.toPrecision(3)), `${q} (${ms} ms) is shown to 3 significant digits`)
+  }
+  const exact = (await api.get('/api/v1/routes/shop/stats?window=30&histograms=true')).json<{ histograms: Record<string, { requests: number }> }>()
+  t.equal(exact.histograms.stable?.requests, 20, 'the histograms stay exact')
   t.equal((await api.get('/api/v1/routes/shop/stats')).json().window, 60, 'the default window is 60 s')
   for (const bad of ['0', '601', 'abc', '1.5', '']) {
     const r = await api.get(`/api/v1/routes/shop/stats?window=${bad}`)
@@ -392,4 +399,50 @@ t.test('unknown /api/v1 paths and methods are JSON 404s', async (t) => {
     t.equal(r.status, 404, `${method} ${path}`)
     t.equal(r.json().error, 'WEIR_ERR_ADMIN_NOT_FOUND')
   }
+})
+
+t.test('a bare curl -X POST (no body, no content type) works for rollback and the rollout commands', async (t) => {
+  const { proxy, api } = await setup(t, { rollout: { steps: [10, 50], interval: '1m' } })
+  const post = (path: string) => bareRequest(proxy.adminUrl, 'POST', `/api/v1/routes/shop/${path}`)
+  const back = await post('rollback')
+  t.equal(back.status, 200, back.body)
+  t.same(JSON.parse(back.body).weights, { stable: 100, canary: 0, green: 0 })
+  const started = await post('rollout')
+  t.equal(started.status, 201, started.body)
+  t.match(JSON.parse(started.body), { phase: 'progressing', rollout: { steps: [10, 50] } }, 'no body: the route\'s own policy')
+  for (const [command, phase] of [['pause', 'paused'], ['resume', 'progressing'], ['promote', 'progressing'], ['abort', 'failed']] as const) {
+    const reply = await post(`rollout/${command}`)
+    t.equal(reply.status, 200, `${command}: ${reply.body}`)
+    t.equal(JSON.parse(reply.body).phase, phase, command)
+  }
+  // Node's client sends `Content-Length: 0` for a POST without a body: no body either.
+  const nodeClient = await send(proxy.adminUrl + '/api/v1/routes/shop/rollback', { method: 'POST' })
+  t.equal(nodeClient.status, 200, nodeClient.body)
+  t.match((await api.get('/api/v1/routes/shop')).json(), { rollout: { phase: 'failed' } })
+})
+
+t.test('an empty write without a content type is still refused when cross-site, when it has a body, or when its endpoint needs one', async (t) => {
+  const { proxy, api } = await setup(t)
+  const before = (await api.get('/api/v1/routes/shop')).json().revision
+  const cases: [string, string, Record<string, string>, string, number, string][] = [
+    ['POST', 'rollback', { origin: 'http://evil.example' }, '', 403, 'WEIR_ERR_ADMIN_CROSS_SITE'],
+    ['POST', 'rollback', { 'sec-fetch-site': 'cross-site' }, '', 403, 'WEIR_ERR_ADMIN_CROSS_SITE'],
+    ['POST', 'rollout', { origin: 'null' }, '', 403, 'WEIR_ERR_ADMIN_CROSS_SITE'],
+    ['POST', 'rollback', { 'content-type': 'text/plain', 'content-length': '2' }, '{}', 415, 'WEIR_ERR_ADMIN_MEDIA_TYPE'],
+    ['POST', 'rollback', { 'content-type': 'text/plain' }, '', 415, 'WEIR_ERR_ADMIN_MEDIA_TYPE'],
+    ['POST', 'rollback', { 'content-type': 'application/x-www-form-urlencoded', 'content-length': '3' }, 'a=1', 415, 'WEIR_ERR_ADMIN_MEDIA_TYPE'],
+    ['POST', 'rollback', { 'content-length': '2' }, '{}', 415, 'WEIR_ERR_ADMIN_MEDIA_TYPE'],
+    ['POST', 'rollback', { 'transfer-encoding': 'chunked' }, '0\r\n\r\n', 415, 'WEIR_ERR_ADMIN_MEDIA_TYPE'],
+    ['POST', 'rollout/abort', { 'content-length': '2' }, '{}', 415, 'WEIR_ERR_ADMIN_MEDIA_TYPE'],
+    ['POST', 'switch', {}, '', 415, 'WEIR_ERR_ADMIN_MEDIA_TYPE'],
+    ['PUT', 'weights', {}, '', 415, 'WEIR_ERR_ADMIN_MEDIA_TYPE'],
+  ]
+  for (const [method, path, headers, body, status, code] of cases) {
+    const reply = await bareRequest(proxy.adminUrl, method, `/api/v1/routes/shop/${path}`, headers, body)
+    const name = `${method} ${path} ${JSON.stringify(headers)}`
+    t.equal(reply.status, status, name)
+    t.equal(JSON.parse(reply.body).error, code, name)
+  }
+  t.equal((await api.get('/api/v1/routes/shop')).json().revision, before, 'nothing changed')
+  t.match((await api.get('/api/v1/routes/shop')).json(), { weights: { stable: 90, canary: 10 } })
 })
