@@ -16,6 +16,8 @@ const ACTIVE = new Set(['smoke', 'progressing', 'watching', 'paused', 'promoting
 const series = new Map()
 let generation = 0
 let timer = null
+/** Polls the page shown now at once (after an action). */
+let refresh = () => {}
 let charts = null
 let lastStatsAt = 0
 let events = []
@@ -43,7 +45,16 @@ function start () {
   showOnly(page.kind === 'list' ? '#routes-page' : '#route-page')
   if (page.kind === 'route') buildRoutePage(page.name)
   lastStatsAt = 0
+  let polling = false
+  let again = false
   const tick = async () => {
+    // One poll at a time: a refresh asked for meanwhile runs as soon as this one ends.
+    if (polling) {
+      again = true
+      return
+    }
+    polling = true
+    clearTimeout(timer)
     const began = Date.now()
     try {
       if (page.kind === 'list') await refreshList()
@@ -55,9 +66,13 @@ function start () {
       if (mine !== generation) return
       if (err instanceof SignInNeeded) return signIn(token() === null ? null : 'The token was refused, or is no longer valid.')
       status('error', err instanceof ApiError ? `${err.message} (${err.code ?? err.status})` : `Cannot reach weir: ${err.message}`)
+    } finally {
+      polling = false
     }
-    if (mine === generation) timer = setTimeout(tick, Math.max(100, POLL_MS - (Date.now() - began)))
+    if (mine === generation) timer = setTimeout(tick, again ? 0 : Math.max(100, POLL_MS - (Date.now() - began)))
+    again = false
   }
+  refresh = tick
   void tick()
 }
 
@@ -253,7 +268,7 @@ $('#actions').addEventListener('click', async (event) => {
     await post(action === 'rollback' ? routePath(page.name, 'rollback') : routePath(page.name, 'rollout', action))
     result.dataset.state = 'ok'
     fill(result, `${button.textContent}: done at ${clock(Date.now())}.`)
-    start()
+    void refresh()
   } catch (err) {
     if (err instanceof SignInNeeded) return signIn('The token was refused, or is no longer valid.')
     result.dataset.state = 'error'
