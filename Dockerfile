@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 # weir's image: a build stage compiles src/ to dist/ with tsc; the runtime stage holds only
-# dist/, bin/, config/ and the production dependencies, and runs as the unprivileged `node` user.
+# dist/, bin/, config/, ui/ and the production dependencies, and runs as the unprivileged `node` user.
 #   docker build -t weir .
 #   docker run --rm -p 8080:8080 weir                                  # config/examples/container.yaml
 #   docker run --rm -p 8080:8080 -v "$PWD/my.yaml:/app/config/weir.yaml:ro" \
@@ -24,6 +24,8 @@ RUN npm ci --omit=dev --ignore-scripts && npm cache clean --force
 COPY --from=build /app/dist ./dist
 COPY bin ./bin
 COPY config ./config
+# The dashboard's static files (GET /ui on the admin port, docs/dashboard.md).
+COPY ui ./ui
 # The state file and the generated bucket-cookie secret live in /app/data (mount a volume to keep them).
 RUN mkdir -p /app/data && chown node:node /app/data
 USER node

@@ -14,6 +14,17 @@ export default [
     },
   },
   {
+    // The dashboard's browser modules (ui/, served as they are): the browser globals they use.
+    files: ['ui/**/*.js'],
+    languageOptions: {
+      globals: { document: 'readonly', window: 'readonly', location: 'readonly', sessionStorage: 'readonly', getComputedStyle: 'readonly' },
+    },
+    rules: {
+      // uPlot's constructor is named so by its author.
+      'new-cap': ['error', { newIsCapExceptions: ['uPlot'] }],
+    },
+  },
+  {
     rules: {
       // One error class (src/errors.ts): a thrown string loses the code and the stack.
       'no-throw-literal': 'error',

@@ -1,5 +1,5 @@
 // The admin server on its own port (default 127.0.0.1:9901): liveness, readiness, Prometheus
-// metrics and the /api/v1 control API (api.ts).
+// metrics, the /api/v1 control API (api.ts) and the web dashboard at /ui (ui.ts).
 
 import fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import { errorHandlerFor, sendError } from '../http/error-reply.ts'
@@ -7,6 +7,7 @@ import { requestIdOf } from '../http/request-id.ts'
 import type { Metrics } from '../metrics/registry.ts'
 import { ADMIN_BODY_LIMIT, adminApi, type AdminApiOptions } from './api.ts'
 import { registerProbes } from './probes.ts'
+import { adminUi } from './ui.ts'
 
 export interface AdminAppOptions {
   /** The proxy's logger: one log stream, one level (SIGHUP changes both). */
@@ -37,6 +38,8 @@ export async function createAdminApp ({ logger, metrics, isDraining, beforeScrap
   })
   app.setErrorHandler(errorHandlerFor({ tooLarge: 'WEIR_ERR_ADMIN_BODY_TOO_LARGE', mediaType: 'WEIR_ERR_ADMIN_MEDIA_TYPE', invalid: 'WEIR_ERR_ADMIN_INVALID', describe: true }))
   await app.register(adminApi, { ...api, prefix: '/api/v1' })
+  // The dashboard's static files (no token: they hold no data; the page calls /api/v1 with one).
+  await app.register(adminUi, { logger })
   app.setNotFoundHandler((_request, reply) => sendError(reply, 'WEIR_ERR_ADMIN_NOT_FOUND'))
   return app
 }

@@ -140,6 +140,9 @@ const PATHS: Record<string, Record<string, Operation>> = {
   '/metrics': {
     get: { operationId: 'metrics', summary: 'Prometheus metrics', api: false, replies: { 200: { description: 'Prometheus text exposition (docs/metrics.md).', text: 'text/plain' } } },
   },
+  '/ui': {
+    get: { operationId: 'dashboard', summary: 'The web dashboard', description: 'Its page (also at /ui/); the page\'s own files are under /ui/ (docs/dashboard.md). No token: they hold no data, the page calls /api/v1 with one.', api: false, replies: { 200: { description: 'The dashboard\'s page.', text: 'text/html' } } },
+  },
   '/api/v1/openapi.json': {
     get: {
       operationId: 'openApi',
