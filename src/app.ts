@@ -253,6 +253,7 @@ export async function buildApps (initial: Config, options: BuildOptions = {}): P
       // Their response counts arrive with their readings: collected first, like the stats.
       fleet: () => fleet.view(),
       leader: () => fleet.leader(),
+      self: config.fleet.id,
       workers: async () => {
         await dataPlane.flush()
         return dataPlane.workers()

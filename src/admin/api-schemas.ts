@@ -186,6 +186,7 @@ export const RouteStatsSchema = object({
 
 export const RouteHistogramsSchema = object({
   window: WindowParamSchema,
+  replica: Type.String({ description: 'The replica (fleet.id) that answered: a fleet member asking another checks it reached the one it meant.' }),
   histograms: perUpstream(object({
     requests: Count,
     errors: Count,

@@ -71,6 +71,8 @@ export interface AdminApiOptions {
   fleet: () => Promise<FleetView>
   /** The replica whose controller drives rollouts, for the rollout view. */
   leader: () => string | null
+  /** This replica's fleet id, named in the histograms it serves to the others. */
+  self: string
   /** Bearer tokens; none: only loopback callers (by address and Host header) are served. */
   tokens: readonly AdminToken[]
 }
@@ -218,7 +220,7 @@ export async function adminApi (app: FastifyInstance, options: AdminApiOptions):
   app.get<{ Params: { route: string }; Querystring: Record<string, string | string[]> }>('/routes/:route/stats', async (request) => {
     writer.route(request.params.route)
     const window = integerParam(request.query.window, 'window', WindowParamSchema)
-    if (booleanParam(request, 'histograms')) return { window, histograms: await stats.histograms(request.params.route, window) }
+    if (booleanParam(request, 'histograms')) return { window, replica: options.self, histograms: await stats.histograms(request.params.route, window) }
     const scope = request.query.scope
     if (scope !== undefined && !SCOPES.includes(scope)) {
       throw new WeirError('WEIR_ERR_ADMIN_INVALID', 'scope must be self or fleet', { problems: [{ path: 'scope', reason: 'must be self or fleet' }] })

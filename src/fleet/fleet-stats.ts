@@ -65,7 +65,11 @@ async function remote (member: Member, route: string, windowSeconds: number, o: 
       signal: AbortSignal.timeout(o.timeoutMs),
     })
     if (!reply.ok) return null
-    return fromWire(((await reply.json()) as { histograms?: unknown }).histograms, o.buckets)
+    const body = (await reply.json()) as { replica?: unknown; histograms?: unknown }
+    // Another replica answered at that address (a member advertising a loopback URL reaches the
+    // asker itself): its counts are not that member's, and adding them would count them twice.
+    if (body.replica !== member.id) return null
+    return fromWire(body.histograms, o.buckets)
   } catch {
     return null
   }

@@ -392,3 +392,40 @@ t.test('a leader cut off from etcd loses leadership with its lease (fleet.leaseT
   const again = await agreedLeader(replicas, 20_000)
   t.ok(again !== null, `etcd back: every replica names one leader again (${again})`)
 })
+
+t.test('a member whose advertised admin URL reaches another replica is left out of fleet stats, not counted twice', async (t) => {
+  const etcd = await startEtcd(t)
+  const [stable] = await startUpstreams(t, 'stable')
+  const dir = tempDir()
+  const prefix = `/weir-test-${process.pid}-${++fleets}/`
+  const write = (id: string, advertise = ''): string => {
+    const file = join(dir, `${id}.yaml`)
+    writeFileSync(file, `listen: { host: 127.0.0.1, port: 0 }
+admin: { host: 127.0.0.1, port: 0 }
+state: { file: ${join(dir, id, 'state.json')}, etcd: { endpoints: [${etcd.url}], prefix: ${prefix}, timeout: 1s } }
+fleet: { id: ${id}${advertise === '' ? '' : `, advertise: ${advertise}`} }
+cookieSecret: fleet-test-secret-fleet
+workers: 1
+routes:
+  - name: app
+    upstreams: { stable: ${stable?.url} }
+`)
+    return file
+  }
+  const first = await serveWeir(t, write('replica-1'))
+  // replica-2 advertises replica-1's admin API, as a replica on loopback without fleet.advertise would.
+  const second = await serveWeir(t, write('replica-2', first.adminUrl))
+  const traffic = startTraffic(first.url, { rate: 50, maxMs: 3000 })
+  await traffic.stop()
+  let body: { replicas: string[]; missing: string[]; versions: Record<string, { requests: number }> } | null = null
+  const deadline = Date.now() + 5000
+  while (Date.now() < deadline) {
+    body = (await adminClient(first.adminUrl).get('/api/v1/routes/app/stats?window=60&scope=fleet')).json()
+    if ((body?.replicas.length ?? 0) + (body?.missing.length ?? 0) === 2) break
+    await sleep(100)
+  }
+  t.same(body?.missing, ['replica-2'], 'the member that answered as someone else is named missing')
+  const own = (await adminClient(first.adminUrl).get('/api/v1/routes/app/stats?window=60')).json<{ versions: Record<string, { requests: number }> }>()
+  t.equal(body?.versions.stable?.requests, own.versions.stable?.requests, 'and replica-1\'s requests are counted once')
+  t.ok(second.adminUrl !== '', 'replica-2 runs')
+})
