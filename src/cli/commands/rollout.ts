@@ -3,7 +3,6 @@
 
 import { readFileSync } from 'node:fs'
 import { extname } from 'node:path'
-import { parse as parseYaml } from 'yaml'
 import type { RolloutAnswer } from '../api-types.ts'
 import { routePath, type CommandContext } from '../context.ts'
 import { describeRollout } from '../describe.ts'
@@ -19,7 +18,7 @@ export interface StartFlags {
 }
 
 export async function rolloutStart (ctx: CommandContext, route: string, flags: StartFlags): Promise<void> {
-  const policy = flags.file === undefined ? {} : readPolicy(flags.file)
+  const policy = flags.file === undefined ? {} : await readPolicy(flags.file)
   if (flags.steps !== undefined) policy.steps = parseSteps(flags.steps)
   if (flags.interval !== undefined) policy.interval = /^[0-9]+$/.test(flags.interval) ? Number(flags.interval) : flags.interval
   if (flags.strategy !== undefined) {
@@ -39,7 +38,7 @@ function show (ctx: CommandContext, view: RolloutAnswer): void {
 }
 
 /** A policy file: YAML or JSON by its extension, one object (a route's `rollout` key). */
-function readPolicy (file: string): Record<string, unknown> {
+async function readPolicy (file: string): Promise<Record<string, unknown>> {
   let text: string
   try {
     text = readFileSync(file, 'utf8')
@@ -48,7 +47,7 @@ function readPolicy (file: string): Record<string, unknown> {
   }
   let value: unknown
   try {
-    value = extname(file) === '.json' ? JSON.parse(text) : parseYaml(text)
+    value = extname(file) === '.json' ? JSON.parse(text) : (await import('yaml')).parse(text)
   } catch (err) {
     throw usageError(`--file: ${file} does not parse: ${(err as Error).message}`)
   }
