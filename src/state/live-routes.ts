@@ -250,5 +250,5 @@ export function overrideNote (route: RouteConfig, state: RouteState): string | n
   const rollout = state.rollout as { phase?: unknown } | null | undefined
   const driver = isActiveRollout(rollout) ? `a rollout (${String(rollout?.phase)}) drives it, ` : ''
   return `route ${route.name}: its live state (revision ${state.revision}, written ${state.updatedAt}) overrides the config file: ${driver}${differences.join('; ')}. ` +
-    `The file's values apply again once you edit them in the file, or now: POST /api/v1/routes/${route.name}/reset`
+    `The file's values apply again once you edit them in the file, or now: weir reset ${route.name} (POST /api/v1/routes/${route.name}/reset)`
 }
