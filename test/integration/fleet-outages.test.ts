@@ -1,0 +1,138 @@
+// A fleet when things go wrong: the fast guard trips while etcd is away (the replica fails safe
+// and writes the revert later), a leader cut off from etcd steps down, and a member whose
+// advertised address reaches another replica is left out of the fleet's stats.
+
+import t from 'tap'
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { adminClient } from '../helpers/admin.ts'
+import { startEtcd } from '../helpers/etcd.ts'
+import { agreedLeader, eventsOf, eventually, fleetOf, fleetPrefix, fleetView, probe, type FleetBody, type EventRow, type Replica } from '../helpers/fleet.ts'
+import { sleep } from '../helpers/raw-http.ts'
+import { startTraffic } from '../helpers/traffic.ts'
+import { startUpstreams } from '../helpers/upstream.ts'
+import { serveWeir, tempDir } from '../helpers/weir-process.ts'
+
+t.test('the fast guard trips while etcd is away: that replica serves stable at once and writes the revert when etcd is back; every replica follows', async (t) => {
+  const etcd = await startEtcd(t)
+  let broken = false
+  const replicas = await fleetOf(t, etcd, 3, `    rollout:
+      steps: [50, 100]
+      interval: 60s
+      analysis: { minRequests: 20 }
+      guard: { maxErrorRate: 0.2, minRequests: 20 }
+`, (_req, res) => {
+    res.statusCode = broken ? 500 : 200
+    res.end(JSON.stringify({ version: 'canary' }))
+  })
+  const leaderId = await agreedLeader(replicas, 10_000)
+  const follower = replicas.find((r) => r.id !== leaderId) as Replica
+  const others = replicas.filter((r) => r !== follower)
+  t.equal((await adminClient(follower.adminUrl).call('POST', '/api/v1/routes/app/rollout', {})).status, 201)
+  await sleep(300)
+  t.ok((await probe(follower)).includes('canary'), 'the canary serves its share')
+  await etcd.stop()
+  await sleep(300)
+  broken = true
+  const load = startTraffic(follower.url, { rate: 100, maxMs: 20_000 })
+  t.teardown(() => load.stop())
+  // The guard trips within a second or so; the revert cannot be written, and the replica holds it alone.
+  const deadline = Date.now() + 5000
+  let view: { phase: string; failSafe: { rollout: string; detail: string; weights: Record<string, number>; failedWrites: number } | null } | null = null
+  while (Date.now() < deadline) {
+    view = (await adminClient(follower.adminUrl).get('/api/v1/routes/app/rollout')).json()
+    if (view?.failSafe != null) break
+    await sleep(50)
+  }
+  t.ok(view?.failSafe != null, `the follower shows its fail-safe (${JSON.stringify(view?.failSafe)})`)
+  t.equal(view?.phase, 'progressing', 'the store (unreachable) still says progressing')
+  t.same(view?.failSafe?.weights, { stable: 100, canary: 0, green: 0 }, 'the follower serves the revert\'s weights')
+  t.match(String(view?.failSafe?.detail), /error rate|in a row/, 'with what the guard saw')
+  t.same([...new Set(await probe(follower))], ['stable'], 'its data path sends nobody to the canary any more')
+  const afterHold = load.results.length
+  await sleep(1000)
+  const held = load.results.slice(afterHold)
+  t.ok(held.length > 50, `${held.length} requests through the follower while it held the revert`)
+  t.same(held.filter((r) => r.version !== 'stable'), [], 'all of them were served by stable')
+  t.ok((await probe(others[0] as Replica)).includes('canary'), 'a replica whose guard did not trip keeps the last table (50 % canary)')
+  await etcd.start()
+  const written = Date.now() + 15_000
+  let phase = ''
+  while (Date.now() < written) {
+    phase = (await adminClient(follower.adminUrl).get('/api/v1/routes/app/rollout')).json<{ phase: string }>().phase
+    if (phase === 'failed') break
+    await sleep(100)
+  }
+  t.equal(phase, 'failed', 'once etcd is back the follower wrote the revert')
+  // The hold ends within a controller tick (100 ms) of the store no longer driving the rollout.
+  const viewNow = async (): Promise<{ failSafe: unknown; rollout: { reason: string } }> => (await adminClient(follower.adminUrl).get('/api/v1/routes/app/rollout')).json()
+  t.ok(await eventually(1000, async () => (await viewNow()).failSafe === null), 'and no longer holds anything alone')
+  const after = await viewNow()
+  t.match(after.rollout.reason, /^fast guard: .*served the revert alone from/, `the reason says so (${after.rollout.reason})`)
+  const followed = Date.now() + 5000
+  while (Date.now() < followed && !(await Promise.all(replicas.map(probe))).flat().every((v) => v === 'stable')) await sleep(50)
+  t.same([...new Set((await Promise.all(replicas.map(probe))).flat())], ['stable'], 'every replica follows the revert')
+  const reverted = (e: EventRow): boolean => e.actor === 'controller' && e.action === 'rollout.failed' && e.replica === follower.id
+  t.ok(await eventually(3000, async () => (await eventsOf(others[0] as Replica)).some(reverted)), 'the fleet\'s event log on another replica has the follower\'s revert')
+  t.same((await load.stop()).filter((r) => r.error !== null), [], 'no client request failed at the proxy')
+})
+
+t.test('a leader cut off from etcd loses leadership with its lease (fleet.leaseTtl 3s); etcd back: one replica leads again', async (t) => {
+  const etcd = await startEtcd(t)
+  const replicas = await fleetOf(t, etcd, 3, '', null, ', leaseTtl: 3s')
+  const leaderId = await agreedLeader(replicas, 10_000)
+  const leader = replicas.find((r) => r.id === leaderId) as Replica
+  await etcd.stop()
+  const stoppedAt = Date.now()
+  let view: FleetBody | null = null
+  while (Date.now() - stoppedAt < 12_000) {
+    view = await fleetView(leader)
+    if (view.leader !== leader.id) break
+    await sleep(200)
+  }
+  const lostAfter = Date.now() - stoppedAt
+  t.not(view?.leader, leader.id, `${leader.id} no longer names itself the leader ${lostAfter} ms after etcd went away (lease TTL 3 s; it steps down at 80 % of it)`)
+  t.ok(lostAfter >= 1000 && lostAfter < 5000, 'not at once (it leads while its lease is surely valid), and within the 3 s lease, not the default 5 s')
+  const rollout = (await adminClient(leader.adminUrl).get('/api/v1/routes/app/rollout')).json<{ leader: string | null }>()
+  t.equal(rollout.leader, null, 'its rollout view names no leader')
+  await etcd.start()
+  const again = await agreedLeader(replicas, 20_000)
+  t.ok(again !== null, `etcd back: every replica names one leader again (${again})`)
+})
+
+t.test('a member whose advertised admin URL reaches another replica is left out of fleet stats, not counted twice', async (t) => {
+  const etcd = await startEtcd(t)
+  const [stable] = await startUpstreams(t, 'stable')
+  const dir = tempDir()
+  const prefix = fleetPrefix()
+  const write = (id: string, advertise = ''): string => {
+    const file = join(dir, `${id}.yaml`)
+    writeFileSync(file, `listen: { host: 127.0.0.1, port: 0 }
+admin: { host: 127.0.0.1, port: 0 }
+state: { file: ${join(dir, id, 'state.json')}, etcd: { endpoints: [${etcd.url}], prefix: ${prefix}, timeout: 1s } }
+fleet: { id: ${id}${advertise === '' ? '' : `, advertise: ${advertise}`} }
+cookieSecret: fleet-test-secret-fleet
+workers: 1
+routes:
+  - name: app
+    upstreams: { stable: ${stable?.url} }
+`)
+    return file
+  }
+  const first = await serveWeir(t, write('replica-1'))
+  // replica-2 advertises replica-1's admin API, as a replica on loopback without fleet.advertise would.
+  const second = await serveWeir(t, write('replica-2', first.adminUrl))
+  const traffic = startTraffic(first.url, { rate: 50, maxMs: 3000 })
+  await traffic.stop()
+  let body: { replicas: string[]; missing: string[]; versions: Record<string, { requests: number }> } | null = null
+  const deadline = Date.now() + 5000
+  while (Date.now() < deadline) {
+    body = (await adminClient(first.adminUrl).get('/api/v1/routes/app/stats?window=60&scope=fleet')).json()
+    if ((body?.replicas.length ?? 0) + (body?.missing.length ?? 0) === 2) break
+    await sleep(100)
+  }
+  t.same(body?.missing, ['replica-2'], 'the member that answered as someone else is named missing')
+  const own = (await adminClient(first.adminUrl).get('/api/v1/routes/app/stats?window=60')).json<{ versions: Record<string, { requests: number }> }>()
+  t.equal(body?.versions.stable?.requests, own.versions.stable?.requests, 'and replica-1\'s requests are counted once')
+  t.ok(second.adminUrl !== '', 'replica-2 runs')
+})

@@ -1,0 +1,126 @@
+// Rollouts on a fleet of three `weir serve` processes on a real etcd: one leader drives them, a
+// killed leader's successor finishes them, the leader judges the fleet's traffic, and any
+// replica's fast guard reverts for all.
+
+import t from 'tap'
+import { adminClient } from '../helpers/admin.ts'
+import { startEtcd } from '../helpers/etcd.ts'
+import { agreedLeader, failing30, fleetOf, probe, type EventRow, type Replica, type RolloutBodyLite } from '../helpers/fleet.ts'
+import { sleep } from '../helpers/raw-http.ts'
+import { startTraffic } from '../helpers/traffic.ts'
+
+t.test('a rollout started on a follower is driven by the leader; kill -9 of the leader mid-rollout: another one finishes it, never two at once', async (t) => {
+  const etcd = await startEtcd(t)
+  const replicas = await fleetOf(t, etcd, 3, `    rollout:
+      steps: [10, 30, 60, 100]
+      interval: 1s
+      analysis: { minRequests: 5, maxErrorRate: 0.5, maxErrorRatio: 100, maxP99Ms: 5000, maxP99Ratio: 100, failureThreshold: 3 }
+`)
+  const leaderId = await agreedLeader(replicas, 10_000)
+  const leader = replicas.find((r) => r.id === leaderId) as Replica
+  const followers = replicas.filter((r) => r !== leader)
+  const [starter, survivor] = followers as [Replica, Replica]
+  const loads = replicas.map((r) => startTraffic(r.url, { rate: 60, maxMs: 40_000 }))
+  t.teardown(async () => { for (const load of loads) await load.stop() })
+  const started = await adminClient(starter.adminUrl).call('POST', '/api/v1/routes/app/rollout', {})
+  t.equal(started.status, 201, started.body)
+  // Wait for the leader to take a step, then kill it.
+  const stepped = Date.now() + 10_000
+  let step = -1
+  while (Date.now() < stepped) {
+    step = (await adminClient(starter.adminUrl).get('/api/v1/routes/app/rollout')).json<{ rollout: { step: number } | null }>().rollout?.step ?? -1
+    if (step >= 1) break
+    await sleep(100)
+  }
+  t.ok(step >= 1, `the leader stepped the rollout (step ${step})`)
+  const view = (await adminClient(survivor.adminUrl).get('/api/v1/routes/app/rollout')).json<{ leader: string | null }>()
+  t.equal(view.leader, leader.id, 'the rollout view names the leader')
+  const killedAt = Date.now()
+  leader.weir.child.kill('SIGKILL')
+  const rest = [starter, survivor]
+  // The dead leader's key goes with its lease: until then the others still name it.
+  const next = await agreedLeader(rest, 15_000, leader.id)
+  t.ok(next !== null && next !== leader.id, `${next} took over ${Date.now() - killedAt} ms after the kill (lease TTL 5 s)`)
+  const deadline = Date.now() + 30_000
+  let phase = ''
+  while (Date.now() < deadline) {
+    phase = (await adminClient(survivor.adminUrl).get('/api/v1/routes/app/rollout')).json<{ phase: string }>().phase
+    if (phase !== 'progressing' && phase !== 'promoting') break
+    await sleep(200)
+  }
+  t.equal(phase, 'succeeded', 'the new leader finished the rollout')
+  // The fleet's event log, the same on every replica: each controller decision names its replica.
+  const logs = await Promise.all(rest.map(async (r) => (await adminClient(r.adminUrl).get('/api/v1/events')).json<{ events: EventRow[] }>().events))
+  t.same(logs[0]?.map((e) => e.id), logs[1]?.map((e) => e.id), 'GET /events reads the same on both replicas')
+  const decisions = (logs[0] ?? []).filter((e) => e.actor === 'controller')
+  const before = decisions.filter((e) => Date.parse(e.time) < killedAt)
+  const after = decisions.filter((e) => Date.parse(e.time) >= killedAt)
+  t.same([...new Set(before.map((e) => e.replica))], [leader.id], `before the kill only ${leader.id} wrote decisions (${before.map((e) => e.action).join(', ')})`)
+  t.same([...new Set(after.map((e) => e.replica))], [next], `after it only ${next} (${after.map((e) => e.action).join(', ')})`)
+})
+
+t.test('a canary failing 30 % with traffic only through the followers is reverted by the leader\'s analysis of the fleet\'s traffic', async (t) => {
+  const etcd = await startEtcd(t)
+  const replicas = await fleetOf(t, etcd, 3, `    rollout:
+      steps: [50, 100]
+      interval: 2s
+      analysis: { minRequests: 20, maxErrorRate: 0.05, maxErrorRatio: 100, maxP99Ms: 5000, maxP99Ratio: 100, failureThreshold: 1 }
+      guard: { maxErrorRate: 0.9, minRequests: 1000 }
+`, failing30())
+  const leaderId = await agreedLeader(replicas, 10_000)
+  const leader = replicas.find((r) => r.id === leaderId) as Replica
+  const followers = replicas.filter((r) => r !== leader)
+  // The leader itself serves nothing: whatever it judges, it judges on the others' traffic.
+  const loads = followers.map((r) => startTraffic(r.url, { rate: 60, maxMs: 30_000 }))
+  t.teardown(async () => { for (const load of loads) await load.stop() })
+  t.equal((await adminClient(leader.adminUrl).call('POST', '/api/v1/routes/app/rollout', {})).status, 201)
+  const deadline = Date.now() + 20_000
+  let view: RolloutBodyLite | null = null
+  while (Date.now() < deadline) {
+    view = (await adminClient(leader.adminUrl).get('/api/v1/routes/app/rollout')).json<RolloutBodyLite>()
+    if (view.phase !== 'progressing') break
+    await sleep(200)
+  }
+  t.equal(view?.phase, 'failed', 'the rollout was reverted')
+  const check = view?.rollout?.lastCheck?.checks.find((c) => c.name === 'error-rate')
+  t.equal(check?.verdict, 'fail', `by the error-rate check: ${check?.detail}`)
+  const own = (await adminClient(leader.adminUrl).get('/api/v1/routes/app/stats?window=60')).json<{ versions: Record<string, { requests: number }> }>().versions.canary?.requests ?? 0
+  t.equal(own, 0, 'which the leader could only have run on the followers\' traffic: it served no canary request itself')
+  const fleet = (await adminClient(followers[0]?.adminUrl ?? '').get('/api/v1/routes/app/stats?window=60&scope=fleet')).json<{ scope: string; replicas: string[]; versions: Record<string, { requests: number; errors: number }> }>()
+  t.equal(fleet.scope, 'fleet')
+  t.same([...fleet.replicas].sort(), replicas.map((r) => r.id).sort(), 'stats?scope=fleet answers over every replica')
+  t.ok((fleet.versions.canary?.errors ?? 0) > 0, `and counts the canary's errors (${fleet.versions.canary?.errors} of ${fleet.versions.canary?.requests})`)
+  const probes = (await Promise.all(replicas.map(probe))).flat()
+  t.same([...new Set(probes)], ['stable'], 'every replica serves stable again')
+})
+
+t.test('with traffic only through one follower, its own fast guard reverts the canary on every replica', async (t) => {
+  const etcd = await startEtcd(t)
+  const replicas = await fleetOf(t, etcd, 3, `    rollout:
+      steps: [50, 100]
+      interval: 60s
+      analysis: { minRequests: 20 }
+      guard: { maxErrorRate: 0.2, minRequests: 20 }
+`, failing30())
+  const leaderId = await agreedLeader(replicas, 10_000)
+  const follower = replicas.find((r) => r.id !== leaderId) as Replica
+  t.equal((await adminClient(follower.adminUrl).call('POST', '/api/v1/routes/app/rollout', {})).status, 201)
+  await sleep(300)
+  const load = startTraffic(follower.url, { rate: 100, maxMs: 20_000 })
+  t.teardown(() => load.stop())
+  const deadline = Date.now() + 10_000
+  let phase = ''
+  while (Date.now() < deadline) {
+    phase = (await adminClient(follower.adminUrl).get('/api/v1/routes/app/rollout')).json<{ phase: string }>().phase
+    if (phase !== 'progressing') break
+    await sleep(100)
+  }
+  t.equal(phase, 'failed', 'the guard reverted the rollout')
+  const events = (await adminClient(follower.adminUrl).get('/api/v1/events')).json<{ events: EventRow[] }>().events
+  t.ok(events.some((e) => e.actor === 'controller' && e.action === 'rollout.failed' && e.replica === follower.id), `the follower wrote the revert (${events.filter((e) => e.actor === 'controller').map((e) => `${e.action} by ${e.replica}`).join(', ')})`)
+  const reason = (await adminClient(follower.adminUrl).get('/api/v1/routes/app/rollout')).json<RolloutBodyLite>().rollout?.reason
+  t.match(String(reason), /^fast guard: /, `the fast guard's (${reason})`)
+  await sleep(300)
+  const probes = (await Promise.all(replicas.map(probe))).flat()
+  t.same([...new Set(probes)], ['stable'], 'every replica follows it')
+})
