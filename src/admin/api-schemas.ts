@@ -81,11 +81,13 @@ export const RouteViewSchema = object({
 }, 'A route: GET /routes/{route}, and the answer of every write to it.')
 
 const CheckOutcomeSchema = object({
-  name: Type.String({ description: 'requests, error-rate, error-ratio, p99, p99-ratio, smoke, webhook:<name>, guard.' }),
+  name: Type.String({ description: 'requests, error-rate, error-ratio, p99, p99-ratio, smoke, webhook:<name>, metric:<name>, guard.' }),
   verdict: VerdictSchema,
   value: nullable(Type.Number()),
-  threshold: nullable(Type.Number()),
+  threshold: nullable(Type.Number({ description: 'A metric check: its max, else its min (both in range).' })),
   pValue: Type.Optional(nullable(Type.Number())),
+  range: Type.Optional(object({ min: nullable(Type.Number()), max: nullable(Type.Number()) }, 'A metric check\'s thresholdRange; null: no such bound.')),
+  queryErrors: Type.Optional(Type.Integer({ minimum: 1, description: 'A metric check whose query failed: failures in a row, this one included.' })),
   detail: Type.String(),
 })
 
@@ -111,6 +113,18 @@ export const RolloutPlanSchema = object({
     p99ToleranceMs: Type.Number(),
     significance: Type.Number(),
     failureThreshold: Type.Integer(),
+    prometheus: Type.Optional(nullable(object({
+      url: Type.String(),
+      timeoutMs: Ms,
+      maxQueryErrors: Type.Integer({ minimum: 1 }),
+      bearerTokenEnv: nullable(Type.String()),
+      headers: Type.Record(Type.String(), Type.String()),
+    }))),
+    metrics: Type.Optional(Type.Array(object({
+      name: Type.String(),
+      query: Type.String(),
+      thresholdRange: object({ min: Type.Optional(Type.Number()), max: Type.Optional(Type.Number()) }),
+    }))),
   } satisfies Record<keyof typeof AnalysisSchema.properties, TSchema>),
   guard: object({ maxErrorRate: Type.Number(), minRequests: Type.Integer() }),
   smoke: nullable(object({ path: Type.String(), timeoutMs: Ms })),

@@ -1,8 +1,10 @@
 // The rules of a rollout policy the schema cannot express: increasing steps of at most two
-// decimals, intervals of at least a second, unique webhook names, URLs without credentials.
-// Shared by the config file's `rollout` and POST .../rollout.
+// decimals, intervals of at least a second, unique webhook and metric names, URLs without
+// credentials, metric queries with known template variables, ranges with min ≤ max. Shared by
+// the config file's `rollout` and POST .../rollout.
 
 import type { Problem } from '../errors.ts'
+import { unknownQueryVariables, QUERY_VARIABLES } from './query-template.ts'
 import { hasAtMostTwoDecimals, TWO_DECIMALS } from './rules.ts'
 import type { RolloutPolicy } from './schema.ts'
 import { durationMs } from './units.ts'
@@ -25,11 +27,40 @@ export function rolloutPolicyProblems (policy: RolloutPolicy, path: string, prob
     if (names.has(hook.name)) problems.push({ path: `${path}.webhooks[${i}].name`, reason: `"${hook.name}" is used by another webhook` })
     names.add(hook.name)
     if (durationMs(hook.timeout) === 0) problems.push({ path: `${path}.webhooks[${i}].timeout`, reason: 'must be more than 0' })
-    try {
-      const url = new URL(hook.url)
-      if (url.username !== '' || url.password !== '') problems.push({ path: `${path}.webhooks[${i}].url`, reason: 'must not carry credentials (use a token in metadata or the query)' })
-    } catch {
-      problems.push({ path: `${path}.webhooks[${i}].url`, reason: 'is not a valid URL' })
-    }
+    urlProblems(hook.url, `${path}.webhooks[${i}].url`, 'use a token in metadata or the query', problems)
   })
+  metricProblems(policy.analysis, `${path}.analysis`, problems)
+}
+
+function metricProblems (analysis: RolloutPolicy['analysis'], path: string, problems: Problem[]): void {
+  const prometheus = analysis.prometheus
+  if (prometheus !== undefined) {
+    urlProblems(prometheus.url, `${path}.prometheus.url`, 'use bearerTokenEnv', problems)
+    if (durationMs(prometheus.timeout) === 0) problems.push({ path: `${path}.prometheus.timeout`, reason: 'must be more than 0' })
+  }
+  if (analysis.metrics.length > 0 && prometheus === undefined) {
+    problems.push({ path: `${path}.prometheus`, reason: 'is required by analysis.metrics (the Prometheus their queries go to)' })
+  }
+  const names = new Set<string>()
+  analysis.metrics.forEach((metric, i) => {
+    const at = `${path}.metrics[${i}]`
+    if (names.has(metric.name)) problems.push({ path: `${at}.name`, reason: `"${metric.name}" is used by another metric` })
+    names.add(metric.name)
+    const unknown = unknownQueryVariables(metric.query)
+    if (unknown.length > 0) {
+      problems.push({ path: `${at}.query`, reason: `unknown template variable${unknown.length > 1 ? 's' : ''} ${unknown.map((u) => `{{${u}}}`).join(', ')} (known: ${QUERY_VARIABLES.map((v) => `{{${v}}}`).join(', ')})` })
+    }
+    const { min, max } = metric.thresholdRange
+    if (min === undefined && max === undefined) problems.push({ path: `${at}.thresholdRange`, reason: 'needs min, max or both' })
+    if (min !== undefined && max !== undefined && min > max) problems.push({ path: `${at}.thresholdRange`, reason: `min (${min}) must not be greater than max (${max})` })
+  })
+}
+
+function urlProblems (value: string, path: string, instead: string, problems: Problem[]): void {
+  try {
+    const url = new URL(value)
+    if (url.username !== '' || url.password !== '') problems.push({ path, reason: `must not carry credentials (${instead})` })
+  } catch {
+    problems.push({ path, reason: 'is not a valid URL' })
+  }
 }

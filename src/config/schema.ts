@@ -134,6 +134,21 @@ export const AnalysisSchema = Type.Object({
   p99ToleranceMs: Type.Number({ minimum: 0, default: 5, description: 'A canary p99 within this many ms of stable\'s passes the ratio check (sub-millisecond p99s jitter by more than any ratio).' }),
   significance: Type.Number({ exclusiveMinimum: 0, maximum: 0.5, default: 0.01, description: 'p-value below which a limit counts as broken; above it, a check over its limit holds (inconclusive).' }),
   failureThreshold: Type.Integer({ minimum: 1, default: 2, description: 'Failed checks before an automatic revert.' }),
+  prometheus: Type.Optional(Type.Object({
+    url: Type.String({ pattern: '^https?://', description: 'The Prometheus server (or a compatible API: Thanos, Mimir, VictoriaMetrics); queried at GET <url>/api/v1/query.' }),
+    timeout: withDefault(DurationSchema, '5s'),
+    maxQueryErrors: Type.Integer({ minimum: 1, default: 3, description: 'Consecutive query errors of a metric check after which it fails instead of holding.' }),
+    bearerTokenEnv: Type.Optional(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*$', description: 'Name of an environment variable of weir holding a bearer token sent with every query (the token itself is never stored or shown).' })),
+    headers: Type.Optional(Type.Record(HeaderNameSchema, Type.String({ maxLength: 4096 }), { description: 'Sent with every query (e.g. X-Scope-OrgID); stored and shown with the rollout, so no secrets here.' })),
+  }, { additionalProperties: false, description: 'The Prometheus the metric checks query.' })),
+  metrics: Type.Array(Type.Object({
+    name: Type.String({ pattern: '^[a-z0-9][a-z0-9-]{0,62}$', description: 'The check is named metric:<name>.' }),
+    query: Type.String({ minLength: 1, maxLength: 8192, description: 'PromQL with {{route}}, {{target}} (or {{version}}: canary or green) and {{interval}} (the policy interval, e.g. 30s); must give one sample.' }),
+    thresholdRange: Type.Object({
+      min: Type.Optional(Type.Number()),
+      max: Type.Optional(Type.Number()),
+    }, { additionalProperties: false, description: 'The value passes when min ≤ value ≤ max; either bound may be left out, not both.' }),
+  }, { additionalProperties: false }), { default: [], maxItems: 16, description: 'Custom checks against analysis.prometheus, judged at every check beside the built-in ones.' }),
 }, { additionalProperties: false, default: {} })
 
 export const WebhookSchema = Type.Object({
@@ -255,3 +270,4 @@ export type RuleInput = Static<typeof RuleSchema>
 export type Weights = Static<typeof WeightsSchema>
 export type RolloutPolicy = Static<typeof RolloutPolicySchema>
 export type ShadowInput = Static<typeof ShadowSchema>
+export type MetricCheckInput = Static<typeof AnalysisSchema>['metrics'][number]

@@ -5,7 +5,8 @@
 import { randomBytes } from 'node:crypto'
 import type { Config, RouteConfig, WeightsBp } from '../config/model.ts'
 import type { LatencyHistogram, StatsRegistry } from '../metrics/rolling-stats.ts'
-import { analyze, overall, type CheckOutcome } from '../rollout/analysis.ts'
+import { renderQuery } from '../config/query-template.ts'
+import { analyze, judgeMetric, overall, type CheckOutcome } from '../rollout/analysis.ts'
 import { guardVerdict, keepGuardWindow, type GuardSample } from '../rollout/guard.ts'
 import { commandChange, rollbackChange, startChange, transitionChange } from '../rollout/rollout-changes.ts'
 import { readRollout, rolloutView, type FailSafeView, type RolloutView } from '../rollout/rollout-view.ts'
@@ -15,6 +16,7 @@ import { liveRoute, percentOf } from '../state/live-routes.ts'
 import type { Caller, RouteWriter, Written, WriteOptions } from '../state/route-writer.ts'
 import type { StateStore } from '../state/store.ts'
 import { ACTIVE_PHASES, MAX_WINDOW_SECONDS, type Command, type UpstreamName, type WebhookType } from '../vocabulary.ts'
+import { queryPrometheus } from './prometheus-query.ts'
 import { callWebhook, smokeCheck, type CallResult } from './webhooks.ts'
 
 const CONTROLLER: Caller = { actor: 'controller' }
@@ -278,12 +280,27 @@ export class RolloutController {
     const stableWeight = this.#o.store.get(name)?.weights.stable ?? 0
     const fleet = this.#o.histograms === undefined ? null : await this.#o.histograms(name, window)
     const histogram = (version: UpstreamName): LatencyHistogram => fleet?.[version] ?? this.#o.stats.get(name, version).histogram(window)
-    return analyze({
+    const builtIn = analyze({
       subject: histogram(target),
       baseline: stableWeight === 0 ? null : histogram('stable'),
       subjectName: target,
       window,
     }, rollout.plan.analysis)
+    return [...builtIn, ...await this.#metricChecks(name, rollout)]
+  }
+
+  /** The policy's custom checks: each query filled in and sent to its Prometheus, all at once. */
+  async #metricChecks (name: string, rollout: RolloutState): Promise<CheckOutcome[]> {
+    const { metrics = [], prometheus = null } = rollout.plan.analysis
+    if (metrics.length === 0 || prometheus === null) return []
+    const target = targetOf(rollout)
+    const values = { route: name, target, version: target, interval: `${Math.max(1, Math.round(rollout.plan.intervalMs / 1000))}s` }
+    const before = rollout.lastCheck?.checks ?? []
+    return await Promise.all(metrics.map(async (metric) => {
+      const reading = await queryPrometheus(prometheus, renderQuery(metric.query, values))
+      const errorsBefore = before.find((c) => c.name === `metric:${metric.name}`)?.queryErrors ?? 0
+      return judgeMetric(metric, reading, errorsBefore, prometheus.maxQueryErrors)
+    }))
   }
 
   /**

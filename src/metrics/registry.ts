@@ -31,7 +31,13 @@ export interface RolloutReading {
   readonly startedAt: number
   readonly finishedAt: number | null
   /** The last check's outcomes (empty before the first check). */
-  readonly checks: readonly { readonly name: string; readonly value: number | null; readonly threshold: number | null }[]
+  readonly checks: readonly {
+    readonly name: string
+    readonly value: number | null
+    readonly threshold: number | null
+    /** A metric check's thresholdRange (null: a bound left out). */
+    readonly range?: { readonly min: number | null; readonly max: number | null }
+  }[]
 }
 export type RolloutSource = (route: string) => RolloutReading | undefined
 /** What weir_build_info says: weir's version and Node's. */
@@ -51,6 +57,8 @@ export interface Metrics {
   readonly rolloutState: Gauge<'route' | 'phase'>
   readonly rolloutCheckValue: Gauge<'route' | 'check'>
   readonly rolloutCheckThreshold: Gauge<'route' | 'check'>
+  readonly rolloutCheckThresholdMin: Gauge<'route' | 'check'>
+  readonly rolloutCheckThresholdMax: Gauge<'route' | 'check'>
   readonly rolloutFailedChecks: Gauge<'route'>
   readonly rolloutDuration: Gauge<'route'>
   readonly buildInfo: Gauge<'version' | 'node'>
@@ -181,10 +189,14 @@ export function createMetrics ({ processDefaults = true, build = { version: 'unk
         }
       },
     }),
-    rolloutCheckValue: checkGauge(registry, rollouts, 'value', 'weir_rollout_check_value',
-      'Value each check of the last rollout analysis measured (error-rate 0..1, p99 in ms, ratios, requests), per route in force.'),
-    rolloutCheckThreshold: checkGauge(registry, rollouts, 'threshold', 'weir_rollout_check_threshold',
-      'Threshold each check of the last rollout analysis was held against, same units as weir_rollout_check_value.'),
+    rolloutCheckValue: checkGauge(registry, rollouts, (c) => c.value, 'weir_rollout_check_value',
+      'Value each check of the last rollout analysis measured (error-rate 0..1, p99 in ms, ratios, requests, a metric check\'s sample), per route in force.'),
+    rolloutCheckThreshold: checkGauge(registry, rollouts, (c) => c.threshold, 'weir_rollout_check_threshold',
+      'Threshold each check of the last rollout analysis was held against, same units as weir_rollout_check_value (a metric check: its max, else its min).'),
+    rolloutCheckThresholdMin: checkGauge(registry, rollouts, (c) => c.range?.min ?? null, 'weir_rollout_check_threshold_min',
+      'Lower bound of each metric check\'s thresholdRange in the last rollout analysis (metric checks with a min only).'),
+    rolloutCheckThresholdMax: checkGauge(registry, rollouts, (c) => c.range?.max ?? null, 'weir_rollout_check_threshold_max',
+      'Upper bound of each metric check\'s thresholdRange in the last rollout analysis (metric checks with a max only).'),
     rolloutFailedChecks: new Gauge({
       name: 'weir_rollout_failed_checks',
       help: 'Failed checks of the current (or last) rollout of each route in force; the rollout reverts at its failureThreshold.',
@@ -272,7 +284,8 @@ export function createMetrics ({ processDefaults = true, build = { version: 'unk
 
 /** A gauge of one field of each check of the last analysis, per route in force (a check without that field is left out). */
 function checkGauge (
-  registry: Registry, rollouts: () => Iterable<[string, RolloutReading]>, field: 'value' | 'threshold', name: string, help: string
+  registry: Registry, rollouts: () => Iterable<[string, RolloutReading]>, field: (check: RolloutReading['checks'][number]) => number | null | undefined,
+  name: string, help: string
 ): Gauge<'route' | 'check'> {
   return new Gauge({
     name,
@@ -283,8 +296,8 @@ function checkGauge (
       this.reset()
       for (const [route, rollout] of rollouts()) {
         for (const check of rollout.checks) {
-          const value = check[field]
-          if (value !== null) this.set({ route, check: check.name }, value)
+          const value = field(check)
+          if (value !== null && value !== undefined) this.set({ route, check: check.name }, value)
         }
       }
     },

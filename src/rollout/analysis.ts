@@ -1,23 +1,62 @@
 // Judges a canary (or green) against stable over one check window: error rate and p99 latency,
 // absolute and relative to stable, each with a test that keeps small samples from deciding on
-// noise. Pure: histograms and a plan in, one verdict per check out.
+// noise; and a custom metric check's sample against its range. Pure: histograms (or a query's
+// answer) and a plan in, one verdict per check out.
 
 import { bucketValue, type LatencyHistogram } from '../metrics/rolling-stats.ts'
-import type { AnalysisPlan } from './policy.ts'
+import type { AnalysisPlan, MetricPlan } from './policy.ts'
 import { binomialUpperTail, fisherGreater, mannWhitneyGreater } from './statistics.ts'
 
 export type Verdict = 'pass' | 'fail' | 'hold'
 
 /** One check's outcome, with what was measured and the limit it was held to. */
 export interface CheckOutcome {
-  /** `requests`, `error-rate`, `error-ratio`, `p99`, `p99-ratio`, `smoke`, `webhook:<name>`, `guard`. */
+  /** `requests`, `error-rate`, `error-ratio`, `p99`, `p99-ratio`, `smoke`, `webhook:<name>`, `metric:<name>`, `guard`. */
   name: string
   verdict: Verdict
   value: number | null
+  /** A metric check's: its max, or its min when it has no max (both are in `range`). */
   threshold: number | null
   /** The test's p-value when a limit was exceeded (a fail needs it below the significance level). */
   pValue?: number
+  /** A metric check's thresholdRange; null for a bound left out. */
+  range?: { min: number | null; max: number | null }
+  /** A metric check whose query failed: the failures in a row, this one included. */
+  queryErrors?: number
   detail: string
+}
+
+/** What a metric check's query gave: one sample's value, no sample (or NaN), or an error. */
+export type MetricReading =
+  | { kind: 'value'; value: number }
+  | { kind: 'empty'; detail: string }
+  | { kind: 'error'; detail: string }
+
+/**
+ * A metric check: passes when the value is within the range, fails outside it. No data holds
+ * (no data means halt, not promote), and so does a query error until `maxQueryErrors` in a row
+ * (`errorsBefore`: the failures in a row up to the last check), when it fails.
+ */
+export function judgeMetric (metric: MetricPlan, reading: MetricReading, errorsBefore: number, maxQueryErrors: number): CheckOutcome {
+  const min = metric.thresholdRange.min ?? null
+  const max = metric.thresholdRange.max ?? null
+  const range = { min, max }
+  const shown = `${min ?? ''}..${max ?? ''}`
+  const base = { name: `metric:${metric.name}`, threshold: max ?? min, range }
+  if (reading.kind === 'error') {
+    const queryErrors = errorsBefore + 1
+    const counted = `${queryErrors} of ${maxQueryErrors} query errors in a row`
+    return queryErrors >= maxQueryErrors
+      ? { ...base, verdict: 'fail', value: null, queryErrors, detail: `query failed (${counted}): ${reading.detail}` }
+      : { ...base, verdict: 'hold', value: null, queryErrors, detail: `query failed (${counted}; holding, no data means halt): ${reading.detail}` }
+  }
+  if (reading.kind === 'empty') return { ...base, verdict: 'hold', value: null, detail: `no data: ${reading.detail} (no data means halt, not promote)` }
+  const value = reading.value
+  const shownValue = fmt(value)
+  const out = { ...base, value: Number.isFinite(value) ? round(value) : null }
+  if (max !== null && value > max) return { ...out, verdict: 'fail', detail: `${shownValue} is above max ${max} (range ${shown})` }
+  if (min !== null && value < min) return { ...out, verdict: 'fail', detail: `${shownValue} is below min ${min} (range ${shown})` }
+  return { ...out, verdict: 'pass', detail: `${shownValue} is within ${shown}` }
 }
 
 /**

@@ -27,6 +27,25 @@ export interface AnalysisPlan {
   p99ToleranceMs: number
   significance: number
   failureThreshold: number
+  /** Absent in plans persisted before metric checks existed: read as none. */
+  prometheus?: PrometheusPlan | null
+  metrics?: MetricPlan[]
+}
+
+export interface PrometheusPlan {
+  url: string
+  timeoutMs: number
+  maxQueryErrors: number
+  /** The environment variable holding the bearer token, read at each query; null: none. */
+  bearerTokenEnv: string | null
+  headers: Record<string, string>
+}
+
+/** A custom check: a templated PromQL query and the range its one sample must fall in. */
+export interface MetricPlan {
+  name: string
+  query: string
+  thresholdRange: { min?: number; max?: number }
 }
 
 /** A complete, checked policy: what a rollout runs and keeps in its persisted state. */
@@ -48,11 +67,27 @@ export function planOf (policy: RolloutPolicy): RolloutPlan {
     strategy: policy.strategy,
     steps: policy.steps.map((s) => Math.round(s * 100)),
     intervalMs: durationMs(policy.interval),
-    analysis: { ...policy.analysis },
+    analysis: analysisPlanOf(policy.analysis),
     guard: { ...policy.guard },
     smoke: policy.smoke === undefined ? null : { path: policy.smoke.path, timeoutMs: durationMs(policy.smoke.timeout) },
     watchMs: durationMs(policy.watch),
     webhooks: policy.webhooks.map((h) => ({ name: h.name, type: h.type, url: h.url, timeoutMs: durationMs(h.timeout), metadata: { ...h.metadata } })),
+  }
+}
+
+function analysisPlanOf ({ prometheus, metrics, ...limits }: RolloutPolicy['analysis']): AnalysisPlan {
+  return {
+    ...limits,
+    prometheus: prometheus === undefined
+      ? null
+      : {
+          url: prometheus.url,
+          timeoutMs: durationMs(prometheus.timeout),
+          maxQueryErrors: prometheus.maxQueryErrors,
+          bearerTokenEnv: prometheus.bearerTokenEnv ?? null,
+          headers: { ...prometheus.headers },
+        },
+    metrics: metrics.map((m) => ({ name: m.name, query: m.query, thresholdRange: { ...m.thresholdRange } })),
   }
 }
 

@@ -1,6 +1,6 @@
 // A real Prometheus (Debian's, /usr/bin/prometheus) on a loopback port with its TSDB in a temp
 // dir, scraping the given targets every second and evaluating the given rule files; teardown
-// kills it by PID. Also runs promtool with text on stdin.
+// (or a test that needs it gone) kills it by PID. Also runs promtool with text on stdin.
 
 import type { Test } from 'tap'
 import { spawn, spawnSync } from 'node:child_process'
@@ -24,6 +24,8 @@ export interface TestPrometheus {
   query (expr: string): Promise<QueryAnswer>
   /** GET url + path, JSON. */
   get<T> (path: string): Promise<T>
+  /** Kills this Prometheus (SIGKILL, by its PID) and waits until it exited. */
+  stop (): Promise<void>
 }
 
 export interface PrometheusOptions {
@@ -49,12 +51,13 @@ export async function startPrometheus (t: Test, options: PrometheusOptions): Pro
   ], { stdio: ['ignore', 'ignore', 'pipe'] })
   let output = ''
   child.stderr?.on('data', (chunk: Buffer) => { if (output.length < 20_000) output += chunk.toString() })
-  t.teardown(async () => {
+  const stop = async (): Promise<void> => {
     if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
     process.kill(child.pid, 'SIGKILL')
     await exited
-  })
+  }
+  t.teardown(stop)
   const get = async <T>(path: string): Promise<T> => await (await fetch(url + path)).json() as T
   const deadline = Date.now() + 20_000
   for (;;) {
@@ -67,7 +70,18 @@ export async function startPrometheus (t: Test, options: PrometheusOptions): Pro
   return {
     url,
     get,
+    stop,
     query: (expr) => get<QueryAnswer>(`/api/v1/query?query=${encodeURIComponent(expr)}`),
+  }
+}
+
+/** Polls `expr` until it has a result, at most `limitMs`; the last answer. */
+export async function untilData (prometheus: TestPrometheus, expr: string, limitMs: number): Promise<QueryAnswer> {
+  const deadline = Date.now() + limitMs
+  for (;;) {
+    const answer = await prometheus.query(expr)
+    if ((answer.data?.result.length ?? 0) > 0 || Date.now() > deadline) return answer
+    await sleep(250)
   }
 }
 

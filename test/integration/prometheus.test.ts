@@ -10,7 +10,7 @@ import { join } from 'node:path'
 import { parse } from 'yaml'
 import { adminClient } from '../helpers/admin.ts'
 import { send } from '../helpers/http.ts'
-import { promtool, startPrometheus, type QueryAnswer, type TestPrometheus } from '../helpers/prometheus.ts'
+import { promtool, startPrometheus, untilData } from '../helpers/prometheus.ts'
 import { configDoc, startProxy } from '../helpers/proxy.ts'
 import { sleep } from '../helpers/raw-http.ts'
 import { rolloutClient } from '../helpers/rollout-client.ts'
@@ -37,16 +37,6 @@ function substitute (expr: string): string {
   const out = expr.replaceAll('$__rate_interval', '10s').replaceAll('$__interval', '2s').replaceAll('$route', 'app')
   if (out.includes('$')) throw new Error(`an unknown variable is left in ${out}`)
   return out
-}
-
-/** Polls `expr` until it has a result, at most `limitMs`; the last answer. */
-async function untilData (prometheus: TestPrometheus, expr: string, limitMs: number): Promise<QueryAnswer> {
-  const deadline = Date.now() + limitMs
-  for (;;) {
-    const answer = await prometheus.query(expr)
-    if ((answer.data?.result.length ?? 0) > 0 || Date.now() > deadline) return answer
-    await sleep(250)
-  }
 }
 
 t.test('every dashboard query and alert expression answers with data from a real weir scraped by a real Prometheus', async (t) => {

@@ -192,6 +192,31 @@ t.test('shadow settings: defaults, and every mistake named by its path', async (
     ['routes[0].shadow.percent: must be 0: the route has no shadow upstream (upstreams.shadow)'])
 })
 
+t.test('a rollout policy\'s metric checks are checked: template variables, ranges, names, the Prometheus URL', async (t) => {
+  const metric = (query: string, thresholdRange: Record<string, number>, name = 'm') => ({ name, query, thresholdRange })
+  const analysis = (extra: Record<string, unknown>) => ({ routes: [{ ...route, rollout: { analysis: extra } }] })
+  const ok = buildConfig(analysis({
+    prometheus: { url: 'http://prometheus:9090' },
+    metrics: [metric('sum(rate(x{route="{{ route }}",version="{{target}}"}[{{interval}}])) / {{version}}', { max: 0.01 })],
+  }))
+  t.ok(ok.ok, 'every known variable, spaces allowed')
+  if (ok.ok) t.match(ok.config.routes[0]?.rollout?.analysis.prometheus, { url: 'http://prometheus:9090', timeout: '5s', maxQueryErrors: 3 }, 'defaults')
+  t.same(problemsOf(analysis({
+    prometheus: { url: 'http://u:p@prometheus:9090', timeout: 0 },
+    metrics: [metric('up{job="{{job}}",ns="{{namespace}}"}', { min: 2, max: 1 }), metric('up', {}, 'm')],
+  })), [
+    'routes[0].rollout.analysis.prometheus.url: must not carry credentials (use bearerTokenEnv)',
+    'routes[0].rollout.analysis.prometheus.timeout: must be more than 0',
+    'routes[0].rollout.analysis.metrics[0].query: unknown template variables {{job}}, {{namespace}} (known: {{route}}, {{target}}, {{version}}, {{interval}})',
+    'routes[0].rollout.analysis.metrics[0].thresholdRange: min (2) must not be greater than max (1)',
+    'routes[0].rollout.analysis.metrics[1].name: "m" is used by another metric',
+    'routes[0].rollout.analysis.metrics[1].thresholdRange: needs min, max or both',
+  ])
+  t.same(problemsOf(analysis({ metrics: [metric('up', { max: 1 })] })), ['routes[0].rollout.analysis.prometheus: is required by analysis.metrics (the Prometheus their queries go to)'])
+  t.match(problemsOf(analysis({ prometheus: { url: 'prometheus:9090' } })), [/^routes\[0\]\.rollout\.analysis\.prometheus\.url: /], 'not an http(s) URL')
+  t.same(problemsOf(analysis({ prometheus: { url: 'http://[::1' } })), ['routes[0].rollout.analysis.prometheus.url: is not a valid URL'])
+})
+
 t.test('a route\'s rollout policy gets its defaults and is checked by the rules the schema cannot express', async (t) => {
   const r = buildConfig({ routes: [{ ...route, rollout: { steps: [5, 50] } }] })
   t.ok(r.ok)

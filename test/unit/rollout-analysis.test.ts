@@ -2,7 +2,7 @@
 // differences fail with the measured value and the limit, equal versions pass.
 
 import t from 'tap'
-import { analyze, overall, quantile } from '../../src/rollout/analysis.ts'
+import { analyze, judgeMetric, overall, quantile } from '../../src/rollout/analysis.ts'
 import type { AnalysisPlan } from '../../src/rollout/policy.ts'
 import { BUCKET_COUNT, bucketOf, type LatencyHistogram } from '../../src/metrics/rolling-stats.ts'
 
@@ -74,4 +74,27 @@ t.test('while stable takes no traffic only the absolute limits are judged; the r
   t.match(byName(checks, 'p99-ratio'), { value: null, detail: /^not judged: stable takes no traffic now/ })
   const slow = analyze({ subject: hist(200, 0, () => 900), baseline: null, subjectName: 'green', window: 10 }, PLAN)
   t.equal(byName(slow, 'p99')?.verdict, 'fail', 'an absolute limit still fails')
+})
+
+t.test('a metric check passes within its range and fails outside either bound', async (t) => {
+  const ratio = { name: 'error-ratio', query: 'q', thresholdRange: { max: 0.01 } }
+  t.match(judgeMetric(ratio, { kind: 'value', value: 0.004 }, 0, 3), { name: 'metric:error-ratio', verdict: 'pass', value: 0.004, threshold: 0.01, range: { min: null, max: 0.01 }, detail: '0.004 is within ..0.01' })
+  t.match(judgeMetric(ratio, { kind: 'value', value: 0.01 }, 0, 3), { verdict: 'pass' }, 'a bound is inside the range')
+  t.match(judgeMetric(ratio, { kind: 'value', value: 0.3 }, 0, 3), { verdict: 'fail', value: 0.3, threshold: 0.01, detail: '0.3 is above max 0.01 (range ..0.01)' })
+  const band = { name: 'rps', query: 'q', thresholdRange: { min: 10, max: 100 } }
+  t.match(judgeMetric(band, { kind: 'value', value: 5 }, 0, 3), { verdict: 'fail', threshold: 100, range: { min: 10, max: 100 }, detail: '5 is below min 10 (range 10..100)' })
+  t.match(judgeMetric(band, { kind: 'value', value: Infinity }, 0, 3), { verdict: 'fail', value: null })
+  const floor = { name: 'success', query: 'q', thresholdRange: { min: 0.99 } }
+  t.match(judgeMetric(floor, { kind: 'value', value: 0.995 }, 0, 3), { verdict: 'pass', threshold: 0.99, range: { min: 0.99, max: null } })
+})
+
+t.test('a metric check without data holds; query errors hold until maxQueryErrors in a row, then fail', async (t) => {
+  const m = { name: 'x', query: 'q', thresholdRange: { max: 1 } }
+  t.match(judgeMetric(m, { kind: 'empty', detail: 'the query returned no series' }, 2, 3), { verdict: 'hold', value: null, detail: /^no data: the query returned no series/ })
+  t.notOk('queryErrors' in judgeMetric(m, { kind: 'empty', detail: 'none' }, 2, 3), 'no data is not a query error: the count starts again')
+  const error = { kind: 'error', detail: 'ECONNREFUSED' } as const
+  t.match(judgeMetric(m, error, 0, 3), { verdict: 'hold', queryErrors: 1, detail: /^query failed \(1 of 3 query errors in a row; holding/ })
+  t.match(judgeMetric(m, error, 1, 3), { verdict: 'hold', queryErrors: 2 })
+  t.match(judgeMetric(m, error, 2, 3), { verdict: 'fail', queryErrors: 3, detail: 'query failed (3 of 3 query errors in a row): ECONNREFUSED' })
+  t.match(judgeMetric(m, error, 0, 1), { verdict: 'fail', queryErrors: 1 }, 'maxQueryErrors 1 fails on the first')
 })
