@@ -16,7 +16,7 @@ import type { Caller, RouteWriter, Written, WriteOptions } from '../state/route-
 import type { StateStore } from '../state/store.ts'
 import type { WebhookPlan } from '../rollout/policy.ts'
 import { ACTIVE_PHASES, MAX_WINDOW_SECONDS, type Command, type Phase, type UpstreamName, type WebhookType } from '../vocabulary.ts'
-import { Notifier, NOTIFY_RETRY, type RetryPolicy } from './notifier.ts'
+import { Notifier, NOTIFY_RETRY } from './notifier.ts'
 import { slackMessage, webhookPayload, type PhaseChange } from './webhook-payload.ts'
 import { callWebhook, smokeCheck, type CallResult } from './webhooks.ts'
 
@@ -60,8 +60,6 @@ export interface ControllerOptions {
    * this replica's data path must serve instead of the store's); see #holdRevert.
    */
   onFailSafe?: (held: ReadonlyMap<string, Readonly<WeightsBp>>) => void
-  /** The retries of notification webhooks (default NOTIFY_RETRY). */
-  notifyRetry?: RetryPolicy
 }
 
 /** The webhooks told of what happened, whose answers change nothing: queued and retried (notifier.ts). */
@@ -80,12 +78,10 @@ export class RolloutController {
   readonly #failSafe = new Map<string, FailSafe>()
   readonly #pending = new Set<Promise<unknown>>()
   readonly #notifier: Notifier
-  readonly #queueLimit: number
 
   constructor (options: ControllerOptions) {
     this.#o = options
-    this.#notifier = new Notifier(options.log, options.notifyRetry)
-    this.#queueLimit = (options.notifyRetry ?? NOTIFY_RETRY).queueLimit
+    this.#notifier = new Notifier(options.log)
   }
 
   /** Resumes the rollouts the state holds (each at its step, with a fresh window) when leading, then ticks. */
@@ -325,7 +321,7 @@ export class RolloutController {
     } finally {
       this.#writing.delete(name)
     }
-    this.#notify(name, transition, from, transition.state.history.at(-1)?.at ?? this.#o.now())
+    this.#notify(name, transition, from, this.#o.now())
     return 'written'
   }
 
@@ -350,7 +346,7 @@ export class RolloutController {
       this.#notifier.enqueue(`${name} ${hook.name} ${hook.url}`, {
         send: async () => await callWebhook(hook, payload, { secret: this.#secretOf(name, hook), delivery }),
         failed: async (r, attempts) => await failed(r.detail, { attempts }),
-        dropped: async (dropped) => await failed(`dropped undelivered: more than ${this.#queueLimit} notifications waited for this webhook`, { dropped }),
+        dropped: async (dropped) => await failed(`dropped undelivered: more than ${NOTIFY_RETRY.queueLimit} notifications waited for this webhook`, { dropped }),
       })
     }
   }
