@@ -135,6 +135,7 @@ export const RolloutPlanSchema = object({
     url: Type.String(),
     timeoutMs: Ms,
     metadata: Type.Record(Type.String(), Type.String()),
+    format: Type.Optional(literals(['json', 'slack'] as const)),
   })),
 }, 'The plan a rollout runs, in numbers.')
 

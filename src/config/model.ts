@@ -90,6 +90,8 @@ export interface Config {
   fleet: { id: string; advertise: string | undefined; leaseTtlSeconds: number }
   eventsFile: string
   cookieSecret: string | undefined
+  /** Default HMAC key of webhook signatures (a webhook's own `secret` wins). */
+  webhookSecret: string | undefined
   trustedProxies: BlockList
   trustedProxyList: string[]
   versionHeader: string | false

@@ -98,6 +98,7 @@ export function normalize (doc: ConfigInput, baseDir: string, envToken: string |
       ? join(dirname(resolve(baseDir, doc.state.file)), 'events.jsonl')
       : resolve(baseDir, doc.state.events),
     cookieSecret: doc.cookieSecret,
+    webhookSecret: doc.webhookSecret,
     trustedProxies: trusted.list,
     trustedProxyList: doc.trustedProxies,
     versionHeader: doc.versionHeader === false ? false : doc.versionHeader.toLowerCase(),

@@ -157,6 +157,15 @@ export const WebhookSchema = Type.Object({
   url: Type.String({ pattern: '^https?://', description: 'Called with POST and a JSON payload; 2xx passes.' }),
   timeout: withDefault(DurationSchema, '5s'),
   metadata: Type.Optional(Type.Record(Type.String(), Type.String(), { description: 'Sent as-is in the payload.' })),
+  secret: Type.Optional(Type.String({
+    minLength: 16,
+    description: 'HMAC-SHA256 key of the X-Weir-Signature header (e.g. ${HOOK_SECRET}); config file only, never shown; default: webhookSecret.',
+  })),
+  format: Type.Union([Type.Literal('json'), Type.Literal('slack')], {
+    default: 'json',
+    errorMessage: 'must be json or slack',
+    description: 'json: weir\'s payload; slack: a Slack incoming-webhook body ({ text, blocks }) describing it in words.',
+  }),
 }, { additionalProperties: false })
 
 export const RolloutPolicySchema = Type.Object({
@@ -249,6 +258,7 @@ export const ConfigSchema = Type.Object({
     leaseTtl: Type.Optional(DurationSchema),
   }, { additionalProperties: false, default: {} }),
   cookieSecret: Type.Optional(Type.String({ minLength: 16, description: 'HMAC key of the bucket cookie; when unset, one is generated and kept next to the state file.' })),
+  webhookSecret: Type.Optional(Type.String({ minLength: 16, description: 'Signs every rollout webhook request without a secret of its own (X-Weir-Signature, docs/rollouts.md).' })),
   trustedProxies: Type.Array(Type.String(), { default: [], description: 'Addresses or CIDRs of hops whose X-Forwarded-* headers are trusted.' }),
   versionHeader: Type.Union([HeaderNameSchema, Type.Literal(false)], { default: 'x-weir-version', description: 'Response header naming the version that answered; false disables it.' }),
   maxBodyBytes: withDefault(ByteSizeSchema, '10mb'),

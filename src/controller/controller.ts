@@ -15,8 +15,11 @@ import type { EventLog } from '../state/event-log.ts'
 import { liveRoute, percentOf } from '../state/live-routes.ts'
 import type { Caller, RouteWriter, Written, WriteOptions } from '../state/route-writer.ts'
 import type { StateStore } from '../state/store.ts'
-import { ACTIVE_PHASES, MAX_WINDOW_SECONDS, type Command, type UpstreamName, type WebhookType } from '../vocabulary.ts'
+import type { WebhookPlan } from '../rollout/policy.ts'
+import { ACTIVE_PHASES, MAX_WINDOW_SECONDS, type Command, type Phase, type UpstreamName, type WebhookType } from '../vocabulary.ts'
+import { Notifier, NOTIFY_RETRY } from './notifier.ts'
 import { queryPrometheus } from './prometheus-query.ts'
+import { slackMessage, webhookPayload, type PhaseChange } from './webhook-payload.ts'
 import { callWebhook, smokeCheck, type CallResult } from './webhooks.ts'
 
 const CONTROLLER: Caller = { actor: 'controller' }
@@ -61,6 +64,9 @@ export interface ControllerOptions {
   onFailSafe?: (held: ReadonlyMap<string, Readonly<WeightsBp>>) => void
 }
 
+/** The webhooks told of what happened, whose answers change nothing: queued and retried (notifier.ts). */
+const NOTIFICATIONS: ReadonlySet<WebhookType> = new Set<WebhookType>(['event', 'post-rollout', 'rollback'])
+
 export class RolloutController {
   readonly #o: ControllerOptions
   #timer: NodeJS.Timeout | null = null
@@ -73,9 +79,11 @@ export class RolloutController {
   /** Routes whose fast guard tripped and whose revert the store does not hold yet. */
   readonly #failSafe = new Map<string, FailSafe>()
   readonly #pending = new Set<Promise<unknown>>()
+  readonly #notifier: Notifier
 
   constructor (options: ControllerOptions) {
     this.#o = options
+    this.#notifier = new Notifier(options.log)
   }
 
   /** Resumes the rollouts the state holds (each at its step, with a fresh window) when leading, then ticks. */
@@ -104,6 +112,7 @@ export class RolloutController {
     if (this.#timer !== null) clearInterval(this.#timer)
     this.#timer = null
     await Promise.allSettled([...this.#pending])
+    await this.#notifier.close()
   }
 
   /** POST .../rollout. */
@@ -116,20 +125,24 @@ export class RolloutController {
       transition = started.transition
       return started.change
     })
-    return viewOf(name, written, transition as Transition)
+    const done = transition as Transition
+    this.#notify(name, done, null, now)
+    return viewOf(name, written, done)
   }
 
   /** POST .../rollout/{pause,resume,promote,abort}. */
   async command (name: string, command: Command, caller: Caller): Promise<RolloutView> {
     const now = this.#o.now()
     let transition: Transition | undefined
+    let from: Phase | null = null
     const written = await this.#o.writer.write(name, `rollout.${command}`, { force: true }, caller, (route, state) => {
+      from = readRollout(state?.rollout)?.phase ?? null
       const commanded = commandChange(command, route, state, now, caller.actor)
       transition = commanded.transition
       return commanded.change
     })
     const done = transition as Transition
-    this.#notify(name, done.state, done.notify)
+    this.#notify(name, done, from, now)
     return viewOf(name, written, done)
   }
 
@@ -140,7 +153,7 @@ export class RolloutController {
     const written = await this.#o.writer.write(name, 'rollback', { ...options, force: true }, caller, (_route, state) => rollbackChange(state, now, caller.actor))
     const after = readRollout(written.state.rollout)
     if (before !== null && ACTIVE_PHASES.has(before.phase) && after !== null) {
-      this.#notify(name, after, ['rollback'])
+      this.#notify(name, { state: after, notify: ['rollback'], action: 'rollback' }, before.phase, now)
     }
     return written
   }
@@ -246,7 +259,7 @@ export class RolloutController {
     const checks: CheckOutcome[] = []
     const hooks = (type: WebhookType) => rollout.plan.webhooks.filter((h) => h.type === type)
     const ask = async (type: WebhookType): Promise<void> => {
-      const results = await Promise.all(hooks(type).map(async (h) => [h.name, await callWebhook(h, this.#payload(route.name, rollout, type, h.metadata))] as const))
+      const results = await Promise.all(hooks(type).map(async (h) => [h.name, await this.#call(route.name, rollout, h)] as const))
       for (const [hookName, r] of results) checks.push(outcome(`webhook:${hookName}`, r))
     }
     if (rollout.phase === 'smoke') {
@@ -265,7 +278,7 @@ export class RolloutController {
     }
     let gate: { ok: boolean; detail: string } | undefined
     if (overall(checks) === 'pass' && checkCanPromote(rollout, now)) {
-      const answers = await Promise.all(hooks('confirm-promotion').map((h) => callWebhook(h, this.#payload(route.name, rollout, 'confirm-promotion', h.metadata))))
+      const answers = await Promise.all(hooks('confirm-promotion').map(async (h) => await this.#call(route.name, rollout, h)))
       const refused = answers.find((a) => !a.ok)
       gate = refused === undefined ? { ok: true, detail: answers.map((a) => a.detail).join('; ') } : { ok: false, detail: refused.detail }
     }
@@ -312,8 +325,12 @@ export class RolloutController {
   async #apply (name: string, revision: number, transition: Transition, fenced = true, logFailure = true): Promise<'none' | 'written' | 'stale' | 'failed'> {
     if (transition.action === 'none') return 'none'
     this.#writing.add(name)
+    let from: Phase | null = null
     try {
-      const written = await this.#o.writer.writeAt(name, revision, transition.action, CONTROLLER, (route, state) => transitionChange(transition, route, state), fenced)
+      const written = await this.#o.writer.writeAt(name, revision, transition.action, CONTROLLER, (route, state) => {
+        from = readRollout(state?.rollout)?.phase ?? null
+        return transitionChange(transition, route, state)
+      }, fenced)
       if (written === null) return 'stale'
     } catch (err) {
       if (logFailure) this.#o.log.error({ err, route: name, action: transition.action }, 'the rollout controller could not write its decision; it will try again')
@@ -321,38 +338,55 @@ export class RolloutController {
     } finally {
       this.#writing.delete(name)
     }
-    this.#notify(name, transition.state, transition.notify)
+    this.#notify(name, transition, from, this.#o.now())
     return 'written'
   }
 
-  /** Fires the rollout's webhooks of these types; a failure is logged as an event, it changes nothing. */
-  #notify (name: string, rollout: RolloutState, types: readonly WebhookType[]): void {
-    for (const type of types) {
-      for (const hook of rollout.plan.webhooks.filter((h) => h.type === type)) {
-        this.#track(callWebhook(hook, this.#payload(name, rollout, type, hook.metadata)).then(async (r) => {
-          if (r.ok) return
-          await this.#o.events.append({ actor: 'controller', route: name, action: 'rollout.webhook-failed', reason: { webhook: hook.name, type, detail: r.detail } })
-        }).catch((err: unknown) => this.#o.log.error({ err, route: name }, 'could not log a failed webhook')))
+  /**
+   * Queues the notification webhooks of a written transition (retried in the background; a
+   * delivery that finally fails is an event, it changes nothing): its own types, plus `event`
+   * when the phase changed or the rollout reverted. `from`: the phase before the write.
+   */
+  #notify (name: string, transition: Pick<Transition, 'state' | 'notify' | 'action'>, from: Phase | null, at: number): void {
+    const rollout = transition.state
+    const types = new Set(transition.notify)
+    if (from !== rollout.phase || types.has('rollback')) types.add('event')
+    const change: PhaseChange = { previousPhase: from, action: transition.action, at }
+    for (const hook of rollout.plan.webhooks) {
+      if (!types.has(hook.type) || !NOTIFICATIONS.has(hook.type)) continue
+      // The payload is taken now (the weights just written), the signature at each attempt.
+      const payload = this.#body(name, rollout, hook, hook.type === 'event' ? change : undefined)
+      const delivery = randomBytes(8).toString('hex')
+      const failed = async (detail: string, extra: Record<string, unknown>): Promise<void> => {
+        await this.#o.events.append({ actor: 'controller', route: name, action: 'rollout.webhook-failed', reason: { webhook: hook.name, type: hook.type, detail, delivery, ...extra } })
       }
+      this.#notifier.enqueue(`${name} ${hook.name} ${hook.url}`, {
+        send: async () => await callWebhook(hook, payload, { secret: this.#secretOf(name, hook), delivery }),
+        failed: async (r, attempts) => await failed(r.detail, { attempts }),
+        dropped: async (dropped) => await failed(`dropped undelivered: more than ${NOTIFY_RETRY.queueLimit} notifications waited for this webhook`, { dropped }),
+      })
     }
   }
 
-  #payload (name: string, rollout: RolloutState, type: WebhookType, metadata: Record<string, string>): unknown {
-    const weights = this.#o.store.get(name)?.weights
-    return {
-      route: name,
-      type,
-      rollout: rollout.id,
-      strategy: rollout.strategy,
-      phase: rollout.phase,
-      step: rollout.step,
-      weight: rollout.weight,
-      weights: weights === undefined ? null : { stable: weights.stable / 100, canary: weights.canary / 100, green: weights.green / 100 },
-      failures: rollout.failures,
-      reason: rollout.reason,
-      lastCheck: rollout.lastCheck,
-      metadata,
-    }
+  /** A gate or check webhook: asked once, its answer judged. */
+  async #call (name: string, rollout: RolloutState, hook: WebhookPlan): Promise<CallResult> {
+    return await callWebhook(hook, this.#body(name, rollout, hook), { secret: this.#secretOf(name, hook) })
+  }
+
+  #body (name: string, rollout: RolloutState, hook: WebhookPlan, change?: PhaseChange): unknown {
+    const payload = webhookPayload(name, rollout, hook.type, hook.metadata, this.#o.store.get(name)?.weights, change)
+    return hook.format === 'slack' ? slackMessage(payload) : payload
+  }
+
+  /**
+   * A webhook's HMAC key, read from the running config at each call (so a reload rotates it; it
+   * is never in the rollout's persisted plan): the route's configured webhook of that name and
+   * URL, else the top-level webhookSecret; undefined: unsigned.
+   */
+  #secretOf (name: string, hook: WebhookPlan): string | undefined {
+    const config = this.#o.config()
+    const configured = config.routes.find((r) => r.name === name)?.rollout?.webhooks.find((h) => h.name === hook.name && h.url === hook.url)
+    return configured?.secret ?? config.webhookSecret
   }
 
   #track (work: Promise<unknown>): void {

@@ -1,7 +1,9 @@
 // The controller's outbound HTTP: rollout webhooks (POST with a JSON payload, 2xx passes) and the
 // blue/green smoke check (GET through weir's own listener with the override set to green).
-// Every call is bounded by its timeout, reads the answer to the end and never throws.
+// Every call is bounded by its timeout, reads the answer to the end and never throws. A webhook
+// with a secret is signed: X-Weir-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">.
 
+import { createHmac } from 'node:crypto'
 import { Agent, request } from 'undici'
 import type { RouteConfig } from '../config/model.ts'
 import type { WebhookPlan } from '../rollout/policy.ts'
@@ -19,14 +21,34 @@ const DETAIL_BYTES = 200
 // For smoke checks that must not verify the certificate (see smokeCheck).
 const selfAgent = new Agent({ connect: { rejectUnauthorized: false }, keepAliveTimeout: 1000 })
 
-/** POSTs `payload` to the webhook; 2xx passes, anything else (or no answer in time) fails. */
-export async function callWebhook (hook: WebhookPlan, payload: unknown): Promise<CallResult> {
+export const SIGNATURE_HEADER = 'x-weir-signature'
+
+/**
+ * The X-Weir-Signature value of `body` sent at `t` (unix seconds): `t=<t>,v1=<hex>`, the HMAC-SHA256
+ * of `<t>.<body>` keyed with the secret, so a receiver can check both the body and its age.
+ */
+export function webhookSignature (secret: string, body: string, t: number): string {
+  return `t=${t},v1=${createHmac('sha256', secret).update(`${t}.${body}`).digest('hex')}`
+}
+
+export interface WebhookCall {
+  /** The HMAC key; undefined: unsigned. */
+  secret: string | undefined
+  /** Sent as X-Weir-Delivery: the same on every attempt of one notification, for receivers to drop repeats. */
+  delivery?: string
+}
+
+/**
+ * POSTs `payload` as JSON to the webhook, signed afresh (a retry gets a new timestamp); 2xx
+ * passes, anything else (or no answer in time) fails.
+ */
+export async function callWebhook (hook: WebhookPlan, payload: unknown, call: WebhookCall): Promise<CallResult> {
   const what = `webhook ${hook.name} (${hook.type})`
-  return exchange(hook.url, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', 'user-agent': 'weir-controller' },
-    body: JSON.stringify(payload),
-  }, hook.timeoutMs, what)
+  const body = JSON.stringify(payload)
+  const headers: Record<string, string> = { 'content-type': 'application/json', 'user-agent': 'weir-controller' }
+  if (call.secret !== undefined) headers[SIGNATURE_HEADER] = webhookSignature(call.secret, body, Math.floor(Date.now() / 1000))
+  if (call.delivery !== undefined) headers['x-weir-delivery'] = call.delivery
+  return exchange(hook.url, { method: 'POST', headers, body }, hook.timeoutMs, what)
 }
 
 export interface SmokeTarget {

@@ -16,6 +16,8 @@ export interface WebhookPlan {
   url: string
   timeoutMs: number
   metadata: Record<string, string>
+  /** The body's shape (absent in plans persisted before formats existed: json). Never the secret (see secretOf). */
+  format?: 'json' | 'slack'
 }
 
 export interface AnalysisPlan {
@@ -71,7 +73,7 @@ export function planOf (policy: RolloutPolicy): RolloutPlan {
     guard: { ...policy.guard },
     smoke: policy.smoke === undefined ? null : { path: policy.smoke.path, timeoutMs: durationMs(policy.smoke.timeout) },
     watchMs: durationMs(policy.watch),
-    webhooks: policy.webhooks.map((h) => ({ name: h.name, type: h.type, url: h.url, timeoutMs: durationMs(h.timeout), metadata: { ...h.metadata } })),
+    webhooks: policy.webhooks.map((h) => ({ name: h.name, type: h.type, url: h.url, timeoutMs: durationMs(h.timeout), metadata: { ...h.metadata }, format: h.format })),
   }
 }
 
@@ -104,6 +106,8 @@ export function resolvePolicy (configured: RolloutPolicy | undefined, body: unkn
   if (typeof given !== 'object' || given === null || Array.isArray(given)) {
     return { policy: null, problems: [{ path: 'rollout', reason: 'must be a JSON object (a rollout policy; {} for the route\'s own)' }] }
   }
+  const secretProblems = bodySecrets(given)
+  if (secretProblems.length > 0) return { policy: null, problems: secretProblems }
   const merged: Record<string, unknown> = Value.Clone(configured ?? {}) as Record<string, unknown>
   for (const [key, value] of Object.entries(given)) {
     const base = merged[key]
@@ -115,4 +119,17 @@ export function resolvePolicy (configured: RolloutPolicy | undefined, body: unkn
   const policy = withDefaults as RolloutPolicy
   rolloutPolicyProblems(policy, 'rollout', problems)
   return problems.length > 0 ? { policy: null, problems } : { policy, problems: [] }
+}
+
+/**
+ * A webhook's secret comes from the config file only (where `${ENV}` fills it): a request body
+ * would put it in the persisted state, and the admin API never takes nor shows one. A webhook
+ * of the body with the configured one's name and URL is signed with its secret.
+ */
+function bodySecrets (given: object): Problem[] {
+  const webhooks = (given as { webhooks?: unknown }).webhooks
+  if (!Array.isArray(webhooks)) return []
+  return webhooks.flatMap((hook, i) => isPlainObject(hook) && 'secret' in hook
+    ? [{ path: `rollout.webhooks[${i}].secret`, reason: 'is read from the config file only (the route\'s rollout.webhooks or webhookSecret): a webhook of the same name and URL is signed with it' }]
+    : [])
 }

@@ -241,6 +241,21 @@ t.test('a route\'s rollout policy gets its defaults and is checked by the rules 
   t.match(problemsOf({ routes: [{ ...route, rollout: { analysis: { maxErrorRatio: 0.5 } } }] }), ['routes[0].rollout.analysis.maxErrorRatio: expected number to be greater or equal to 1'])
 })
 
+t.test('a notification webhook takes a secret of 16 characters or more and a json or slack format; webhookSecret is the default', async (t) => {
+  const hook = { name: 'tell', type: 'event', url: 'https://hooks.example/x' }
+  const ok = buildConfig({ webhookSecret: 'a-default-secret-0123', routes: [{ ...route, rollout: { webhooks: [{ ...hook, secret: 'a-webhook-secret-0123', format: 'slack' }, { ...hook, name: 'plain' }] } }] })
+  t.ok(ok.ok)
+  if (ok.ok) {
+    t.equal(ok.config.webhookSecret, 'a-default-secret-0123')
+    t.match(ok.config.routes[0]?.rollout?.webhooks, [{ secret: 'a-webhook-secret-0123', format: 'slack' }, { format: 'json' }])
+  }
+  t.same(problemsOf({ webhookSecret: 'short', routes: [{ ...route, rollout: { webhooks: [{ ...hook, secret: 'short', format: 'xml' }] } }] }), [
+    'webhookSecret: expected string length greater or equal to 16',
+    'routes[0].rollout.webhooks[0].secret: expected string length greater or equal to 16',
+    'routes[0].rollout.webhooks[0].format: must be json or slack',
+  ])
+})
+
 t.test('workers: auto is the default and resolves to the CPUs this process may use; a number is 1–256', async (t) => {
   const defaults = buildConfig({ routes: [route] })
   t.ok(defaults.ok && defaults.config.workers === availableParallelism(), 'auto by default')
