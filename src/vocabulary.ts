@@ -44,7 +44,7 @@ export type Strategy = typeof STRATEGIES[number]
 export const ROLLOUT_COMMANDS = ['pause', 'resume', 'promote', 'promote-full', 'abort'] as const
 export type Command = typeof ROLLOUT_COMMANDS[number]
 
-export const WEBHOOK_TYPES = ['pre-rollout', 'rollout', 'confirm-promotion', 'post-rollout', 'rollback', 'event'] as const
+export const WEBHOOK_TYPES = ['pre-rollout', 'rollout', 'confirm-promotion', 'post-rollout', 'rollback', 'event', 'confirm-rollout', 'confirm-traffic-increase'] as const
 export type WebhookType = typeof WEBHOOK_TYPES[number]
 
 /** Outcomes of a sampled shadow copy (label `outcome` of weir_shadow_requests_total). */

@@ -3,7 +3,7 @@
 // "Shapes"). The OpenAPI document (openapi.ts) publishes them with the request bodies' schemas.
 
 import { Type, type TOptional, type TSchema } from '@sinclair/typebox'
-import { AnalysisSchema, RolloutPolicySchema, RouteSchema, ShadowSchema } from '../config/schema.ts'
+import { AnalysisSchema, DurationSchema, RolloutPolicySchema, RouteSchema, RuleSchema, ShadowSchema } from '../config/schema.ts'
 import { MISMATCH_SAMPLE_SIZE } from '../shadow/mismatch-log.ts'
 import {
   MAX_WINDOW_SECONDS, MISMATCH_KINDS, ROLLOUT_PHASES, STRATEGIES, UPSTREAM_NAMES, VERSIONS, WEBHOOK_TYPES,
@@ -95,14 +95,32 @@ const CheckResultSchema = object({
   at: Iso,
   verdict: VerdictSchema,
   checks: Type.Array(CheckOutcomeSchema),
-  gate: Type.Optional(object({ ok: Type.Boolean(), detail: Type.String() })),
+  gate: Type.Optional(object({
+    type: Type.Optional(literals(['confirm-rollout', 'confirm-traffic-increase', 'confirm-promotion'])),
+    ok: Type.Boolean(),
+    detail: Type.String(),
+  })),
 })
+
+const PauseSchema = Type.Union([DurationSchema, Type.Literal(true)], { description: 'As written; true: until resumed.' })
 
 const HistoryEntrySchema = object({ at: Iso, phase: PhaseSchema, step: Type.Integer({ minimum: -1 }), weight: Percent, note: Type.String() })
 
 export const RolloutPlanSchema = object({
   strategy: StrategySchema,
-  steps: Type.Array(Type.Integer({ minimum: 1, maximum: 10_000 }), { description: 'Hundredths of a percent.' }),
+  steps: Type.Array(Type.Union([
+    Type.Integer({ minimum: 1, maximum: 10_000, description: 'A weight in hundredths of a percent.' }),
+    object({ pause: PauseSchema, pauseMs: nullable(Ms) }),
+    object({
+      match: RuleSchema.properties.match,
+      conditions: Type.Array(object({
+        source: literals(['header', 'cookie', 'query']),
+        name: Type.String(),
+        op: literals(['exact', 'prefix', 'regex', 'present']),
+        value: Type.Optional(Type.String()),
+      })),
+    }),
+  ])),
   intervalMs: Ms,
   analysis: object({
     minRequests: Type.Integer(),
@@ -137,6 +155,7 @@ export const RolloutPlanSchema = object({
     metadata: Type.Record(Type.String(), Type.String()),
     format: Type.Optional(literals(['json', 'slack'] as const)),
   })),
+  progressDeadline: Type.Optional(nullable(object({ ms: Ms, text: Type.String(), action: literals(['fail', 'pause']) }))),
 }, 'The plan a rollout runs, in numbers.')
 
 export const FailSafeSchema = object({
@@ -154,14 +173,16 @@ export const RolloutViewSchema = object({
   revision: Count,
   rollout: nullable(object({
     ...RolloutSummarySchema.properties,
-    steps: Type.Array(Percent),
+    steps: Type.Array(Type.Union([Percent, object({ pause: PauseSchema }), object({ match: RuleSchema.properties.match })]),
+      { description: 'Weights in percent, pause steps, match-rule steps (as written).' }),
     failures: Count,
     failureThreshold: Type.Integer({ minimum: 1 }),
     startedAt: Iso,
     startedBy: Type.String(),
     nextCheckAt: nullable(Iso),
     watchUntil: nullable(Iso),
-    waitingFor: nullable(Type.String()),
+    waitingFor: nullable(Type.String({ description: 'A gate (confirm-rollout, confirm-traffic-increase, confirm-promotion) or pause (a pause step).' })),
+    pauseUntil: nullable(Iso),
     finishedAt: nullable(Iso),
     lastCheck: nullable(CheckResultSchema),
     history: Type.Array(HistoryEntrySchema, { maxItems: 100 }),

@@ -7,12 +7,11 @@ import { availableParallelism, hostname } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { Value } from '@sinclair/typebox/value'
 import type { Problem } from '../errors.ts'
-import { regexProblem } from '../linear-regexp.ts'
 import { parseJsonPath } from '../shadow/json-path.ts'
 import type { UpstreamName, Version } from '../vocabulary.ts'
-import type { AdminToken, Config, EtcdSettings, MatchRule, RouteConfig, RuleCondition, ShadowConfig, WeightsBp } from './model.ts'
+import type { AdminToken, Config, EtcdSettings, MatchRule, RouteConfig, ShadowConfig, WeightsBp } from './model.ts'
 import { rolloutPolicyProblems } from './rollout-policy-rules.ts'
-import { buildTrustedProxies, checkUpstreamUrl, checkWeights, hasAtMostTwoDecimals, isLoopbackHost, TWO_DECIMALS } from './rules.ts'
+import { buildTrustedProxies, checkUpstreamUrl, checkWeights, hasAtMostTwoDecimals, isLoopbackHost, ruleConditions, TWO_DECIMALS } from './rules.ts'
 import { UpstreamsSchema, WeightsSchema, type ConfigInput, type RouteInput, type RuleInput, type ShadowInput, type Weights } from './schema.ts'
 import { byteSize, durationMs } from './units.ts'
 
@@ -286,24 +285,7 @@ function checkReadable (file: string, path: string, problems: Problem[]): void {
 export function normalizeRules (input: readonly RuleInput[], upstreams: Partial<Record<UpstreamName, string[]>>, path: string, problems: Problem[]): MatchRule[] {
   return input.map((rule, i) => {
     const at = `${path}[${i}]`
-    const conditions: RuleCondition[] = []
-    for (const source of ['header', 'cookie', 'query'] as const) {
-      const given = rule.match[source]
-      if (given === undefined) continue
-      const tests = (['exact', 'prefix', 'regex', 'present'] as const).filter((op) => given[op] !== undefined)
-      if (tests.length !== 1) {
-        problems.push({ path: `${at}.match.${source}`, reason: 'must have exactly one of exact, prefix, regex or present' })
-        continue
-      }
-      const op = tests[0] as RuleCondition['op']
-      if (op === 'regex') {
-        const problem = regexProblem(given.regex as string)
-        if (problem !== null) problems.push({ path: `${at}.match.${source}.regex`, reason: problem })
-      }
-      const name = source === 'header' ? given.name.toLowerCase() : given.name
-      conditions.push(op === 'present' ? { source, name, op } : { source, name, op, value: given[op] as string })
-    }
-    if (conditions.length === 0 && Object.keys(rule.match).length === 0) problems.push({ path: `${at}.match`, reason: 'must have a header, cookie or query condition' })
+    const conditions = ruleConditions(rule.match, `${at}.match`, problems)
     if (upstreams[rule.version] === undefined) problems.push({ path: `${at}.version`, reason: `version ${rule.version} has no upstream` })
     return { conditions, version: rule.version }
   })

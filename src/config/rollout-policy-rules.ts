@@ -1,11 +1,12 @@
-// The rules of a rollout policy the schema cannot express: increasing steps of at most two
-// decimals, intervals of at least a second, unique webhook and metric names, URLs without
+// The rules of a rollout policy the schema cannot express: increasing weight steps of at most two
+// decimals, match steps checked as a route rule's match, pause and match steps only in canary
+// rollouts, intervals of at least a second, unique webhook and metric names, URLs without
 // credentials, metric queries with known template variables, ranges with min ≤ max. Shared by
 // the config file's `rollout` and POST .../rollout.
 
 import type { Problem } from '../errors.ts'
 import { unknownQueryVariables, QUERY_VARIABLES } from './query-template.ts'
-import { hasAtMostTwoDecimals, TWO_DECIMALS } from './rules.ts'
+import { hasAtMostTwoDecimals, ruleConditions, TWO_DECIMALS } from './rules.ts'
 import type { RolloutPolicy } from './schema.ts'
 import { durationMs } from './units.ts'
 
@@ -14,11 +15,28 @@ const MIN_INTERVAL_MS = 1000
 
 /** The rules of a schema-valid policy the schema cannot express; appends one problem per broken rule. */
 export function rolloutPolicyProblems (policy: RolloutPolicy, path: string, problems: Problem[]): void {
+  let before: { at: number; weight: number } | undefined
   policy.steps.forEach((step, i) => {
-    if (!hasAtMostTwoDecimals(step)) problems.push({ path: `${path}.steps[${i}]`, reason: TWO_DECIMALS })
-    const before = policy.steps[i - 1]
-    if (before !== undefined && step <= before) problems.push({ path: `${path}.steps[${i}]`, reason: `must be greater than the step before it (${before})` })
+    const at = `${path}.steps[${i}]`
+    if (typeof step !== 'number') {
+      if (policy.strategy === 'bluegreen') {
+        problems.push({ path: at, reason: 'a blue/green rollout switches at once: pause and match steps are for canary rollouts (use watch, or POST .../rollout/pause)' })
+      } else if ('match' in step) {
+        ruleConditions(step.match, `${at}.match`, problems)
+      } else if (step.pause !== true && durationMs(step.pause) < MIN_INTERVAL_MS) {
+        problems.push({ path: `${at}.pause`, reason: 'must be at least 1s, or true (until resumed)' })
+      }
+      return
+    }
+    if (!hasAtMostTwoDecimals(step)) problems.push({ path: at, reason: TWO_DECIMALS })
+    if (before !== undefined && step <= before.weight) {
+      problems.push({ path: at, reason: `must be greater than the ${before.at === i - 1 ? '' : 'weight '}step before it (${before.weight})` })
+    }
+    before = { at: i, weight: step }
   })
+  if (policy.progressDeadline !== undefined && durationMs(policy.progressDeadline) < MIN_INTERVAL_MS) {
+    problems.push({ path: `${path}.progressDeadline`, reason: 'must be at least 1s' })
+  }
   if (durationMs(policy.interval) < MIN_INTERVAL_MS) problems.push({ path: `${path}.interval`, reason: 'must be at least 1s (stats are kept per second)' })
   if (durationMs(policy.watch) < MIN_INTERVAL_MS) problems.push({ path: `${path}.watch`, reason: 'must be at least 1s' })
   if (policy.smoke !== undefined && durationMs(policy.smoke.timeout) === 0) problems.push({ path: `${path}.smoke.timeout`, reason: 'must be more than 0' })

@@ -3,8 +3,10 @@
 
 import { BlockList, isIP } from 'node:net'
 import type { Problem } from '../errors.ts'
+import { regexProblem } from '../linear-regexp.ts'
 import { VERSIONS, type Version } from '../vocabulary.ts'
-import type { WeightsBp } from './model.ts'
+import type { RuleCondition, WeightsBp } from './model.ts'
+import type { RuleInput } from './schema.ts'
 
 /** The reason given for a percent with more than two decimals. */
 export const TWO_DECIMALS = 'must have at most two decimals'
@@ -90,4 +92,30 @@ export function buildTrustedProxies (entries: readonly string[], path: string): 
 export function isLoopbackHost (host: string): boolean {
   // isIP, so that a name like 127.example.com (which DNS may point anywhere) is not taken for one.
   return host === 'localhost' || host === '::1' || host === '::ffff:127.0.0.1' || (isIP(host) === 4 && host.startsWith('127.'))
+}
+
+/**
+ * The conditions of a match (a route rule's `match`, or a rollout's match-rule step), checked:
+ * exactly one test per source, a regular expression that runs in linear time, at least one source.
+ */
+export function ruleConditions (match: RuleInput['match'], at: string, problems: Problem[]): RuleCondition[] {
+  const conditions: RuleCondition[] = []
+  for (const source of ['header', 'cookie', 'query'] as const) {
+    const given = match[source]
+    if (given === undefined) continue
+    const tests = (['exact', 'prefix', 'regex', 'present'] as const).filter((op) => given[op] !== undefined)
+    if (tests.length !== 1) {
+      problems.push({ path: `${at}.${source}`, reason: 'must have exactly one of exact, prefix, regex or present' })
+      continue
+    }
+    const op = tests[0] as RuleCondition['op']
+    if (op === 'regex') {
+      const problem = regexProblem(given.regex as string)
+      if (problem !== null) problems.push({ path: `${at}.${source}.regex`, reason: problem })
+    }
+    const name = source === 'header' ? given.name.toLowerCase() : given.name
+    conditions.push(op === 'present' ? { source, name, op } : { source, name, op, value: given[op] as string })
+  }
+  if (conditions.length === 0 && Object.keys(match).length === 0) problems.push({ path: at, reason: 'must have a header, cookie or query condition' })
+  return conditions
 }

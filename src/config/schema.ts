@@ -170,11 +170,19 @@ export const WebhookSchema = Type.Object({
 
 export const RolloutPolicySchema = Type.Object({
   strategy: Type.Union(STRATEGIES.map((s) => Type.Literal(s)), { default: 'canary' }),
-  steps: Type.Array(Type.Number({ exclusiveMinimum: 0, maximum: 100 }), {
+  steps: Type.Array(Type.Union([
+    Type.Number({ exclusiveMinimum: 0, maximum: 100, description: 'The canary\'s weight in percent.' }),
+    Type.Object({
+      pause: Type.Union([DurationSchema, Type.Literal(true)], { description: 'Wait this long, then take the next step; true: until POST .../rollout/resume.' }),
+    }, { additionalProperties: false }),
+    Type.Object({
+      match: RuleSchema.properties.match,
+    }, { additionalProperties: false, description: 'Only requests that match reach the canary (its weight stays as it was) until the next weight step.' }),
+  ], { errorMessage: 'must be a weight in percent (0 < w ≤ 100), { pause: DURATION | true } or { match: { header | cookie | query: … } }' }), {
     minItems: 1,
     maxItems: 100,
     default: [1, 5, 10, 25, 50, 100],
-    description: 'Canary weights in percent, increasing; after the last one passes, the canary is promoted.',
+    description: 'Canary steps: weights in percent, increasing, pauses and match-rule steps; after the last one passes, the canary is promoted.',
   }),
   interval: withDefault(DurationSchema, '30s'),
   analysis: AnalysisSchema,
@@ -188,6 +196,8 @@ export const RolloutPolicySchema = Type.Object({
   }, { additionalProperties: false })),
   watch: withDefault(DurationSchema, '1m'),
   webhooks: Type.Array(WebhookSchema, { default: [], maxItems: 32 }),
+  progressDeadline: Type.Optional(DurationSchema),
+  onProgressDeadline: Type.Union([Type.Literal('fail'), Type.Literal('pause')], { default: 'fail', description: 'What a passed progressDeadline does: fail (revert) or pause the rollout.' }),
 }, { additionalProperties: false, description: 'Default policy for POST /api/v1/routes/:route/rollout.' })
 
 export const RouteSchema = Type.Object({

@@ -10,7 +10,7 @@ import { analyze, judgeMetric, overall, type CheckOutcome } from '../rollout/ana
 import { guardVerdict, keepGuardWindow, type GuardSample } from '../rollout/guard.ts'
 import { commandChange, rollbackChange, startChange, transitionChange } from '../rollout/rollout-changes.ts'
 import { readRollout, rolloutView, type FailSafeView, type RolloutView } from '../rollout/rollout-view.ts'
-import { advance, checkCanPromote, isCheckDue, targetOf, type RolloutState, type Transition } from '../rollout/step.ts'
+import { advance, asksConfirmRollout, gateOnAdvance, isCheckDue, isTickDue, targetOf, tickGate, type GateAnswer, type GateType, type RolloutState, type Transition } from '../rollout/step.ts'
 import type { EventLog } from '../state/event-log.ts'
 import { liveRoute, percentOf } from '../state/live-routes.ts'
 import type { Caller, RouteWriter, Written, WriteOptions } from '../state/route-writer.ts'
@@ -199,8 +199,17 @@ export class RolloutController {
         this.#track(this.#writeRevert(route.name, state.revision, rollout, hold, now))
       } else if (!leads) {
         continue
-      } else if (rollout.phase === 'promoting') {
-        this.#track(this.#apply(route.name, state.revision, advance(rollout, { kind: 'tick', now })))
+      } else if (isTickDue(rollout, now)) {
+        if (this.#checking.has(route.name)) continue
+        const gate = tickGate(rollout, now)
+        if (gate === null) this.#track(this.#apply(route.name, state.revision, advance(rollout, { kind: 'tick', now })))
+        else {
+          // A timed pause step ended into a move that needs a gate: asked like a check's.
+          this.#checking.add(route.name)
+          this.#track(this.#askGate(route.name, rollout, gate)
+            .then((answer) => this.#apply(route.name, state.revision, advance(rollout, { kind: 'tick', now, gate: answer })))
+            .finally(() => this.#checking.delete(route.name)))
+        }
       } else if (isCheckDue(rollout, now) && !this.#checking.has(route.name)) {
         this.#checking.add(route.name)
         this.#track(this.#check(route, state.revision, rollout, now).finally(() => this.#checking.delete(route.name)))
@@ -258,6 +267,14 @@ export class RolloutController {
   async #check (route: RouteConfig, revision: number, rollout: RolloutState, now: number): Promise<void> {
     const checks: CheckOutcome[] = []
     const hooks = (type: WebhookType) => rollout.plan.webhooks.filter((h) => h.type === type)
+    if (asksConfirmRollout(rollout)) {
+      // Before anything else of the first step: a refusal holds the rollout at its start.
+      const confirmed = await this.#askGate(route.name, rollout, 'confirm-rollout')
+      if (!confirmed.ok) {
+        await this.#apply(route.name, revision, advance(rollout, { kind: 'check', now, result: { at: now, verdict: 'pass', checks: [], gate: confirmed } }))
+        return
+      }
+    }
     const ask = async (type: WebhookType): Promise<void> => {
       const results = await Promise.all(hooks(type).map(async (h) => [h.name, await this.#call(route.name, rollout, h)] as const))
       for (const [hookName, r] of results) checks.push(outcome(`webhook:${hookName}`, r))
@@ -276,14 +293,18 @@ export class RolloutController {
       checks.push(...await this.#analysis(route.name, rollout, now))
       await ask('rollout')
     }
-    let gate: { ok: boolean; detail: string } | undefined
-    if (overall(checks) === 'pass' && checkCanPromote(rollout, now)) {
-      const answers = await Promise.all(hooks('confirm-promotion').map(async (h) => await this.#call(route.name, rollout, h)))
-      const refused = answers.find((a) => !a.ok)
-      gate = refused === undefined ? { ok: true, detail: answers.map((a) => a.detail).join('; ') } : { ok: false, detail: refused.detail }
-    }
+    const needed = overall(checks) === 'pass' ? gateOnAdvance(rollout, now) : null
+    const gate = needed === null ? undefined : await this.#askGate(route.name, rollout, needed)
     const result = { at: now, verdict: overall(checks), checks, ...(gate === undefined ? {} : { gate }) }
     await this.#apply(route.name, revision, advance(rollout, { kind: 'check', now, result }))
+  }
+
+  /** Asks every webhook of a gate: it agrees when all answer 2xx; else the first refusal. */
+  async #askGate (name: string, rollout: RolloutState, type: GateType): Promise<GateAnswer> {
+    const hooks = rollout.plan.webhooks.filter((h) => h.type === type)
+    const answers = await Promise.all(hooks.map(async (h) => await this.#call(name, rollout, h)))
+    const refused = answers.find((a) => !a.ok)
+    return refused === undefined ? { type, ok: true, detail: answers.map((a) => a.detail).join('; ') } : { type, ok: false, detail: refused.detail }
   }
 
   /** Canary (or green) against stable over the check window; only absolute limits while stable has no weight. */

@@ -58,6 +58,8 @@ const HEADLINES: Record<WebhookType, string> = {
   'pre-rollout': 'asks its pre-rollout check',
   rollout: 'asks its step check',
   'confirm-promotion': 'asks to promote',
+  'confirm-rollout': 'asks to start',
+  'confirm-traffic-increase': 'asks to raise the canary\'s weight',
   'post-rollout': 'finished',
   rollback: 'was reverted',
   event: 'changed phase',

@@ -24,7 +24,7 @@ export function keepGuardWindow (samples: GuardSample[], sample: GuardSample): v
 /** Whether the guard trips over `samples` (oldest first, the newest taken now); null when it holds. */
 export function guardVerdict (rollout: RolloutState, samples: readonly GuardSample[], totals: GuardTotals, now: number): CheckOutcome | null {
   const oldest = samples[0]
-  if (oldest === undefined || samples.length < 2 || rollout.weight === 0 || rollout.phase === 'promoting') return null
+  if (oldest === undefined || samples.length < 2 || (rollout.weight === 0 && (rollout.match ?? null) === null) || rollout.phase === 'promoting') return null
   const target = targetOf(rollout)
   const requests = totals.requests - oldest.requests
   const errors = totals.errors - oldest.errors

@@ -3,8 +3,10 @@
 // the schema, and the rules the schema cannot express.
 
 import { Value } from '@sinclair/typebox/value'
+import type { RuleCondition } from '../config/model.ts'
 import { rolloutPolicyProblems } from '../config/rollout-policy-rules.ts'
-import { RolloutPolicySchema, type RolloutPolicy } from '../config/schema.ts'
+import { ruleConditions } from '../config/rules.ts'
+import { RolloutPolicySchema, type RolloutPolicy, type RuleInput } from '../config/schema.ts'
 import { durationMs } from '../config/units.ts'
 import type { Problem } from '../errors.ts'
 import { isPlainObject } from '../is-plain-object.ts'
@@ -50,30 +52,53 @@ export interface MetricPlan {
   thresholdRange: { min?: number; max?: number }
 }
 
+/**
+ * A canary step as planned: a weight in basis points; a pause (`pauseMs` null: until resumed;
+ * `pause` as written, for the API); or a match-rule step (its conditions, and `match` as written).
+ * Rollouts persisted before pause and match steps existed have weights only.
+ */
+export type PlanStep =
+  | number
+  | { pause: string | number | true; pauseMs: number | null }
+  | { match: RuleInput['match']; conditions: RuleCondition[] }
+
+export interface ProgressDeadlinePlan {
+  ms: number
+  /** As written (`30s`), for reasons and the API. */
+  text: string
+  /** What passing it does. */
+  action: 'fail' | 'pause'
+}
+
 /** A complete, checked policy: what a rollout runs and keeps in its persisted state. */
 export interface RolloutPlan {
   strategy: Strategy
-  /** Canary weights in basis points, increasing. */
-  steps: number[]
+  /** Canary steps; the weight steps increase. */
+  steps: PlanStep[]
   intervalMs: number
   analysis: AnalysisPlan
   guard: { maxErrorRate: number; minRequests: number }
   smoke: { path: string; timeoutMs: number } | null
   watchMs: number
   webhooks: WebhookPlan[]
+  /** Absent in rollouts persisted before it existed: none. */
+  progressDeadline?: ProgressDeadlinePlan | null
 }
 
 /** The plan of a valid policy (see rolloutPolicyProblems). */
 export function planOf (policy: RolloutPolicy): RolloutPlan {
   return {
     strategy: policy.strategy,
-    steps: policy.steps.map((s) => Math.round(s * 100)),
+    steps: policy.steps.map(planStep),
     intervalMs: durationMs(policy.interval),
     analysis: analysisPlanOf(policy.analysis),
     guard: { ...policy.guard },
     smoke: policy.smoke === undefined ? null : { path: policy.smoke.path, timeoutMs: durationMs(policy.smoke.timeout) },
     watchMs: durationMs(policy.watch),
     webhooks: policy.webhooks.map((h) => ({ name: h.name, type: h.type, url: h.url, timeoutMs: durationMs(h.timeout), metadata: { ...h.metadata }, format: h.format })),
+    progressDeadline: policy.progressDeadline === undefined
+      ? null
+      : { ms: durationMs(policy.progressDeadline), text: durationText(policy.progressDeadline), action: policy.onProgressDeadline },
   }
 }
 
@@ -91,6 +116,29 @@ function analysisPlanOf ({ prometheus, metrics, ...limits }: RolloutPolicy['anal
         },
     metrics: metrics.map((m) => ({ name: m.name, query: m.query, thresholdRange: { ...m.thresholdRange } })),
   }
+}
+
+function planStep (step: RolloutPolicy['steps'][number]): PlanStep {
+  if (typeof step === 'number') return Math.round(step * 100)
+  if ('pause' in step) return { pause: step.pause, pauseMs: step.pause === true ? null : durationMs(step.pause) }
+  return { match: step.match, conditions: ruleConditions(step.match, 'match', []) }
+}
+
+/** A duration as the operator reads it: `30s` stays `30s`, a number of milliseconds gets `ms`. */
+function durationText (d: string | number): string {
+  return typeof d === 'number' ? `${d}ms` : d
+}
+
+/** A step's weight in basis points, or null for a pause or match step. */
+export function stepWeightBp (step: PlanStep | undefined): number | null {
+  return typeof step === 'number' ? step : null
+}
+
+/** A step as GET .../rollout shows it: a weight in percent, `{ pause: "5m" }`, `{ pause: true }` or `{ match: … }`. */
+export function stepView (step: PlanStep): number | { pause: string | number | true } | { match: RuleInput['match'] } {
+  if (typeof step === 'number') return step / 100
+  if ('pause' in step) return { pause: step.pause }
+  return { match: step.match }
 }
 
 /** Keys whose objects merge field by field; any other given key replaces the route's value whole. */

@@ -2,6 +2,7 @@
 // by the admin API: the summary in a route, the full view of GET .../rollout.
 
 import { ROLLOUT_PHASES, STRATEGIES, type Phase, type Strategy, type Version } from '../vocabulary.ts'
+import { stepView } from './policy.ts'
 import type { CheckResult, HistoryEntry, RolloutState } from './step.ts'
 
 /**
@@ -57,7 +58,7 @@ export interface RolloutView {
   /** The route's revision (also the ETag). */
   revision: number
   rollout: null | (RolloutSummary & {
-    steps: number[]
+    steps: ReturnType<typeof stepView>[]
     failures: number
     failureThreshold: number
     startedAt: string
@@ -65,6 +66,8 @@ export interface RolloutView {
     nextCheckAt: string | null
     watchUntil: string | null
     waitingFor: string | null
+    /** A timed pause step: when it ends. */
+    pauseUntil: string | null
     finishedAt: string | null
     lastCheck: (Omit<CheckResult, 'at'> & { at: string }) | null
     history: (Omit<HistoryEntry, 'at'> & { at: string })[]
@@ -83,7 +86,7 @@ export function rolloutView (route: string, state: RolloutState | null, weights:
     revision,
     rollout: {
       ...(rolloutSummary(state) as RolloutSummary),
-      steps: state.plan.steps.map((s) => s / 100),
+      steps: state.plan.steps.map(stepView),
       failures: state.failures,
       failureThreshold: state.plan.analysis.failureThreshold,
       startedAt: iso(state.startedAt) as string,
@@ -91,6 +94,7 @@ export function rolloutView (route: string, state: RolloutState | null, weights:
       nextCheckAt: running ? iso(state.nextCheckAt) : null,
       watchUntil: iso(state.watchUntil),
       waitingFor: state.waitingFor,
+      pauseUntil: iso(state.pauseUntil ?? null),
       finishedAt: iso(state.finishedAt),
       lastCheck: state.lastCheck === null ? null : { ...state.lastCheck, at: iso(state.lastCheck.at) as string },
       history: state.history.map((h) => ({ ...h, at: iso(h.at) as string })),

@@ -9,7 +9,7 @@
 // wins again (written to the state by actor `config`).
 
 import { isDeepStrictEqual } from 'node:util'
-import type { Config, RouteConfig, ShadowConfig, WeightsBp } from '../config/model.ts'
+import type { Config, RouteConfig, RuleCondition, ShadowConfig, WeightsBp } from '../config/model.ts'
 import { normalizeShadow } from '../config/normalize.ts'
 import type { ShadowInput } from '../config/schema.ts'
 import { WeirError, type Problem } from '../errors.ts'
@@ -83,9 +83,13 @@ export function liveConfig (config: Config, states: ReadonlyMap<string, RouteSta
 export function liveSnapshot (config: Config, states: ReadonlyMap<string, RouteState>, cookieSecret: string,
   heldWeights: ReadonlyMap<string, Readonly<WeightsBp>> = new Map()): DataPathSnapshot {
   const serving = (route: RouteConfig): RouteConfig => {
-    const live = liveRoute(route, states.get(route.name))
+    const state = states.get(route.name)
+    const live = liveRoute(route, state)
     const held = heldWeights.get(route.name)
-    return held === undefined ? live : { ...live, weights: { ...held } }
+    if (held !== undefined) return { ...live, weights: { ...held } }
+    const match = rolloutMatch(state?.rollout)
+    // A rollout's match-rule step: before the route's own rules, matching requests go to the canary.
+    return match === null || live.upstreams.canary === undefined ? live : { ...live, rules: [{ conditions: match, version: 'canary' }, ...live.rules] }
   }
   return Object.freeze({
     routes: Object.freeze(config.routes.map(serving)),
@@ -100,6 +104,13 @@ export function liveSnapshot (config: Config, states: ReadonlyMap<string, RouteS
       clientIdleTimeoutMs: config.clientIdleTimeoutMs,
     },
   })
+}
+
+/** The conditions of an active rollout's match-rule step (rollout/step.ts RolloutState.match), or null. */
+export function rolloutMatch (rollout: unknown): RuleCondition[] | null {
+  if (!isActiveRollout(rollout)) return null
+  const match = (rollout as { match?: unknown }).match
+  return Array.isArray(match) && match.length > 0 ? match as RuleCondition[] : null
 }
 
 /** Basis points to the percent the API and events show. */

@@ -25,6 +25,8 @@ export interface TrafficOptions {
   maxMs?: number
   path?: string
   headers?: Record<string, string>
+  /** A header that carries each request's send time (epoch ms), for upstreams to tell when it left. */
+  sentAtHeader?: string
 }
 
 export function startTraffic (url: string, options: TrafficOptions = {}): Traffic {
@@ -39,7 +41,11 @@ export function startTraffic (url: string, options: TrafficOptions = {}): Traffi
   const one = (): Promise<void> => new Promise((resolve) => {
     const req = request(url + (options.path ?? '/'), {
       agent,
-      headers: { 'x-user-id': `u${Math.random().toString(36).slice(2)}`, ...options.headers },
+      headers: {
+        'x-user-id': `u${Math.random().toString(36).slice(2)}`,
+        ...options.headers,
+        ...(options.sentAtHeader === undefined ? {} : { [options.sentAtHeader]: String(Date.now()) }),
+      },
     }, (res) => {
       res.resume()
       res.on('end', () => {

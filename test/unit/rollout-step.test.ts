@@ -4,7 +4,8 @@
 import t from 'tap'
 import type { CheckOutcome } from '../../src/rollout/analysis.ts'
 import type { RolloutPlan } from '../../src/rollout/policy.ts'
-import { advance, isCheckDue, start, type CheckResult, type RolloutState, type Transition } from '../../src/rollout/step.ts'
+import { readRollout } from '../../src/rollout/rollout-view.ts'
+import { advance, gateOnAdvance, isCheckDue, isTickDue, start, tickGate, type CheckResult, type RolloutState, type Transition } from '../../src/rollout/step.ts'
 
 const T0 = 1_700_000_000_300 // 300 ms into a clock second
 
@@ -185,4 +186,88 @@ t.test('after a restart the rollout stays at its step with a fresh window', asyn
   t.same(tr.effect, { kind: 'none' })
   t.match(tr.state, { step: 1, weight: 50, windowStart: Math.floor(later / 1000) * 1000, nextCheckAt: later + 1000 })
   t.equal(advance({ ...s, phase: 'failed' }, { kind: 'restart', now: later }).action, 'none', 'an ended rollout is left alone')
+})
+
+const hook = (type: RolloutPlan['webhooks'][number]['type']): RolloutPlan['webhooks'][number] => ({ name: type, type, url: 'http://x/', timeoutMs: 1000, metadata: {} })
+const BETA = [{ source: 'header' as const, name: 'x-beta', op: 'exact' as const, value: 'yes' }]
+const matchStep = { match: { header: { name: 'x-beta', exact: 'yes' } }, conditions: BETA }
+
+t.test('a match step keeps the weight and sets the match; the next weight step clears it; the guard watches it at weight 0', async (t) => {
+  const s = started(plan({ steps: [matchStep, 2000] }))
+  t.match(s, { phase: 'progressing', step: 0, weight: 0, match: BETA })
+  const guarded = advance(s, { kind: 'guard', now: T0 + 100, tripped: check('fail', 'guard') })
+  t.equal(guarded.action, 'rollout.failed', 'the guard judges the matched traffic')
+  t.equal(guarded.state.match, null, 'a failed rollout drops the match')
+  const next = checked(s, s.nextCheckAt, check('pass'))
+  t.match(next.state, { step: 1, weight: 20, match: null })
+})
+
+t.test('a timed pause step: paused at its weight, ends on a tick into the next step; the pause does not count toward progressDeadline', async (t) => {
+  const deadline = { ms: 1500, text: '1500ms', action: 'fail' as const }
+  let s = started(plan({ steps: [1000, { pause: '5s', pauseMs: 5000 }, 5000], progressDeadline: deadline }))
+  s = checked(s, s.nextCheckAt, check('pass')).state
+  t.match(s, { phase: 'paused', step: 1, weight: 10, waitingFor: 'pause', pauseUntil: T0 + 1000 + 5000 })
+  t.notOk(isTickDue(s, T0 + 5999), 'neither the pause nor the deadline is due during the pause')
+  t.ok(isTickDue(s, T0 + 6000))
+  t.equal(tickGate(s, T0 + 6000), null)
+  const ended = advance(s, { kind: 'tick', now: T0 + 6000 })
+  t.equal(ended.action, 'rollout.step')
+  t.match(ended.state, { phase: 'progressing', step: 2, weight: 50, pauseUntil: null, waitingFor: null, progressAt: T0 + 6000 })
+  t.same(ended.effect, { kind: 'weights', weights: { stable: 5000, canary: 5000, green: 0 } })
+  // Holding for data is no progress: the deadline fails it.
+  const held = checked(ended.state, ended.state.nextCheckAt, check('hold', 'requests')).state
+  t.notOk(isTickDue(held, T0 + 7499))
+  const failed = advance(held, { kind: 'tick', now: T0 + 7500 })
+  t.equal(failed.action, 'rollout.failed')
+  t.match(failed.state.reason, /^progress deadline 1500ms passed: holding: requests: requests hold$/)
+  t.same(failed.effect, { kind: 'weights', weights: STABLE_ONLY })
+})
+
+t.test('a pause step until resumed: no tick ends it; resume takes the next step; onProgressDeadline pause pauses', async (t) => {
+  const s = started(plan({ steps: [{ pause: true, pauseMs: null }, 5000] }))
+  t.match(s, { phase: 'paused', step: 0, waitingFor: 'pause', pauseUntil: null })
+  t.notOk(isTickDue(s, T0 + 3_600_000))
+  const resumed = advance(s, { kind: 'command', now: T0 + 10, command: 'resume', actor: 'ops' })
+  t.match(resumed.state, { phase: 'progressing', step: 1, weight: 50 })
+  t.equal(resumed.action, 'rollout.resumed')
+  const p = started(plan({ progressDeadline: { ms: 1000, text: '1s', action: 'pause' } }))
+  const paused = advance(p, { kind: 'tick', now: T0 + 1000 })
+  t.match(paused.state, { phase: 'paused', pausedFrom: 'progressing', weight: 10 })
+  t.equal(paused.action, 'rollout.paused')
+  t.notOk(isTickDue(paused.state, T0 + 100_000), 'a rollout the deadline paused stays paused')
+})
+
+t.test('confirm-rollout holds at the start; confirm-traffic-increase before each increase, also when a pause ends', async (t) => {
+  const p = plan({ steps: [1000, { pause: '1s', pauseMs: 1000 }, 5000], webhooks: [hook('confirm-rollout'), hook('confirm-traffic-increase')] })
+  let s = started(p)
+  t.match(s, { step: -1, weight: 0 })
+  const refused = advance(s, { kind: 'check', now: T0, result: { at: T0, verdict: 'pass', checks: [], gate: { type: 'confirm-rollout', ok: false, detail: 'no' } } })
+  t.match(refused.state, { step: -1, waitingFor: 'confirm-rollout', reason: 'waiting for confirm-rollout: no' })
+  t.same(refused.effect, { kind: 'none' })
+  t.equal(gateOnAdvance(s, T0), 'confirm-traffic-increase')
+  const noIncrease = advance(s, { kind: 'check', now: T0, result: { at: T0, verdict: 'pass', checks: [], gate: { type: 'confirm-traffic-increase', ok: false, detail: '403' } } })
+  t.match(noIncrease.state, { step: -1, waitingFor: 'confirm-traffic-increase' })
+  s = advance(s, { kind: 'check', now: T0, result: { at: T0, verdict: 'pass', checks: [], gate: { type: 'confirm-traffic-increase', ok: true, detail: 'ok' } } }).state
+  t.match(s, { step: 0, weight: 10, waitingFor: null })
+  t.equal(gateOnAdvance(s, s.nextCheckAt), null, 'a pause is no increase')
+  s = checked(s, s.nextCheckAt, check('pass')).state
+  t.match(s, { phase: 'paused', step: 1 })
+  const end = s.pauseUntil as number
+  t.equal(tickGate(s, end), 'confirm-traffic-increase')
+  const holding = advance(s, { kind: 'tick', now: end, gate: { type: 'confirm-traffic-increase', ok: false, detail: '403' } })
+  t.match(holding.state, { phase: 'paused', step: 1, waitingFor: 'confirm-traffic-increase', nextCheckAt: end + 1000 })
+  t.notOk(isTickDue(holding.state, end + 999), 'asked again an interval later')
+  const on = advance(holding.state, { kind: 'tick', now: end + 1000, gate: { type: 'confirm-traffic-increase', ok: true, detail: 'ok' } })
+  t.match(on.state, { phase: 'progressing', step: 2, weight: 50 })
+})
+
+t.test('a rollout persisted before pause and match steps (no pauseUntil, match, progressAt, progressDeadline) reads and advances', async (t) => {
+  const { pauseUntil: _p, match: _m, progressAt: _a, ...old } = started()
+  const { progressDeadline: _d, ...oldPlan } = old.plan
+  const s = readRollout(JSON.parse(JSON.stringify({ ...old, plan: oldPlan }))) as RolloutState
+  t.ok(s !== null)
+  t.notOk(isTickDue(s, T0 + 3_600_000), 'no deadline, no pause')
+  const next = checked(s, s.nextCheckAt, check('pass'))
+  t.match(next.state, { step: 1, weight: 50, match: null })
+  t.equal(advance(s, { kind: 'guard', now: T0 + 100, tripped: check('fail', 'guard') }).action, 'rollout.failed')
 })
