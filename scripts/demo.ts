@@ -90,7 +90,7 @@ function banner (url: string, adminUrl: string, route: RouteConfig, live: RouteC
       `  curl -s -H '${route.userIdHeader}: alice' ${url}/`)
   }
   if (route.override !== false && route.override.header !== undefined) {
-    const secret = route.override.secret === undefined ? '' : ` -H 'x-weir-override-secret: <the route\'s override.secret>'`
+    const secret = route.override.secret === undefined ? '' : ' -H "x-weir-override-secret: $OVERRIDE_SECRET"'
     const from = route.override.from === undefined ? '' : ` (only from ${route.override.from.join(', ')})`
     lines.push(`  # the override header reaches green even at weight 0${from}`,
       `  curl -s -H '${route.override.header}: green'${secret} ${url}/`)
