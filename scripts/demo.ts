@@ -90,8 +90,12 @@ function banner (url: string, adminUrl: string, route: RouteConfig, live: RouteC
       `  curl -s -H '${route.userIdHeader}: alice' ${url}/`)
   }
   if (route.override !== false && route.override.header !== undefined) {
-    lines.push('  # the override header reaches green even at weight 0',
-      `  curl -s -H '${route.override.header}: green' ${url}/`)
+    const secret = route.override.secret === undefined ? '' : ' -H "x-weir-override-secret: $OVERRIDE_SECRET"'
+    const from = route.override.from === undefined ? '' : ` (only from ${route.override.from.join(', ')})`
+    lines.push(`  # the override header reaches green even at weight 0${from}`,
+      `  curl -s -H '${route.override.header}: green'${secret} ${url}/`)
+  } else {
+    lines.push('  # no override on this route: x-weir-version is ignored (add override: { header: x-weir-version } to opt in)')
   }
   const user = route.userIdHeader ?? 'x-user-id'
   const auth = token ? ' -H "authorization: Bearer $WEIR_ADMIN_TOKEN"' : ''

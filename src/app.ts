@@ -19,6 +19,7 @@ import { BUCKET_COUNT, StatsRegistry, shownStats } from './metrics/rolling-stats
 import { etcdFleet, soloFleet } from './fleet/fleet.ts'
 import { fleetHistograms, fleetRouteStats, toWire, type FleetStatsOptions } from './fleet/fleet-stats.ts'
 import { createDataPath } from './proxy/data-path.ts'
+import { createSmokeToken } from './routing/smoke.ts'
 import type { ProxyRuntime } from './proxy/app.ts'
 import type { DataPathSnapshot } from './snapshot.ts'
 import { readRollout, rolloutSummary } from './rollout/rollout-view.ts'
@@ -129,7 +130,9 @@ export async function buildApps (initial: Config, options: BuildOptions = {}): P
   const fleetStats: FleetStatsOptions = { fleet, stats, buckets: BUCKET_COUNT, token: config.admin.tokens[0]?.token, timeoutMs: FLEET_STATS_TIMEOUT_MS }
   // Routes this replica serves at its fast guard's revert until the store holds it (the controller's fail-safe).
   let heldWeights: ReadonlyMap<string, Readonly<WeightsBp>> = new Map()
-  const snapshotOf = (c: Config) => liveSnapshot(c, store.all(), cookieSecret, heldWeights)
+  // The controller's smoke requests reach green through the proxy with it, whatever the route's override.
+  const secrets = { cookieSecret, smokeToken: createSmokeToken() }
+  const snapshotOf = (c: Config) => liveSnapshot(c, store.all(), secrets, heldWeights)
   let snapshot = snapshotOf(config)
   const recordRequests = options.recordRequests ?? true
   let dataPlane: DataPlane
@@ -204,6 +207,7 @@ export async function buildApps (initial: Config, options: BuildOptions = {}): P
     config: () => config,
     now: clock,
     proxyOrigin: () => originOf(config.listen.host, dataPlane.port(), config.listen.tls !== undefined),
+    smokeToken: secrets.smokeToken,
     log,
     onFailSafe: (held) => {
       heldWeights = held
@@ -254,6 +258,7 @@ export async function buildApps (initial: Config, options: BuildOptions = {}): P
       fleet: () => fleet.view(),
       leader: () => fleet.leader(),
       self: config.fleet.id,
+      snapshot: () => snapshot,
       workers: async () => {
         await dataPlane.flush()
         return dataPlane.workers()
@@ -289,7 +294,7 @@ export async function buildApps (initial: Config, options: BuildOptions = {}): P
     proxyApp,
     async reload (next) {
       // Every worker must be able to build the new table before anything changes (all or none).
-      await dataPlane.check(liveSnapshot(next, store.all(), cookieSecret, heldWeights))
+      await dataPlane.check(liveSnapshot(next, store.all(), secrets, heldWeights))
       const warnings = await reconcileWithConfig(next, store, events)
       warnings.push(...restartOnlyChanges(config, next))
       config = next

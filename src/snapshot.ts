@@ -18,6 +18,12 @@ export interface DataPathSnapshot {
    * lands. Read from the first snapshot only (a change takes effect at restart).
    */
   readonly cookieSecret: string
+  /**
+   * The controller's smoke token (routing/smoke.ts): a request with `x-weir-smoke: <version>
+   * <token>` is routed to that version on any route, override or not. Random per weir process,
+   * the same in every worker; read from the first snapshot only. Never logged or shown.
+   */
+  readonly smokeToken: string
   /** The proxy listener's settings; read from the first snapshot only (a change takes effect at restart). */
   readonly server: ServerSettings
 }

@@ -3,10 +3,10 @@
 // "Shapes"). The OpenAPI document (openapi.ts) publishes them with the request bodies' schemas.
 
 import { Type, type TOptional, type TSchema } from '@sinclair/typebox'
-import { AnalysisSchema, DurationSchema, RolloutPolicySchema, RouteSchema, RuleSchema, ShadowSchema } from '../config/schema.ts'
+import { AnalysisSchema, DurationSchema, RolloutPolicySchema, RouteSchema, RuleSchema, RulesSchema, ShadowSchema } from '../config/schema.ts'
 import { MISMATCH_SAMPLE_SIZE } from '../shadow/mismatch-log.ts'
 import {
-  MAX_WINDOW_SECONDS, MISMATCH_KINDS, ROLLOUT_PHASES, STRATEGIES, UPSTREAM_NAMES, VERSIONS, WEBHOOK_TYPES,
+  BUCKETS, DECISION_REASONS, MAX_WINDOW_SECONDS, MISMATCH_KINDS, ROLLOUT_PHASES, STRATEGIES, UPSTREAM_NAMES, VERSIONS, WEBHOOK_TYPES,
 } from '../vocabulary.ts'
 
 const literals = <T extends string>(values: readonly T[], options: Record<string, unknown> = {}) =>
@@ -76,9 +76,21 @@ export const RouteViewSchema = object({
   revision: Count,
   rollout: nullable(RolloutSummarySchema),
   shadow: ShadowSchema,
+  rules: RulesSchema,
   source: literals(['config', 'live']),
   updatedAt: nullable(Iso),
 }, 'A route: GET /routes/{route}, and the answer of every write to it.')
+
+export const CohortSchema = object({
+  route: Type.String(),
+  userId: nullable(Type.String({ description: 'The user id asked about; null when a bucket cookie was.' })),
+  bucket: Type.Integer({ minimum: 0, maximum: BUCKETS - 1 }),
+  version: literals(VERSIONS),
+  reason: literals(DECISION_REASONS.filter((r) => r === 'user' || r === 'cookie'), { description: 'user: the bucket is the user id\'s hash; cookie: the bucket cookie\'s.' }),
+}, 'GET /routes/{route}/cohort: the version the weights in force give a user id or a bucket cookie (override and rules are not applied: they need a request).')
+
+export const CohortUserIdParamSchema = Type.String({ minLength: 1, maxLength: 1024, description: 'A user id, as the route\'s stickiness reads it from the header or cookie.' })
+export const CohortCookieParamSchema = Type.String({ minLength: 1, maxLength: 1024, description: 'The value of the route\'s bucket cookie (signed).' })
 
 const CheckOutcomeSchema = object({
   name: Type.String({ description: 'requests, error-rate, error-ratio, p99, p99-ratio, smoke, webhook:<name>, metric:<name>, guard.' }),

@@ -13,9 +13,10 @@ import type { AdminToken } from '../config/model.ts'
 import { WeirError, type ErrorCode } from '../errors.ts'
 import { sendError } from '../http/error-reply.ts'
 import { readRollout, rolloutView, type FailSafeView, type RolloutView } from '../rollout/rollout-view.ts'
+import type { DataPathSnapshot } from '../snapshot.ts'
 import type { EventLog } from '../state/event-log.ts'
 import { percentOf } from '../state/live-routes.ts'
-import { resetChange, shadowChange, switchChange, upstreamsChange, weightsChange } from '../state/route-changes.ts'
+import { resetChange, rulesChange, shadowChange, switchChange, upstreamsChange, weightsChange } from '../state/route-changes.ts'
 import type { Caller, Change, RouteWriter, Written, WriteOptions } from '../state/route-writer.ts'
 import type { RouteState, StateStore } from '../state/store.ts'
 import { ROLLOUT_COMMANDS, type Command } from '../vocabulary.ts'
@@ -25,6 +26,7 @@ import {
   EventLimitParamSchema, EventSinceParamSchema, IfMatchHeaderSchema, MismatchLimitParamSchema, ScopeParamSchema, WindowParamSchema,
 } from './api-schemas.ts'
 import { createAuthenticator, isCrossSiteWrite, isJsonContentType, isLoopbackHostHeader } from './guard.ts'
+import { cohortOf } from './cohort.ts'
 import { buildOpenApiDocument } from './openapi.ts'
 import { routeView } from './views.ts'
 
@@ -73,6 +75,8 @@ export interface AdminApiOptions {
   leader: () => string | null
   /** This replica's fleet id, named in the histograms it serves to the others. */
   self: string
+  /** The snapshot the data path serves now (GET cohort answers from it). */
+  snapshot: () => DataPathSnapshot
   /** Bearer tokens; none: only loopback callers (by address and Host header) are served. */
   tokens: readonly AdminToken[]
 }
@@ -187,6 +191,7 @@ export async function adminApi (app: FastifyInstance, options: AdminApiOptions):
       writer.write(route, action, forced ? { ...options, force: true } : options, who, (r, s) => compute(body, r, s))
   routeWrite('PUT', 'weights', operatorChange('weights.set', weightsChange))
   routeWrite('PUT', 'upstreams', operatorChange('upstreams.set', upstreamsChange))
+  routeWrite('PUT', 'rules', operatorChange('rules.set', rulesChange))
   // Allowed while a rollout drives the route: a rollout drives weights, not shadow.
   routeWrite('PUT', 'shadow', operatorChange('shadow.set', shadowChange, true))
   routeWrite('POST', 'switch', operatorChange('switch', switchChange))
@@ -226,6 +231,11 @@ export async function adminApi (app: FastifyInstance, options: AdminApiOptions):
       throw new WeirError('WEIR_ERR_ADMIN_INVALID', 'scope must be self or fleet', { problems: [{ path: 'scope', reason: 'must be self or fleet' }] })
     }
     return await stats.forRoute(request.params.route, window, scope === 'fleet' ? 'fleet' : 'self')
+  })
+
+  app.get<{ Params: { route: string }; Querystring: Record<string, string | string[]> }>('/routes/:route/cohort', async (request) => {
+    writer.route(request.params.route)
+    return cohortOf(options.snapshot(), request.params.route, request.query)
   })
 
   app.get<{ Params: { route: string }; Querystring: Record<string, string | string[]> }>('/routes/:route/shadow/mismatches', async (request) => {

@@ -3,10 +3,10 @@
 // dropped and every sub-schema equal to a named one turned into a `$ref` to components.schemas.
 
 import { Type, type TSchema } from '@sinclair/typebox'
-import { AnalysisSchema, DurationSchema, ByteSizeSchema, ShadowSchema, UpstreamSchema, WebhookSchema, WeightsSchema } from '../config/schema.ts'
+import { AnalysisSchema, DurationSchema, ByteSizeSchema, RulesSchema, ShadowSchema, UpstreamSchema, WebhookSchema, WeightsSchema } from '../config/schema.ts'
 import { ShadowBodySchema, SwitchBodySchema, UpstreamsBodySchema } from '../state/route-changes.ts'
 import {
-  ErrorReplySchema, EventLimitParamSchema, EventSinceParamSchema, EventsSchema, FailSafeSchema, FlagParamSchema, FleetSchema,
+  CohortCookieParamSchema, CohortSchema, CohortUserIdParamSchema, ErrorReplySchema, EventLimitParamSchema, EventSinceParamSchema, EventsSchema, FailSafeSchema, FlagParamSchema, FleetSchema,
   HealthSchema, IfMatchHeaderSchema, PhaseSchema, MismatchesSchema, MismatchLimitParamSchema, ReadySchema, RolloutBodySchema,
   RolloutPlanSchema, RolloutSummarySchema, RolloutViewSchema, RouteHistogramsSchema, RouteNameParamSchema, RouteStatsSchema,
   RouteViewSchema, ScopeParamSchema, UpstreamsViewSchema, WeightsViewSchema, WindowParamSchema, WorkersSchema,
@@ -30,6 +30,8 @@ const COMPONENTS: Readonly<Record<string, TSchema>> = {
   Upstreams: UpstreamsViewSchema,
   Weights: WeightsViewSchema,
   ShadowSettings: ShadowSchema,
+  Rules: RulesSchema,
+  Cohort: CohortSchema,
   RolloutSummary: RolloutSummarySchema,
   Rollout: RolloutViewSchema,
   RolloutPlan: RolloutPlanSchema,
@@ -164,6 +166,23 @@ const PATHS: Record<string, Record<string, Operation>> = {
   '/api/v1/routes/{route}/upstreams': {
     put: routeWrite('setUpstreams', 'Point versions at new deployments', UpstreamsBodySchema, 'null takes a version\'s upstream away, only at weight 0; stable cannot be removed.'),
   },
+  '/api/v1/routes/{route}/rules': {
+    put: routeWrite('setRules', 'Replace the match rules', RulesSchema, 'The config file\'s `rules` form, judged by the same checks (a regex must be linear-time; a version needs an upstream); [] removes every rule. The file\'s rules apply again when they are edited in the file, or on reset. Event `rules.set`.'),
+  },
+  '/api/v1/routes/{route}/cohort': {
+    get: {
+      operationId: 'getCohort',
+      summary: 'The version a user id or bucket cookie gets now',
+      description: 'Exactly one of userId or cookie. Answered from the snapshot the data path serves, through the same code as the proxy (the user id\'s hash or the cookie\'s bucket, then the weights\' ranges; docs/routing.md). The override and match rules are not applied: they need a request.',
+      api: true,
+      parameters: [
+        route,
+        { name: 'userId', in: 'query', schema: CohortUserIdParamSchema },
+        { name: 'cookie', in: 'query', schema: CohortCookieParamSchema },
+      ],
+      replies: { 200: { description: 'The cohort.', schema: CohortSchema }, ...INVALID, ...NOT_FOUND },
+    },
+  },
   '/api/v1/routes/{route}/shadow': {
     put: routeWrite('setShadow', 'Change the shadow settings', ShadowBodySchema, 'The fields given replace the ones in force; `ignore` is replaced whole. Allowed while a rollout drives the route.'),
   },
@@ -174,7 +193,7 @@ const PATHS: Record<string, Record<string, Operation>> = {
     post: {
       operationId: 'resetRoute',
       summary: 'Serve the config file\'s values again',
-      description: `Writes the file's weights, upstreams and shadow settings as the route's live state (event \`reset\`); an active rollout needs ?force=true. No body, or {}. ${BODYLESS}`,
+      description: `Writes the file's weights, upstreams, shadow settings and rules as the route's live state (event \`reset\`); an active rollout needs ?force=true. No body, or {}. ${BODYLESS}`,
       api: true,
       parameters: [route, ifMatch, force],
       replies: { 200: { description: 'The route after the reset.', schema: RouteViewSchema, etag: true }, ...ERRORS_OF_WRITE },

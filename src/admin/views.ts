@@ -2,9 +2,9 @@
 // revision, the rollout's summary, the shadow settings in force, and where the values come from.
 
 import type { RouteConfig } from '../config/model.ts'
-import type { ShadowInput } from '../config/schema.ts'
+import type { RuleInput, ShadowInput } from '../config/schema.ts'
 import { readRollout, rolloutSummary, type RolloutSummary } from '../rollout/rollout-view.ts'
-import { effectiveUpstreams, liveShadow, percentOf, shadowSettingsView } from '../state/live-routes.ts'
+import { effectiveUpstreams, liveRules, liveShadow, percentOf, shadowSettingsView } from '../state/live-routes.ts'
 import type { RouteState } from '../state/store.ts'
 import type { UpstreamName, Version } from '../vocabulary.ts'
 
@@ -19,6 +19,8 @@ export interface RouteView {
   rollout: RolloutSummary | null
   /** The shadow settings in force, complete, in the config file's form. */
   shadow: ShadowInput
+  /** The match rules in force (live, else the file's), in the config file's form. */
+  rules: RuleInput[]
   /** `config` until the first change through the API or controller, then `live`. */
   source: 'config' | 'live'
   updatedAt: string | null
@@ -32,6 +34,7 @@ export function routeView (route: RouteConfig, state: RouteState | undefined): R
     revision: state?.revision ?? 0,
     rollout: rolloutSummary(readRollout(state?.rollout)),
     shadow: shadowSettingsView(liveShadow(route, state).input),
+    rules: structuredClone([...liveRules(route, state).input]),
     source: state === undefined ? 'config' : 'live',
     updatedAt: state?.updatedAt ?? null,
   }

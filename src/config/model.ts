@@ -3,7 +3,7 @@
 
 import type { BlockList } from 'node:net'
 import type { UpstreamName, Version } from '../vocabulary.ts'
-import type { ConfigInput, RolloutPolicy, ShadowInput } from './schema.ts'
+import type { ConfigInput, RolloutPolicy, RuleInput, ShadowInput } from './schema.ts'
 
 /** Where and how to reach etcd (config `state.etcd`). */
 export interface EtcdSettings {
@@ -51,6 +51,14 @@ export interface MatchRule {
   version: Version
 }
 
+/** A route's override (opt-in). `from`: the entries as the file lists them (validated). */
+export interface OverrideConfig {
+  header: string | undefined
+  cookie: string | undefined
+  secret: string | undefined
+  from: string[] | undefined
+}
+
 export interface RouteConfig {
   name: string
   /** Lower-case host names; `*.example.com` entries are suffix matches. Empty: any host. */
@@ -62,12 +70,14 @@ export interface RouteConfig {
   userIdHeader: string | undefined
   userIdCookie: string | undefined
   bucketCookie: { name: string; maxAgeSeconds: number }
-  override: { header: string | undefined; cookie: string | undefined } | false
+  override: OverrideConfig | false
   /** Match rules, before the weights; the first whose every condition holds picks the version. */
   rules: MatchRule[]
   shadow: ShadowConfig
   /** The route's `shadow` object as the file gives it (defaults applied): what live settings are merged into. */
   shadowInput: ShadowInput
+  /** The route's `rules` as the file gives them ([] when none): what live rules are compared with. */
+  rulesInput: RuleInput[]
   failover: boolean
   passHost: boolean
   tls: { rejectUnauthorized: boolean; ca: string | undefined }

@@ -226,12 +226,13 @@ function normalizeRoute (
   if (route.tls?.ca !== undefined) checkReadable(resolve(baseDir, route.tls.ca), `${path}.tls.ca`, problems)
   const t = route.timeouts ?? {}
   const cookie = withDefaults(route.stickiness.cookie, 'stickiness.cookie')
-  const override = route.override === false
+  const override = route.override === undefined || route.override === false
     ? false as const
-    : { header: route.override.header?.toLowerCase(), cookie: route.override.cookie }
+    : { header: route.override.header?.toLowerCase(), cookie: route.override.cookie, secret: route.override.secret, from: route.override.from }
   if (override !== false && override.header === undefined && override.cookie === undefined) {
     problems.push({ path: `${path}.override`, reason: 'must name a header or a cookie (or be false)' })
   }
+  if (override !== false && override.from !== undefined) problems.push(...buildTrustedProxies(override.from, `${path}.override.from`).problems)
   const rules = normalizeRules(route.rules ?? [], upstreams, `${path}.rules`, problems)
   return {
     name: route.name,
@@ -246,6 +247,7 @@ function normalizeRoute (
     rules,
     shadow,
     shadowInput: route.shadow,
+    rulesInput: route.rules ?? [],
     failover: route.failover,
     passHost: route.passHost,
     tls: {

@@ -2,7 +2,7 @@
 // (`path: reason`, one a line). Shared by the config file, `weir validate` and the admin API.
 
 import type { TSchema } from '@sinclair/typebox'
-import { Value } from '@sinclair/typebox/value'
+import { Value, ValueErrorType, type ValueError } from '@sinclair/typebox/value'
 import type { Problem } from '../errors.ts'
 
 /**
@@ -12,7 +12,7 @@ import type { Problem } from '../errors.ts'
  */
 export function schemaProblems (schema: TSchema, value: unknown, prefix = ''): Problem[] {
   const problems: Problem[] = []
-  for (const error of Value.Errors(schema, value)) {
+  for (const error of expandUnions(Value.Errors(schema, value))) {
     const rel = pointerToPath(error.path)
     const path = prefix === '' ? rel : rel === '(root)' ? prefix : rel.startsWith('[') ? prefix + rel : `${prefix}.${rel}`
     if (problems.some((p) => p.path === path)) continue
@@ -20,6 +20,23 @@ export function schemaProblems (schema: TSchema, value: unknown, prefix = ''): P
     problems.push({ path, reason: custom ?? lowerFirst(error.message) })
   }
   return problems
+}
+
+/**
+ * A union whose value has the shape of exactly one branch (an object where the others are
+ * literals: `override: {…} | false`) reports that branch's errors, which name the field.
+ */
+function * expandUnions (errors: Iterable<ValueError>): Generator<ValueError> {
+  for (const error of errors) {
+    if (error.type === ValueErrorType.Union && error.errors.length > 0) {
+      const deeper = error.errors.map((branch) => [...branch]).filter((list) => list.length > 0 && list.every((e) => e.path !== error.path))
+      if (deeper.length === 1) {
+        yield * expandUnions(deeper[0] as ValueError[])
+        continue
+      }
+    }
+    yield error
+  }
 }
 
 /** One `path: reason` line per problem; a config file's problems end with `(file:line)`. */

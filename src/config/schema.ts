@@ -98,10 +98,14 @@ export const RuleSchema = Type.Object({
   version: Type.Union([Type.Literal('stable'), Type.Literal('canary'), Type.Literal('green')]),
 }, { additionalProperties: false })
 
+export const RulesSchema = Type.Array(RuleSchema, { maxItems: 64, description: 'Before the weights, the first rule that matches sends the request to its version.' })
+
 export const OverrideSchema = Type.Object({
   header: Type.Optional(HeaderNameSchema),
   cookie: Type.Optional(CookieNameSchema),
-}, { additionalProperties: false, description: 'Lets testers force a version that has an upstream, even at weight 0.' })
+  secret: Type.Optional(Type.String({ minLength: 16, maxLength: 256, description: 'When set, an override counts only with this value in the x-weir-override-secret header (compared in constant time).' })),
+  from: Type.Optional(Type.Array(Type.String(), { minItems: 1, maxItems: 256, description: 'When set, an override counts only from these client addresses or CIDRs (the client address X-Forwarded-For gives through trustedProxies).' })),
+}, { additionalProperties: false, description: 'Opt-in: lets testers force a version that has an upstream, even at weight 0. A route without it ignores the override header.' })
 
 /** Methods the proxy forwards; a shadow copies only those its route lists. */
 export const ShadowMethodSchema = Type.Union(PROXIED_METHODS.map((m) => Type.Literal(m)),
@@ -191,7 +195,7 @@ export const RolloutPolicySchema = Type.Object({
     minRequests: Type.Integer({ minimum: 1, default: 20, description: 'Requests the error rate needs; this many failures in a row also revert.' }),
   }, { additionalProperties: false, default: {}, description: 'The fast guard, checked ten times a second whatever the interval.' }),
   smoke: Type.Optional(Type.Object({
-    path: Type.String({ pattern: '^/', description: 'GET through the proxy with the override header set to green; 2xx passes.' }),
+    path: Type.String({ pattern: '^/', description: 'GET through the proxy, forced to green with the controller\'s own smoke token (whatever the route\'s override); 2xx passes.' }),
     timeout: withDefault(DurationSchema, '5s'),
   }, { additionalProperties: false })),
   watch: withDefault(DurationSchema, '1m'),
@@ -210,8 +214,8 @@ export const RouteSchema = Type.Object({
   upstreams: UpstreamsSchema,
   weights: Type.Optional(withDefault(WeightsSchema, { stable: 100 })),
   stickiness: StickinessSchema,
-  override: Type.Union([OverrideSchema, Type.Literal(false)], { default: { header: 'x-weir-version' } }),
-  rules: Type.Optional(Type.Array(RuleSchema, { maxItems: 64, description: 'Before the weights, the first rule that matches sends the request to its version.' })),
+  override: Type.Optional(Type.Union([OverrideSchema, Type.Literal(false)], { description: 'No override key (or false): no override.' })),
+  rules: Type.Optional(RulesSchema),
   shadow: withDefault(ShadowSchema, {}),
   failover: Type.Boolean({ default: true, description: 'Fail an idempotent canary/green request over to stable once when it fails before any response byte.' }),
   passHost: Type.Boolean({ default: true, description: 'Send the client Host header upstream (false: the upstream URL host).' }),

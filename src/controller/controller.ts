@@ -49,6 +49,8 @@ export interface ControllerOptions {
   now: () => number
   /** weir's own proxy origin for smoke checks, once it listens. */
   proxyOrigin: () => string | null
+  /** The data path's smoke token (snapshot.ts): the smoke check's way to green through the proxy. */
+  smokeToken: string
   log: { error: (obj: object, msg: string) => void }
   /**
    * Whether this replica leads its fleet (docs/fleet.md): only the leader runs checks, steps and
@@ -284,7 +286,7 @@ export class RolloutController {
       if (smoke !== null) {
         // With its live upstreams: the smoke check may need green's.
         const live = liveRoute(route, this.#o.store.get(route.name))
-        checks.push(outcome('smoke', await smokeCheck({ proxyOrigin: this.#o.proxyOrigin(), route: live, path: smoke.path, timeoutMs: smoke.timeoutMs })))
+        checks.push(outcome('smoke', await smokeCheck({ proxyOrigin: this.#o.proxyOrigin(), smokeToken: this.#o.smokeToken, route: live, path: smoke.path, timeoutMs: smoke.timeoutMs })))
       }
       await ask('pre-rollout')
     } else if (rollout.strategy === 'canary' && rollout.step < 0) {

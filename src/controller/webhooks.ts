@@ -7,6 +7,7 @@ import { createHmac } from 'node:crypto'
 import { Agent, request } from 'undici'
 import type { RouteConfig } from '../config/model.ts'
 import type { WebhookPlan } from '../rollout/policy.ts'
+import { SMOKE_HEADER } from '../routing/smoke.ts'
 
 export interface CallResult {
   ok: boolean
@@ -54,6 +55,8 @@ export async function callWebhook (hook: WebhookPlan, payload: unknown, call: We
 export interface SmokeTarget {
   /** weir's proxy origin (`http://127.0.0.1:8080`), or null when it does not listen yet. */
   proxyOrigin: string | null
+  /** The data path's smoke token: sent as `x-weir-smoke: green <token>`, never logged. */
+  smokeToken: string
   route: RouteConfig
   path: string
   timeoutMs: number
@@ -61,8 +64,9 @@ export interface SmokeTarget {
 
 /**
  * GETs the smoke path the way a tester would reach green before it takes traffic: through
- * weir, with the route's host and its override header (or cookie). A route without an override
- * is checked on green's first upstream directly.
+ * weir, with the route's host and the smoke token (accepted as an override on every route,
+ * whether the route's own override is off, locked by a secret or by `from`). Before weir
+ * listens, green's first upstream is checked directly.
  */
 export async function smokeCheck (target: SmokeTarget): Promise<CallResult> {
   const { route, path } = target
@@ -73,15 +77,14 @@ export async function smokeCheck (target: SmokeTarget): Promise<CallResult> {
   // weir's own listener may have a self-signed certificate; green itself is verified as the
   // route says (its `tls.ca` is not loaded here: such a route should check green through weir).
   let verify = route.tls.rejectUnauthorized
-  if (route.override === false || target.proxyOrigin === null) {
+  if (target.proxyOrigin === null) {
     origin = green
   } else {
     verify = false
     origin = target.proxyOrigin
     const host = route.hosts[0]
     if (host !== undefined) headers.host = host.startsWith('*.') ? `smoke${host.slice(1)}` : host
-    if (route.override.header !== undefined) headers[route.override.header] = 'green'
-    else if (route.override.cookie !== undefined) headers.cookie = `${route.override.cookie}=green`
+    headers[SMOKE_HEADER] = `green ${target.smokeToken}`
   }
   return exchange(new URL(path, origin).href, { method: 'GET', headers, ...(verify ? {} : { dispatcher: selfAgent }) }, target.timeoutMs, `smoke check GET ${path}`)
 }

@@ -23,6 +23,8 @@ export function abortOnClientClose (this: ServerResponse & WithExchange): void {
  *  - Otherwise an unfinished response means the client went away: the upstream request is
  *    aborted and the response counted as 499 (nginx's "client closed request"), not recorded in
  *    the stats, which would learn nothing about the version from it.
+ * A request that reached its version by override is never recorded in the stats: the analysis
+ * judges the traffic the weights send, not a tester's probes (docs/routing.md).
  */
 export function recordOnClose (this: ServerResponse & WithExchange): void {
   const exchange = this[kExchange] as Exchange
@@ -32,7 +34,8 @@ export function recordOnClose (this: ServerResponse & WithExchange): void {
   if (this.writableFinished) {
     const status = this.statusCode
     countResponse(cells, status, latencyMs)
-    if (exchange.clientError === null) cells.window?.record(latencyMs, status >= 500)
+    // A request forced by override (a tester's, the smoke check's) is counted, not analysed.
+    if (exchange.clientError === null && exchange.decidedBy !== 'override') cells.window?.record(latencyMs, status >= 500)
     return
   }
   const cut = exchange.upstreamCut
@@ -43,5 +46,5 @@ export function recordOnClose (this: ServerResponse & WithExchange): void {
   }
   cells.upstreamErrors[classifyUpstreamError(cut).reason].inc()
   countResponse(cells, this.statusCode, latencyMs)
-  cells.window?.record(latencyMs, true)
+  if (exchange.decidedBy !== 'override') cells.window?.record(latencyMs, true)
 }

@@ -80,7 +80,7 @@ export async function createProxyApp (options: ProxyAppOptions): Promise<Fastify
     }
     const exchange = new Exchange(route)
     if (record) exchange.startedAt = performance.now()
-    pickVersion(route, raw.headers, raw.url ?? '/', exchange)
+    pickVersion(route, raw.headers, raw.url ?? '/', exchange, raw.socket.remoteAddress, snapshot.trusted)
     route.metrics.versions[exchange.version].decisions[exchange.decidedBy].inc()
     ;(raw as WithExchange)[kExchange] = exchange
     const res = reply.raw as ServerResponse & WithExchange

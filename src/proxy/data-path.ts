@@ -9,6 +9,7 @@ import { createServer as createHttpsServer } from 'node:https'
 import type { FastifyBaseLogger, FastifyInstance, FastifyServerFactory } from 'fastify'
 import type { Recorder } from '../metrics/recorder.ts'
 import { createBucketSigner } from '../routing/bucket-cookie.ts'
+import { digestOf } from '../routing/smoke.ts'
 import type { DataPathSnapshot, ServerSettings } from '../snapshot.ts'
 import { createProxyApp, type ProxyRuntime } from './app.ts'
 import { buildProxyTable, groupsOf, type ProxyTableDeps } from './proxy-routes.ts'
@@ -44,6 +45,7 @@ export async function createDataPath (first: DataPathSnapshot, options: DataPath
   const gates = new Map<string, ShadowGate>()
   const deps: ProxyTableDeps = {
     pools,
+    smokeToken: digestOf(first.smokeToken),
     signature: createBucketSigner(first.cookieSecret),
     recorder: options.recorder,
     shadowGate: (route) => {

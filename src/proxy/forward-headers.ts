@@ -6,10 +6,14 @@ import type { IncomingHttpHeaders, IncomingMessage } from 'node:http'
 import type { TLSSocket } from 'node:tls'
 import type { BlockList } from 'node:net'
 import type { Exchange } from './exchange.ts'
-import { SHADOW_HEADER, UPSTREAM_VERSION_HEADER } from './header-names.ts'
+import { OVERRIDE_SECRET_HEADER, SHADOW_HEADER, SMOKE_HEADER, UPSTREAM_VERSION_HEADER } from './header-names.ts'
 
-/** Headers that describe one connection, never the message; `expect` too, since we answer 100-continue ourselves. */
-const HOP_BY_HOP_REQUEST = ['keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade', 'transfer-encoding', 'expect', SHADOW_HEADER] as const
+/**
+ * Headers that describe one connection, never the message; `expect` too, since we answer
+ * 100-continue ourselves; and weir's own secrets (override secret, smoke token), never passed on.
+ */
+const HOP_BY_HOP_REQUEST = ['keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade', 'transfer-encoding', 'expect', SHADOW_HEADER,
+  OVERRIDE_SECRET_HEADER, SMOKE_HEADER] as const
 const HOP_BY_HOP_REQUEST_SET: ReadonlySet<string> = new Set<string>(['connection', ...HOP_BY_HOP_REQUEST])
 const HOP_BY_HOP_RESPONSE = ['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade', 'transfer-encoding'] as const
 

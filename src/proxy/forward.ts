@@ -200,7 +200,7 @@ class UpstreamHandler implements Dispatcher.DispatchHandler {
     if (this.failover && failsOver(failure)) {
       // Counted as the failed version's error, in its stats too (so a dying canary shows even
       // though its clients see no errors); the client is answered, and counted, by stable.
-      if (this.record) cells.window?.record(performance.now() - exchange.startedAt, true)
+      if (this.record && exchange.decidedBy !== 'override') cells.window?.record(performance.now() - exchange.startedAt, true)
       this.failover = false
       exchange.controller = null
       exchange.version = 'stable'

@@ -6,3 +6,5 @@ export const SHADOW_HEADER = 'x-weir-shadow'
 
 /** The request header that tells the upstream which version it is serving as. */
 export const UPSTREAM_VERSION_HEADER = 'x-weir-version'
+
+export { OVERRIDE_SECRET_HEADER, SMOKE_HEADER } from '../routing/smoke.ts'

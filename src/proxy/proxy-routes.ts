@@ -36,6 +36,8 @@ export interface ProxyTable {
 export interface ProxyTableDeps {
   pools: UpstreamPools
   signature: (bucket: number) => string
+  /** SHA-256 of the snapshot's smoke token (routing/smoke.ts). */
+  smokeToken: Buffer
   recorder: Recorder
   /** The route's shadow gate (the same instance on every call for a name). */
   shadowGate: (route: string) => ShadowGate
@@ -64,7 +66,7 @@ function joinRoute (route: RouteConfig, deps: ProxyTableDeps): ProxyRoute {
   const groups = { stable: group('stable') as UpstreamGroup, canary: group('canary'), green: group('green') }
   const shadow = group('shadow')
   return {
-    ...compileRouting(route, deps.signature),
+    ...compileRouting(route, deps.signature, deps.smokeToken),
     config: route,
     groups,
     shadow,

@@ -1,11 +1,14 @@
-// Decides which version serves a request (docs/routing.md): override, then the match rules, then
-// a bucket from the user id, the signed cookie or chance, then the bucket's range. Synchronous
-// and allocation-free (a query-parameter rule reads the query string).
+// Decides which version serves a request (docs/routing.md): the controller's smoke token or the
+// route's override, then the match rules, then a bucket from the user id, the signed cookie or
+// chance, then the bucket's range. Synchronous and allocation-free (a query-parameter rule reads
+// the query string; a secret or `from` check hashes and parses what the client sent).
 
 import type { IncomingHttpHeaders } from 'node:http'
+import type { BlockList } from 'node:net'
 import { BUCKETS, type DecisionReason, type Version } from '../vocabulary.ts'
 import { readCookie } from './bucket-cookie.ts'
 import type { RoutingRoute } from './route-table.ts'
+import { clientAddressOf, isIn, OVERRIDE_SECRET_HEADER, secretMatches, SMOKE_HEADER, smokeVersionOf } from './smoke.ts'
 
 /** What pickVersion writes; the proxy's per-request exchange object implements it. */
 export interface Decision {
@@ -17,11 +20,25 @@ export interface Decision {
   newCookie: boolean
 }
 
-export function pickVersion (route: RoutingRoute, headers: IncomingHttpHeaders, url: string, out: Decision): void {
+/**
+ * `peer` (the socket's address) and `trusted` (trustedProxies) matter only to an override with
+ * `from`; without them such an override is never honoured.
+ */
+export function pickVersion (route: RoutingRoute, headers: IncomingHttpHeaders, url: string, out: Decision,
+  peer?: string, trusted: BlockList | null = null): void {
   out.newCookie = false
   const cookies = headers.cookie
+  if (route.smokeToken !== null && headers[SMOKE_HEADER] !== undefined) {
+    const forced = servedVersion(route, smokeVersionOf(route.smokeToken, headers))
+    if (forced !== undefined) {
+      out.version = forced
+      out.decidedBy = 'override'
+      out.bucket = -1
+      return
+    }
+  }
   if (route.overrideHeader !== undefined || route.overrideCookieEq !== undefined) {
-    const forced = overrideOf(route, headers, cookies)
+    const forced = overrideOf(route, headers, cookies, peer, trusted)
     if (forced !== undefined) {
       out.version = forced
       out.decidedBy = 'override'
@@ -69,14 +86,25 @@ export function versionOfBucket (route: RoutingRoute, bucket: number): Version {
   return 'stable'
 }
 
-/** The version an override names, when it has an upstream. Unknown names and "shadow" are ignored. */
-function overrideOf (route: RoutingRoute, headers: IncomingHttpHeaders, cookies: string | undefined): Version | undefined {
+/**
+ * The version an override names, when it has an upstream and the route's secret and `from` (if
+ * any) allow it. Unknown names and "shadow" are ignored.
+ */
+function overrideOf (route: RoutingRoute, headers: IncomingHttpHeaders, cookies: string | undefined,
+  peer: string | undefined, trusted: BlockList | null): Version | undefined {
   let named: string | undefined
   if (route.overrideHeader !== undefined) {
     const value = headers[route.overrideHeader]
     if (typeof value === 'string') named = value
   }
   if (named === undefined && route.overrideCookieEq !== undefined) named = readCookie(cookies, route.overrideCookieEq)
+  if (named === undefined) return undefined
+  if (route.overrideSecret !== null && !secretMatches(route.overrideSecret, headers[OVERRIDE_SECRET_HEADER])) return undefined
+  if (route.overrideFrom !== null && (peer === undefined || !isIn(route.overrideFrom, clientAddressOf(peer, headers['x-forwarded-for'], trusted)))) return undefined
+  return servedVersion(route, named)
+}
+
+function servedVersion (route: RoutingRoute, named: string | undefined): Version | undefined {
   switch (named) {
     case 'stable': return 'stable'
     case 'canary': return route.serves.canary ? 'canary' : undefined

@@ -2,11 +2,14 @@
 // bounds, the user-id hasher, header names and the bucket cookie codec. Knows nothing of
 // upstream pools, metrics or shadow: the proxy joins those onto each route (proxy/proxy-routes.ts).
 
+import type { BlockList } from 'node:net'
 import type { RouteConfig, WeightsBp } from '../config/model.ts'
+import { buildTrustedProxies } from '../config/rules.ts'
 import { BUCKETS, type Version } from '../vocabulary.ts'
 import { createBucketCookie, type BucketCookie } from './bucket-cookie.ts'
 import { createUserBucketer } from './hash.ts'
 import { compileRules, type CompiledRule } from './match-rules.ts'
+import { digestOf } from './smoke.ts'
 
 export interface RoutingRoute {
   readonly name: string
@@ -21,6 +24,12 @@ export interface RoutingRoute {
   readonly userIdCookieEq: string | undefined
   readonly overrideHeader: string | undefined
   readonly overrideCookieEq: string | undefined
+  /** SHA-256 of the override's secret (compared in constant time), or null: none asked. */
+  readonly overrideSecret: Buffer | null
+  /** Client addresses an override is honoured from, or null: any. */
+  readonly overrideFrom: BlockList | null
+  /** SHA-256 of the controller's smoke token (smoke.ts); null: none (then no smoke header counts). */
+  readonly smokeToken: Buffer | null
   /** Match rules in order (empty: none), after the override and before the weights. */
   readonly rules: readonly CompiledRule[]
   readonly bucketCookie: BucketCookie
@@ -67,8 +76,11 @@ function hostName (header: string | undefined): string {
   return name.toLowerCase()
 }
 
-/** The routing half of one route; `signature` signs bucket cookies (one secret for every route). */
-export function compileRouting (route: RouteConfig, signature: (bucket: number) => string): RoutingRoute {
+/**
+ * The routing half of one route; `signature` signs bucket cookies (one secret for every route);
+ * `smokeToken` is the controller's (snapshot.ts), accepted as an override on every route.
+ */
+export function compileRouting (route: RouteConfig, signature: (bucket: number) => string, smokeToken: Buffer | null = null): RoutingRoute {
   const weights = route.weights
   const override = route.override
   return {
@@ -82,6 +94,10 @@ export function compileRouting (route: RouteConfig, signature: (bucket: number) 
     userIdCookieEq: route.userIdCookie === undefined ? undefined : route.userIdCookie + '=',
     overrideHeader: override === false ? undefined : override.header,
     overrideCookieEq: override === false || override.cookie === undefined ? undefined : override.cookie + '=',
+    overrideSecret: override === false || override.secret === undefined ? null : digestOf(override.secret),
+    // Validated when the config was loaded.
+    overrideFrom: override === false || override.from === undefined ? null : buildTrustedProxies(override.from, 'override.from').list,
+    smokeToken,
     // A rule for a version the live state left without an upstream is skipped, not followed.
     rules: compileRules(route.rules.filter((r) => r.version === 'stable' || route.upstreams[r.version] !== undefined)),
     bucketCookie: createBucketCookie(route.bucketCookie.name, route.bucketCookie.maxAgeSeconds, signature),

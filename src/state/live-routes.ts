@@ -9,18 +9,31 @@
 // wins again (written to the state by actor `config`).
 
 import { isDeepStrictEqual } from 'node:util'
-import type { Config, RouteConfig, RuleCondition, ShadowConfig, WeightsBp } from '../config/model.ts'
-import { normalizeShadow } from '../config/normalize.ts'
-import type { ShadowInput } from '../config/schema.ts'
+import type { Config, MatchRule, RouteConfig, RuleCondition, ShadowConfig, WeightsBp } from '../config/model.ts'
+import { normalizeRules, normalizeShadow } from '../config/normalize.ts'
+import type { RuleInput, ShadowInput } from '../config/schema.ts'
 import { WeirError, type Problem } from '../errors.ts'
 import type { DataPathSnapshot } from '../snapshot.ts'
 import { isActiveRollout, UPSTREAM_NAMES, VERSIONS, type UpstreamName, type Version } from '../vocabulary.ts'
 import type { EventLog } from './event-log.ts'
 import type { ConfiguredValues, RouteState, RouteUpdate, StateStore } from './store.ts'
 
-/** The file's weights, upstreams and shadow settings of a route, as recorded in states written against it. */
+/** The file's weights, upstreams, shadow settings and rules of a route, as recorded in states written against it. */
 export function configuredValues (route: RouteConfig): Required<ConfiguredValues> {
-  return { weights: { ...route.weights }, upstreams: { ...route.upstreams }, shadow: route.shadowInput }
+  return { weights: { ...route.weights }, upstreams: { ...route.upstreams }, shadow: route.shadowInput, rules: route.rulesInput }
+}
+
+/**
+ * Match rules in force, in both forms: the live ones when the state has them, else the file's.
+ * A rule naming a version without an upstream stays listed and is skipped when routing
+ * (routing/route-table.ts), as the file's are.
+ */
+export function liveRules (route: RouteConfig, state: Pick<RouteState, 'rules'> | undefined): { input: readonly RuleInput[]; config: MatchRule[] } {
+  const live = state?.rules
+  if (live === undefined) return { input: route.rulesInput, config: route.rules }
+  // Checked when written: the only problem left can be a version that lost its upstream since.
+  const everyVersion = { stable: [''], canary: [''], green: [''] }
+  return { input: live, config: normalizeRules(live, everyVersion, 'rules', []) }
 }
 
 /** Upstreams in force: a state override per version (an empty list: no upstream), else the file's. */
@@ -67,7 +80,8 @@ export function liveRoute (route: RouteConfig, state: RouteState | undefined): R
   if (state === undefined) return route
   const upstreams = effectiveUpstreams(route, state)
   const shadow = liveShadow(route, state, upstreams)
-  return { ...route, weights: { ...state.weights }, upstreams, shadow: shadow.config, shadowInput: shadow.input }
+  const rules = liveRules(route, state)
+  return { ...route, weights: { ...state.weights }, upstreams, shadow: shadow.config, shadowInput: shadow.input, rules: rules.config, rulesInput: [...rules.input] }
 }
 
 /** The config with every route's live state applied. */
@@ -80,7 +94,7 @@ export function liveConfig (config: Config, states: ReadonlyMap<string, RouteSta
  * `heldWeights`: routes this replica serves with other weights than the store's for now (the fast
  * guard's revert while it cannot be written: controller/controller.ts).
  */
-export function liveSnapshot (config: Config, states: ReadonlyMap<string, RouteState>, cookieSecret: string,
+export function liveSnapshot (config: Config, states: ReadonlyMap<string, RouteState>, secrets: { cookieSecret: string; smokeToken: string },
   heldWeights: ReadonlyMap<string, Readonly<WeightsBp>> = new Map()): DataPathSnapshot {
   const serving = (route: RouteConfig): RouteConfig => {
     const state = states.get(route.name)
@@ -96,7 +110,8 @@ export function liveSnapshot (config: Config, states: ReadonlyMap<string, RouteS
     versionHeader: config.versionHeader,
     trustedProxies: config.trustedProxyList,
     logLevel: config.logLevel,
-    cookieSecret,
+    cookieSecret: secrets.cookieSecret,
+    smokeToken: secrets.smokeToken,
     server: {
       tls: config.listen.tls,
       maxHeaderBytes: config.maxHeaderBytes,
@@ -152,6 +167,8 @@ export async function reconcileWithConfig (config: Config, store: StateStore, ev
     const upstreamsEdited = configured !== undefined && !isDeepStrictEqual(configured.upstreams, file.upstreams)
     // Likewise a state written before shadow settings were recorded: it has no live shadow to drop.
     const shadowEdited = configured?.shadow !== undefined && !isDeepStrictEqual(configured.shadow, file.shadow)
+    // And one written before rules were recorded has no live rules to drop.
+    const rulesEdited = configured?.rules !== undefined && !isDeepStrictEqual(configured.rules, file.rules)
     if (isActiveRollout(state.rollout)) {
       if (options.reportOverrides === true) {
         const note = overrideNote(route, state)
@@ -160,20 +177,21 @@ export async function reconcileWithConfig (config: Config, store: StateStore, ev
       if (weightsEdited || upstreamsEdited) {
         warnings.push(`route ${route.name}: the config file's weights or upstreams changed while a rollout drives the route; the rollout's state is kept`)
       }
-      // A rollout drives weights, not shadow: an edited shadow applies all the same.
-      if (shadowEdited) await applyShadowOnly(route, state, file, store, events, warnings)
+      // A rollout drives weights, not shadow or rules: edited ones apply all the same.
+      if (shadowEdited || rulesEdited) await applyShadowOnly(route, state, file, { shadow: shadowEdited, rules: rulesEdited }, store, events, warnings)
       continue
     }
     let upstreams = upstreamsEdited ? undefined : state.upstreams
     let weights = weightsEdited ? file.weights : state.weights
     let shadow = shadowEdited ? undefined : state.shadow
+    const rules = rulesEdited ? undefined : state.rules
     const upstreamsNow = effectiveUpstreams(route, upstreams === undefined ? undefined : { upstreams })
     const weightsOk = weightsFit(weights, upstreamsNow)
     const shadowOk = shadow === undefined || shadowProblems(shadow, upstreamsNow).length === 0
     // Only a live removal of the shadow upstream ({shadow: null}, allowed at percent 0) leaves the
     // file's shadow settings without one.
     const fileShadowStranded = (shadow === undefined || !shadowOk) && file.shadow.percent > 0 && upstreamsNow.shadow === undefined
-    if (!weightsEdited && !upstreamsEdited && !shadowEdited && weightsOk && shadowOk && !fileShadowStranded) {
+    if (!weightsEdited && !upstreamsEdited && !shadowEdited && !rulesEdited && weightsOk && shadowOk && !fileShadowStranded) {
       // Said at start: a route that serves something else than its file says is no surprise.
       const note = options.reportOverrides === true ? overrideNote(route, state) : null
       if (note !== null) warnings.push(note)
@@ -197,9 +215,10 @@ export async function reconcileWithConfig (config: Config, store: StateStore, ev
       configured: file,
       ...(upstreams === undefined ? {} : { upstreams }),
       ...(shadow === undefined ? {} : { shadow }),
+      ...(rules === undefined ? {} : { rules }),
       ...(state.rollout === undefined ? {} : { rollout: state.rollout }),
     }
-    const edited = [weightsEdited && 'weights', upstreamsEdited && 'upstreams', shadowEdited && 'shadow settings'].filter((x) => x !== false).join(' and ')
+    const edited = [weightsEdited && 'weights', upstreamsEdited && 'upstreams', shadowEdited && 'shadow settings', rulesEdited && 'rules'].filter((x) => x !== false).join(' and ')
     const why = edited !== ''
       ? `the config file's ${edited} changed since the live state was written`
       : weightsOk ? 'the live shadow settings no longer fit the upstreams' : 'the live weights no longer fit the upstreams'
@@ -209,8 +228,8 @@ export async function reconcileWithConfig (config: Config, store: StateStore, ev
       actor: 'config',
       route: route.name,
       action: 'config.applied',
-      old: { weights: state.weights, upstreams: state.upstreams ?? null, shadow: state.shadow ?? null },
-      new: { weights, upstreams: upstreams ?? null, shadow: shadow ?? null },
+      old: { weights: state.weights, upstreams: state.upstreams ?? null, shadow: state.shadow ?? null, rules: state.rules ?? null },
+      new: { weights, upstreams: upstreams ?? null, shadow: shadow ?? null, rules: rules ?? null },
       reason: why,
     })
     warnings.push(`route ${route.name}: ${why}; the file's values now apply (revision ${result.state.revision})`)
@@ -219,26 +238,39 @@ export async function reconcileWithConfig (config: Config, store: StateStore, ev
 }
 
 /**
- * While a rollout drives the route, only the file's edited shadow settings are applied: the
- * recorded file weights and upstreams stay as they were, so their edit is still seen later.
+ * While a rollout drives the route, only the file's edited shadow settings and rules are
+ * applied: the recorded file weights and upstreams stay as they were, so their edit is still
+ * seen later.
  */
 async function applyShadowOnly (
-  route: RouteConfig, state: RouteState, file: Required<ConfiguredValues>, store: StateStore, events: EventLog, warnings: string[]
+  route: RouteConfig, state: RouteState, file: Required<ConfiguredValues>, edited: { shadow: boolean; rules: boolean },
+  store: StateStore, events: EventLog, warnings: string[]
 ): Promise<void> {
-  const { revision: _revision, updatedAt: _updatedAt, shadow: _shadow, configured, ...rest } = state
-  const next: RouteUpdate = { ...rest, configured: { weights: configured?.weights ?? file.weights, upstreams: configured?.upstreams ?? file.upstreams, shadow: file.shadow } }
+  const { revision: _revision, updatedAt: _updatedAt, shadow, rules, configured, ...rest } = state
+  const next: RouteUpdate = {
+    ...rest,
+    ...(edited.shadow || shadow === undefined ? {} : { shadow }),
+    ...(edited.rules || rules === undefined ? {} : { rules }),
+    configured: {
+      weights: configured?.weights ?? file.weights,
+      upstreams: configured?.upstreams ?? file.upstreams,
+      shadow: edited.shadow ? file.shadow : configured?.shadow ?? file.shadow,
+      rules: edited.rules ? file.rules : configured?.rules ?? file.rules,
+    },
+  }
   const result = await store.compareAndSet(route.name, state.revision, next)
   if (!result.ok) throw new WeirError('WEIR_ERR_STATE_CONFLICT', `route ${route.name} changed while the config was being applied; try again`)
-  const why = 'the config file\'s shadow settings changed since the live state was written'
+  const what = [edited.shadow && 'shadow settings', edited.rules && 'rules'].filter((x) => x !== false).join(' and ')
+  const why = `the config file's ${what} changed since the live state was written`
   await events.append({
     actor: 'config',
     route: route.name,
     action: 'config.applied',
-    old: { shadow: state.shadow ?? null },
-    new: { shadow: null },
+    old: { ...(edited.shadow ? { shadow: state.shadow ?? null } : {}), ...(edited.rules ? { rules: state.rules ?? null } : {}) },
+    new: { ...(edited.shadow ? { shadow: null } : {}), ...(edited.rules ? { rules: null } : {}) },
     reason: why,
   })
-  warnings.push(`route ${route.name}: ${why}; the file's shadow settings now apply (revision ${result.state.revision}), the rollout continues`)
+  warnings.push(`route ${route.name}: ${why}; the file's ${what} now apply (revision ${result.state.revision}), the rollout continues`)
 }
 
 /**
@@ -257,6 +289,8 @@ export function overrideNote (route: RouteConfig, state: RouteState): string | n
   }
   const shadow = liveShadow(route, state, live).input
   if (!isDeepStrictEqual(shadow, route.shadowInput)) differences.push(`shadow settings (percent ${shadow.percent}; the file: percent ${route.shadowInput.percent})`)
+  const rules = liveRules(route, state).input
+  if (!isDeepStrictEqual(rules, route.rulesInput)) differences.push(`rules (${rules.length}; the file: ${route.rulesInput.length})`)
   if (differences.length === 0) return null
   const rollout = state.rollout as { phase?: unknown } | null | undefined
   const driver = isActiveRollout(rollout) ? `a rollout (${String(rollout?.phase)}) drives it, ` : ''

@@ -6,10 +6,10 @@
 import { Type } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 import type { RouteConfig } from '../config/model.ts'
-import { normalizeUpstreams } from '../config/normalize.ts'
+import { normalizeRules, normalizeUpstreams } from '../config/normalize.ts'
 import { schemaProblems } from '../config/problems.ts'
 import { checkWeights } from '../config/rules.ts'
-import { ShadowSchema, UpstreamSchema, WeightsSchema, type ShadowInput } from '../config/schema.ts'
+import { RulesSchema, ShadowSchema, UpstreamSchema, WeightsSchema, type RuleInput, type ShadowInput } from '../config/schema.ts'
 import { WeirError, type Problem } from '../errors.ts'
 import { isPlainObject } from '../is-plain-object.ts'
 import { VERSIONS, type UpstreamName, type Version } from '../vocabulary.ts'
@@ -117,7 +117,7 @@ export function switchChange (body: unknown, route: RouteConfig, state: RouteSta
 }
 
 /**
- * POST reset: the route serves its config file's weights, upstreams and shadow settings again
+ * POST reset: the route serves its config file's weights, upstreams, shadow settings and rules again
  * (the live overrides are dropped; a rollout's record is kept, and an active one needs ?force).
  * No body, or an empty JSON object.
  */
@@ -125,5 +125,18 @@ export function resetChange (body: unknown, route: RouteConfig): ChangeResult {
   if (body !== undefined && !(isPlainObject(body) && Object.keys(body).length === 0)) {
     problemsOrThrow([{ path: 'body', reason: 'must be empty: reset takes no fields' }])
   }
-  return { weights: { ...route.weights }, upstreams: {}, shadow: route.shadowInput }
+  return { weights: { ...route.weights }, upstreams: {}, shadow: route.shadowInput, rules: route.rulesInput }
+}
+
+/**
+ * PUT rules: body `[{match, version}]`, the config file's `rules` (an empty list: none), judged
+ * by the same schema and checks, against the upstreams in force. Replaces the rules whole.
+ */
+export function rulesChange (body: unknown, route: RouteConfig, state: RouteState | undefined): ChangeResult {
+  requireBody(body, 'rules')
+  problemsOrThrow(schemaProblems(RulesSchema, body, 'rules'))
+  const problems: Problem[] = []
+  normalizeRules(body as RuleInput[], effectiveUpstreams(route, state), 'rules', problems)
+  problemsOrThrow(problems)
+  return { weights: state?.weights ?? route.weights, rules: body as RuleInput[] }
 }

@@ -7,7 +7,7 @@ import type { Config, RouteConfig } from '../config/model.ts'
 import { WeirError } from '../errors.ts'
 import { isActiveRollout } from '../vocabulary.ts'
 import type { EventLog } from './event-log.ts'
-import { configuredValues, effectiveUpstreams, liveShadow, percentOf, shadowSettingsView, weightsFit } from './live-routes.ts'
+import { configuredValues, effectiveUpstreams, liveRules, liveShadow, percentOf, shadowSettingsView, weightsFit } from './live-routes.ts'
 import type { RouteState, RouteUpdate, StateStore } from './store.ts'
 
 /** Who asks and under which request id; written into every event. */
@@ -118,11 +118,13 @@ export class RouteWriter {
       const upstreams = computed.upstreams ?? state?.upstreams
       // Every write carries the live shadow settings through, unless it is the one changing them.
       const shadow = computed.shadow ?? state?.shadow
+      const rules = computed.rules ?? state?.rules
       const next: RouteUpdate = {
         weights: computed.weights,
         configured: configuredValues(route),
         ...(upstreams === undefined ? {} : { upstreams }),
         ...(shadow === undefined ? {} : { shadow }),
+        ...(rules === undefined ? {} : { rules }),
         ...('rollout' in computed ? { rollout: computed.rollout } : state?.rollout === undefined ? {} : { rollout: state.rollout }),
       }
       const after = effectiveUpstreams(route, next)
@@ -165,13 +167,14 @@ export class RouteWriter {
     }
   }
 
-  /** What an event records of a route before and after a change (shadow settings only when they are what changed). */
+  /** What an event records of a route before and after a change (shadow settings and rules only when they are what changed). */
   #summary (state: RouteState | undefined, route: RouteConfig, action: string): Record<string, unknown> {
     return {
       revision: state?.revision ?? 0,
       weights: percentOf(state?.weights ?? route.weights),
       upstreams: effectiveUpstreams(route, state),
       ...(action === 'shadow.set' ? { shadow: shadowSettingsView(liveShadow(route, state).input) } : {}),
+      ...(action === 'rules.set' || action === 'reset' ? { rules: liveRules(route, state).input } : {}),
       ...(action.startsWith('rollout') || action === 'rollback' ? { rollout: this.#o.summarizeRollout(state?.rollout) } : {}),
     }
   }

@@ -3,7 +3,7 @@
 
 import { Value } from '@sinclair/typebox/value'
 import type { WeightsBp } from '../config/model.ts'
-import { ShadowSchema, type ShadowInput } from '../config/schema.ts'
+import { RulesSchema, ShadowSchema, type RuleInput, type ShadowInput } from '../config/schema.ts'
 import { isPlainObject } from '../is-plain-object.ts'
 import { WeirError } from '../errors.ts'
 import { UPSTREAM_NAMES, VERSIONS, type UpstreamName } from '../vocabulary.ts'
@@ -42,6 +42,8 @@ export interface RouteState {
    * file's; absent when they were never changed through the API.
    */
   readonly shadow?: Readonly<ShadowInput>
+  /** Match rules (the config file's form) that replace the file's; absent when never changed through the API. */
+  readonly rules?: readonly RuleInput[]
   /**
    * The config file's weights, upstreams and shadow settings when this state was written. When
    * the file's values differ from these, the file was edited since, and its values win (see
@@ -58,6 +60,8 @@ export interface ConfiguredValues {
   readonly upstreams: Readonly<Partial<Record<UpstreamName, readonly string[]>>>
   /** Absent in states written before shadow settings could be changed live. */
   readonly shadow?: Readonly<ShadowInput>
+  /** Absent in states written before rules could be changed live. */
+  readonly rules?: readonly RuleInput[]
 }
 
 /**
@@ -104,7 +108,7 @@ export interface StateStore {
 }
 
 /** Fields of a route this version of weir understands; any other field is carried through writes. */
-export const KNOWN_ROUTE_FIELDS: ReadonlySet<string> = new Set(['revision', 'weights', 'upstreams', 'rollout', 'shadow', 'configured', 'updatedAt'])
+export const KNOWN_ROUTE_FIELDS: ReadonlySet<string> = new Set(['revision', 'weights', 'upstreams', 'rollout', 'shadow', 'rules', 'configured', 'updatedAt'])
 
 /**
  * Checks the shape of a stored route (`stored`: with revision and updatedAt), appending one
@@ -144,10 +148,12 @@ export function checkRouteState (value: unknown, path: string, stored: boolean, 
   const configured = value.configured
   if (configured !== undefined && (!isPlainObject(configured) || !isPlainObject(configured.weights) || !isPlainObject(configured.upstreams))) {
     problems.push(`${path}.configured must be an object {weights, upstreams}`)
-  } else if (isPlainObject(configured) && configured.shadow !== undefined) {
-    checkShadow(configured.shadow, `${path}.configured.shadow`, problems)
+  } else if (isPlainObject(configured)) {
+    if (configured.shadow !== undefined) checkShadow(configured.shadow, `${path}.configured.shadow`, problems)
+    if (configured.rules !== undefined) checkRules(configured.rules, `${path}.configured.rules`, problems)
   }
   if (value.shadow !== undefined) checkShadow(value.shadow, `${path}.shadow`, problems)
+  if (value.rules !== undefined) checkRules(value.rules, `${path}.rules`, problems)
   const upstreams = value.upstreams
   if (upstreams !== undefined) {
     if (!isPlainObject(upstreams)) {
@@ -167,6 +173,12 @@ export function checkRouteState (value: unknown, path: string, stored: boolean, 
 function checkShadow (value: unknown, path: string, problems: string[]): void {
   const error = Value.Errors(ShadowSchema, value).First()
   if (error !== undefined) problems.push(`${path}${error.path.replaceAll('/', '.')} is not a valid shadow setting: ${error.message.toLowerCase()}`)
+}
+
+/** Stored rules are a list of the config file's rules. */
+function checkRules (value: unknown, path: string, problems: string[]): void {
+  const error = Value.Errors(RulesSchema, value).First()
+  if (error !== undefined) problems.push(`${path}${error.path.replaceAll('/', '.')} is not a valid list of match rules: ${error.message.toLowerCase()}`)
 }
 
 // ---- shared by the stores ----------------------------------------------------------------------

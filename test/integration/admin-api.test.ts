@@ -18,6 +18,7 @@ async function setup (t: Test, route: Partial<RouteDoc> = {}, extra: Record<stri
     name: 'shop',
     upstreams: { stable: stable.url, canary: canary.url, green: green.url },
     weights: { stable: 90, canary: 10 },
+    override: { header: 'x-weir-version' },
     ...route,
   }], extra))
   // Registered after the upstreams' teardown, so it runs first: the proxy closes before them.

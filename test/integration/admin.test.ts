@@ -35,7 +35,7 @@ t.test('readyz turns 503 while in-flight requests drain, and the in-flight reque
 t.test('/metrics is Prometheus text counting routing decisions and upstream errors', async (t) => {
   const up = await startUpstream('u')
   const proxy = await startProxy(configDoc([{
-    name: 'm', upstreams: { stable: up.url, canary: `http://127.0.0.1:${await closedPort()}` }, weights: { stable: 100 }, failover: false, stickiness: { userId: { header: 'x-user-id' } },
+    name: 'm', upstreams: { stable: up.url, canary: `http://127.0.0.1:${await closedPort()}` }, weights: { stable: 100 }, failover: false, stickiness: { userId: { header: 'x-user-id' } }, override: { header: 'x-weir-version' },
   }]))
   t.teardown(async () => { await proxy.close(); await up.close() })
   for (let i = 0; i < 3; i++) await send(proxy.url + '/', { headers: { 'x-user-id': `user-${i}` } })

@@ -60,6 +60,7 @@ t.test('a data path built from a snapshot alone proxies, routes by weight and re
     versionHeader: config.versionHeader,
     trustedProxies: [],
     logLevel: 'silent',
+    smokeToken: 'a-smoke-token-for-tests',
     cookieSecret: 'data-path-test-secret',
     server: {
       tls: undefined,

@@ -199,6 +199,7 @@ t.test('an upstream failure is logged once with its request id; a client hanging
   writeFileSync(file, yamlConfig(dir, `
 upstreams: { stable: "${slow.url}", canary: "http://127.0.0.1:${closed}" }
 weights: { stable: 100 }
+override: { header: x-weir-version }
 failover: false`))
   const { weir, url } = await serveWeir(t, file)
 

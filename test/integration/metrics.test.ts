@@ -31,7 +31,9 @@ async function scrapeUntil (adminUrl: string, check: (m: PromText) => boolean, l
   }
 }
 
-const over = (version: string): { headers: Record<string, string> } => ({ headers: { 'x-weir-version': version } })
+// A match rule per version (an override would leave the requests out of the stats checked below).
+const over = (version: string): { headers: Record<string, string> } => ({ headers: { 'x-pick': version } })
+const PICK_RULES = ['stable', 'canary', 'green'].map((version) => ({ match: { header: { name: 'x-pick', exact: version } }, version }))
 
 t.test('a known mix of traffic is counted exactly by version, code and reason', async (t) => {
   const stable = await startUpstream('stable')
@@ -63,6 +65,7 @@ t.test('a known mix of traffic is counted exactly by version, code and reason', 
     upstreams: { stable: stable.url, canary: canary.url, green },
     weights: { stable: 70, canary: 20, green: 10 },
     maxBodyBytes: '1kb',
+    rules: PICK_RULES,
   }]))
   t.teardown(async () => { await proxy.close(); await stable.close(); await canary.close() })
 
@@ -84,7 +87,7 @@ t.test('a known mix of traffic is counted exactly by version, code and reason', 
   // The upstream cuts its response after the head: the client got a 200 head and a broken body.
   await t.rejects(send(proxy.url + '/cut', over('canary')), 'the client sees the cut body')
   // A client that leaves before the answer: 499.
-  const leaving = httpRequest(proxy.url + '/slow', { headers: { 'x-weir-version': 'stable' }, agent: false })
+  const leaving = httpRequest(proxy.url + '/slow', { headers: { 'x-pick': 'stable' }, agent: false })
   leaving.on('error', () => {})
   leaving.end()
   await new Promise((resolve) => setTimeout(resolve, 150))
@@ -101,7 +104,7 @@ t.test('a known mix of traffic is counted exactly by version, code and reason', 
 
   const decisions = m.select('weir_routing_decisions_total', { route: 'mix' }).filter((s) => s.value > 0)
     .map((s) => `${s.labels.version} ${s.labels.reason} ${s.value}`).sort()
-  t.same(decisions, ['canary override 8', 'green override 5', 'stable override 7'], 'every decision, including the refused 413 and the 499')
+  t.same(decisions, ['canary rule 8', 'green rule 5', 'stable rule 7'], 'every decision, including the refused 413 and the 499')
   t.equal(m.select('weir_routing_decisions_total', { route: 'mix' }).length, 15, 'every version × reason series exists')
 
   for (const [version, count] of [['stable', 10], ['canary', 8], ['green', 2]] as const) {
@@ -222,7 +225,7 @@ t.test('p50/p90/p99 and the error rate of the stats match the latencies of the s
 t.test('a canary refused and failed over is a canary error in the stats while the client gets 200 from stable', async (t) => {
   const stable = await startUpstream('stable')
   const proxy = await startProxy(configDoc([{
-    name: 'fo', upstreams: { stable: stable.url, canary: `http://127.0.0.1:${await closedPort()}` }, weights: { stable: 100 },
+    name: 'fo', upstreams: { stable: stable.url, canary: `http://127.0.0.1:${await closedPort()}` }, weights: { stable: 100 }, rules: PICK_RULES.filter((r) => r.version !== 'green'),
   }]))
   t.teardown(async () => { await proxy.close(); await stable.close() })
   const reply = await send(proxy.url + '/', over('canary'))

@@ -122,6 +122,7 @@ async function setup (t: Test, extra: Record<string, unknown> = {}, token?: stri
     name: 'shop',
     upstreams: { stable: stable.url, canary: canary.url, shadow: shadow.url },
     weights: { stable: 100 },
+    stickiness: { userId: { header: 'x-user-id' } },
     shadow: { percent: 100, compare: true },
     rollout: {
       // Many steps and lax limits: the rollout is still running when the test pauses it after its first check.
@@ -279,6 +280,10 @@ t.test('real replies of every endpoint validate against the document', async (t)
   await call('PUT', '/api/v1/routes/{route}/weights', { stable: 100 }, { 'content-type': 'text/plain' })
   await call('PUT', '/api/v1/routes/{route}/upstreams', { green: green.url })
   await call('PUT', '/api/v1/routes/{route}/shadow', { percent: 50, ignore: { json: ['$.url'] } })
+  await call('PUT', '/api/v1/routes/{route}/rules', [{ match: { header: { name: 'x-beta', exact: 'yes' } }, version: 'canary' }])
+  await call('PUT', '/api/v1/routes/{route}/rules', [{ match: { header: { name: 'x-beta', regex: '(a+)+$' } }, version: 'canary' }])
+  await get('/api/v1/routes/{route}/cohort', '/api/v1/routes/shop/cohort?userId=alice')
+  await get('/api/v1/routes/{route}/cohort', '/api/v1/routes/shop/cohort?userId=alice&cookie=x')
   await call('POST', '/api/v1/routes/{route}/switch', { to: 'green' })
   check('POST', '/api/v1/routes/{route}/rollback', await bareRequest(proxy.adminUrl, 'POST', '/api/v1/routes/shop/rollback'))
   // Back to the file's values, then the live settings the rest of the run needs again.

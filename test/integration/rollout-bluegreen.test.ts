@@ -1,5 +1,5 @@
-// The blue/green strategy end to end: green is smoke-checked through weir's override header while
-// it takes no traffic, switched to 100 % at once, watched, and switched back or finalized.
+// The blue/green strategy end to end: green is smoke-checked through weir (with the controller's
+// smoke token: the route has no override) while it takes no traffic, switched to 100 % at once, watched, and switched back or finalized.
 
 import t, { type Test } from 'tap'
 import { adminClient } from '../helpers/admin.ts'
@@ -48,7 +48,9 @@ t.test('a failing smoke check never switches', async (t) => {
   t.equal(results.filter((r) => r.version === 'green').length, 0, 'no client ever reached green')
   const smokes = green.received.filter((r) => r.url === '/healthz')
   t.equal(smokes.length, 2, 'smoke-checked once per interval up to the failure threshold')
-  t.equal(smokes[0]?.headers['x-weir-version'], 'green', 'the smoke check came through weir with the override header')
+  t.equal(smokes[0]?.headers['x-weir-version'], 'green', 'the smoke check came through weir, forced to green')
+  t.match(smokes[0]?.headers.via, /weir/, 'through the proxy, not straight to green')
+  t.equal(smokes[0]?.headers['x-weir-smoke'], undefined, 'the smoke token is not passed upstream')
   t.equal(smokes[0]?.headers.host, 'app.example.com')
   const failed = await event('rollout.failed')
   t.equal(failed?.reason?.check, 'smoke')

@@ -17,6 +17,7 @@ async function threeVersions (t: Test, weights: Record<string, number>, extra: R
     upstreams: { stable: ups.stable.url, canary: ups.canary.url, green: ups.green.url },
     weights,
     stickiness: { userId: { header: 'x-user-id' } },
+    override: { header: 'x-weir-version' },
     ...extra,
   }]))
   t.teardown(async () => {
@@ -187,6 +188,7 @@ t.test('an override naming a version without an upstream, shadow or an unknown v
       upstreams: { stable: stable.url, canary: canary.url, shadow: shadow.url },
       weights: { stable: 0, canary: 100 },
       stickiness: { userId: { header: 'x-user-id' } },
+      override: { header: 'x-weir-version' },
       shadow: { percent: 0 },
     },
     {
@@ -195,6 +197,7 @@ t.test('an override naming a version without an upstream, shadow or an unknown v
       upstreams: { stable: stable.url, green: green.url },
       weights: { stable: 0, green: 100 },
       stickiness: { userId: { header: 'x-user-id' } },
+      override: { header: 'x-weir-version' },
     },
   ]))
   t.teardown(() => proxy.close())

@@ -229,7 +229,7 @@ t.test('nothing of a shadow response reaches the client; the override header can
     res.setHeader('content-type', 'text/plain')
     res.end('shadow body')
   })
-  const proxy = await proxyFor(t, shopRoute(primary, shadow.url, { percent: 100 }, { stickiness: { userId: { header: 'x-user' } } }))
+  const proxy = await proxyFor(t, shopRoute(primary, shadow.url, { percent: 100 }, { stickiness: { userId: { header: 'x-user' } }, override: { header: 'x-weir-version' } }))
   for (let i = 0; i < 50; i++) {
     const reply = await send(proxy.url + '/page', { headers: { 'x-user': `u${i}`, ...(i % 2 === 0 ? { 'x-weir-version': 'shadow' } : {}) } })
     t.equal(reply.status, 200)

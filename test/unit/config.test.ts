@@ -36,10 +36,22 @@ t.test('defaults come from the schema', async (t) => {
   t.same([c.admin.host, c.admin.port], ['127.0.0.1', 9901])
   t.same(c.routes[0]?.weights, { stable: 10000, canary: 0, green: 0 }, 'no weights means stable 100 %')
   t.same(c.routes[0]?.timeouts, { connectMs: 2000, headersMs: 30000, bodyIdleMs: 60000, requestBodyMs: 30000 })
-  t.same(c.routes[0]?.override, { header: 'x-weir-version', cookie: undefined })
+  t.equal(c.routes[0]?.override, false, 'no override key: no override (opt-in)')
   t.same(c.routes[0]?.bucketCookie, { name: 'weir_b', maxAgeSeconds: 86400 })
   t.equal(c.routes[0]?.maxBodyBytes, 10 * 1024 * 1024)
   t.equal(c.drainTimeoutMs, 30000)
+})
+
+t.test('an override may ask for a secret and a source; a bad source is named', async (t) => {
+  const ok = buildConfig({ routes: [{ ...route, override: { header: 'X-Weir-Version', secret: 'sixteen-chars-or-more', from: ['10.0.0.0/8', '127.0.0.1'] } }] })
+  if (!ok.ok) throw new Error(JSON.stringify(ok.problems))
+  t.same(ok.config.routes[0]?.override, { header: 'x-weir-version', cookie: undefined, secret: 'sixteen-chars-or-more', from: ['10.0.0.0/8', '127.0.0.1'] })
+  const bad = buildConfig({ routes: [{ ...route, override: { header: 'x-weir-version', secret: 'short', from: ['10.0.0.0/33', 'nope'] } }] })
+  t.notOk(bad.ok)
+  const paths = bad.ok ? [] : bad.problems.map((p) => p.path)
+  t.ok(paths.includes('routes[0].override.secret'), paths.join(', '))
+  const sources = buildConfig({ routes: [{ ...route, override: { header: 'x-weir-version', from: ['10.0.0.0/33', 'nope'] } }] })
+  t.same(sources.ok ? [] : sources.problems.map((p) => p.path), ['routes[0].override.from[0]', 'routes[0].override.from[1]'])
 })
 
 t.test('route timeouts fall back to the top-level ones', async (t) => {
