@@ -74,11 +74,18 @@ export function createRecorder (metrics: Metrics, stats: StatsRegistry | null): 
   }
 }
 
+/** Status codes whose weir_requests_total series exist at 0 from a route's first table: the server errors weir sends or relays most. */
+const ZERO_CODES = ['500', '502', '503', '504'] as const
+
 function createRouteMetrics (metrics: Metrics, route: string, mismatchLog: MismatchLog): RouteMetrics {
   const versions = {} as Record<Version, VersionMetrics>
   for (const version of VERSIONS) {
     versions[version] = new VersionMetrics()
     for (const reason of DECISION_REASONS) metrics.routingDecisions.inc({ route, version, reason }, 0)
+    // The server-error codes exist from the start, so an error-ratio query over them
+    // (sum(rate(…{code=~"5.."}[30s])) / sum(rate(…[30s]))) answers 0 for a healthy version
+    // instead of no data, which a metric check would read as "hold".
+    for (const code of ZERO_CODES) metrics.requests.inc({ route, version, code }, 0)
   }
   for (const version of [...VERSIONS, 'shadow']) {
     for (const reason of UPSTREAM_FAILURE_REASONS) metrics.upstreamErrors.inc({ route, version, reason }, 0)

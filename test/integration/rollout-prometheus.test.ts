@@ -14,8 +14,8 @@ import { rolloutClient, type RolloutBody } from '../helpers/rollout-client.ts'
 import { startTraffic } from '../helpers/traffic.ts'
 import { startUpstreams } from '../helpers/upstream.ts'
 
-/** The canary's 5xx ratio over 30 s; `or vector(0)`: the 5xx series exists only once there was one. */
-const ERROR_RATIO = '(sum(rate(weir_requests_total{route="{{route}}",version="canary",code=~"5.."}[30s])) or vector(0)) / ' +
+/** The canary's 5xx ratio over 30 s, written as Flagger users write it (weir's 5xx series exist at 0 from the start). */
+const ERROR_RATIO = 'sum(rate(weir_requests_total{route="{{route}}",version="canary",code=~"5.."}[30s])) / ' +
   'sum(rate(weir_requests_total{route="{{route}}",version="canary"}[30s]))'
 
 /** Built-in checks that pass (or at worst hold) whatever the canary does, and a guard that never trips. */
@@ -131,7 +131,7 @@ t.test('metric checks on a real Prometheus', async (t) => {
       t.equal((await admin.call('POST', '/api/v1/routes/empty/rollout/abort', {})).status, 200)
       await start(t, 'empty', { name: 'per-code', query: 'sum by (version) (weir_requests_total{route="{{route}}"})', thresholdRange: { min: 0 } })
       held = await until(rollout, (v) => metricCheck(v, 'per-code') !== undefined, 10_000)
-      t.match(metricCheck(held, 'per-code'), { verdict: 'hold', detail: /the query returned 2 series; a check needs one/ })
+      t.match(metricCheck(held, 'per-code'), { verdict: 'hold', detail: /the query returned [2-9] series; a check needs one/ })
       t.equal((await admin.call('POST', '/api/v1/routes/empty/rollout/abort', {})).status, 200)
     })
   })
