@@ -114,6 +114,16 @@ const routeWrite = (operationId: string, summary: string, body: TSchema, descrip
 
 const BODYLESS = 'Needs no body: sent without one, it needs no Content-Type either (`curl -X POST`).'
 
+/** A route write that takes no body (reset, rollback): the route after it, like every route write. */
+const bodylessRouteWrite = (operationId: string, summary: string, description: string, after: string): Operation => ({
+  operationId,
+  summary,
+  description: `${description} ${BODYLESS}`,
+  api: true,
+  parameters: [route, ifMatch, force],
+  replies: { 200: { description: after, schema: RouteViewSchema, etag: true }, ...ERRORS_OF_WRITE },
+})
+
 const rolloutCommand = (command: string, description: string, parameters: Parameter[] = []): Operation => ({
   operationId: `${command}Rollout`,
   summary: `${command[0]?.toUpperCase()}${command.slice(1)} the route's rollout`,
@@ -190,24 +200,14 @@ const PATHS: Record<string, Record<string, Operation>> = {
     post: routeWrite('switchRoute', 'Blue/green switch: 100 % to one colour', SwitchBodySchema, 'The version needs an upstream.'),
   },
   '/api/v1/routes/{route}/reset': {
-    post: {
-      operationId: 'resetRoute',
-      summary: 'Serve the config file\'s values again',
-      description: `Writes the file's weights, upstreams, shadow settings and rules as the route's live state (event \`reset\`); an active rollout needs ?force=true. No body, or {}. ${BODYLESS}`,
-      api: true,
-      parameters: [route, ifMatch, force],
-      replies: { 200: { description: 'The route after the reset.', schema: RouteViewSchema, etag: true }, ...ERRORS_OF_WRITE },
-    },
+    post: bodylessRouteWrite('resetRoute', 'Serve the config file\'s values again',
+      'Writes the file\'s weights, upstreams, shadow settings and rules as the route\'s live state (event `reset`); an active rollout needs ?force=true. No body, or {}.',
+      'The route after the reset.'),
   },
   '/api/v1/routes/{route}/rollback': {
-    post: {
-      operationId: 'rollback',
-      summary: 'Instant revert: stable 100 %',
-      description: `An active rollout ends failed and its rollback webhooks are called; never refused for a running rollout. ${BODYLESS}`,
-      api: true,
-      parameters: [route, ifMatch, force],
-      replies: { 200: { description: 'The route after the revert.', schema: RouteViewSchema, etag: true }, ...ERRORS_OF_WRITE },
-    },
+    post: bodylessRouteWrite('rollback', 'Instant revert: stable 100 %',
+      'An active rollout ends failed and its rollback webhooks are called; never refused for a running rollout.',
+      'The route after the revert.'),
   },
   '/api/v1/routes/{route}/rollout': {
     get: { operationId: 'getRollout', summary: 'The route\'s rollout', api: true, parameters: [route], replies: { 200: { description: 'Phase, step, weights, last check, history.', schema: RolloutViewSchema, etag: true }, ...NOT_FOUND } },

@@ -6,6 +6,7 @@ import type { IncomingHttpHeaders, IncomingMessage } from 'node:http'
 import type { TLSSocket } from 'node:tls'
 import type { BlockList } from 'node:net'
 import type { Exchange } from './exchange.ts'
+import { isIn } from '../routing/smoke.ts'
 import { OVERRIDE_SECRET_HEADER, SHADOW_HEADER, SMOKE_HEADER, UPSTREAM_VERSION_HEADER } from './header-names.ts'
 
 /**
@@ -20,8 +21,7 @@ const HOP_BY_HOP_RESPONSE = ['connection', 'keep-alive', 'proxy-connection', 'te
 export function isTrustedPeer (trusted: BlockList | null, raw: IncomingMessage): boolean {
   if (trusted === null) return false
   const address = raw.socket.remoteAddress
-  if (address === undefined) return false
-  return trusted.check(address, address.includes(':') ? 'ipv6' : 'ipv4')
+  return address !== undefined && isIn(trusted, address)
 }
 
 export function isTlsRequest (raw: IncomingMessage, trustedPeer: boolean): boolean {
