@@ -294,7 +294,7 @@ export async function buildApps (initial: Config, options: BuildOptions = {}): P
     proxyApp,
     async reload (next) {
       // Every worker must be able to build the new table before anything changes (all or none).
-      await dataPlane.check(liveSnapshot(next, store.all(), secrets, heldWeights))
+      await dataPlane.check(snapshotOf(next))
       const warnings = await reconcileWithConfig(next, store, events)
       warnings.push(...restartOnlyChanges(config, next))
       config = next
