@@ -13,6 +13,7 @@ import { createAdminApp } from './admin/app.ts'
 import { createOpsApp } from './admin/ops-app.ts'
 import type { Config, WeightsBp } from './config/model.ts'
 import { RolloutController } from './controller/controller.ts'
+import { HostHealthBook, type HostChange } from './metrics/host-health-book.ts'
 import { createRecorder } from './metrics/recorder.ts'
 import { createMetrics, type Metrics } from './metrics/registry.ts'
 import { BUCKET_COUNT, StatsRegistry, shownStats } from './metrics/rolling-stats.ts'
@@ -123,6 +124,16 @@ export async function buildApps (initial: Config, options: BuildOptions = {}): P
   const metrics = createMetrics({ processDefaults: options.processMetrics ?? true, build: { version: WEIR_VERSION, node: process.version } })
   const stats = new StatsRegistry({ now: clock })
   const recorder = createRecorder(metrics, stats)
+  // Each data path process tells of its hosts' ejections and check results: the health gauge and the events.
+  const hostBook = new HostHealthBook()
+  metrics.setHostHealthSource((route, version, host) => hostBook.healthy(route, version, host))
+  const onHostChange = (change: HostChange, worker: number): void => {
+    // One event when the first process takes the host out, one when the last brings it back.
+    if (!hostBook.apply(change, worker)) return
+    const reason = { version: change.version, host: change.host, detail: change.detail, ...(change.forMs === undefined ? {} : { forMs: change.forMs }), ...(worker === 0 ? {} : { worker }) }
+    events.append({ actor: 'weir', route: change.route, action: `host.${change.cause}`, reason })
+      .catch((err: unknown) => log.error({ err }, `the host.${change.cause} event could not be written`))
+  }
   // With etcd, this replica registers itself and campaigns to lead the fleet's controller.
   const self = { id: config.fleet.id, admin: config.fleet.advertise ?? '' }
   const fleet = etcdStore === null ? soloFleet(self) : etcdFleet(etcdStore.client, self, log, config.fleet.leaseTtlSeconds)
@@ -160,10 +171,11 @@ export async function buildApps (initial: Config, options: BuildOptions = {}): P
         events.append({ actor: 'weir', action, reason }).catch((err: unknown) => log.error({ err }, `the ${action} event could not be written`))
       },
       onCrashLoop: options.onCrashLoop ?? ((err) => { throw err }),
+      hosts: { change: onHostChange, forget: (worker) => hostBook.forget(worker) },
     })
     dataPlane = workerDataPlane(set, bindCells)
   } else {
-    const dataPath = await createDataPath(snapshot, { recorder, recordRequests, logger: log })
+    const dataPath = await createDataPath(snapshot, { recorder, recordRequests, logger: log, onHostChange: (change) => onHostChange(change, 0) })
     runtime = dataPath.runtime
     proxyApp = dataPath.app
     dataPlane = localDataPlane(dataPath)

@@ -61,5 +61,9 @@ export const UPSTREAM_FAILURE_REASONS = [
 ] as const
 export type UpstreamFailureReason = typeof UPSTREAM_FAILURE_REASONS[number]
 
+/** What became of a failed attempt that could be retried on another host (label `result` of weir_upstream_retries_total). */
+export const RETRY_RESULTS = ['retried', 'budget_exhausted'] as const
+export type RetryResult = typeof RETRY_RESULTS[number]
+
 /** The longest window of the rolling stats and shadow comparison counts, in seconds. */
 export const MAX_WINDOW_SECONDS = 600

@@ -59,6 +59,40 @@ export interface OverrideConfig {
   from: string[] | undefined
 }
 
+/** Active health checks of a version's hosts (proxy/health-checker.ts). */
+export interface HealthCheckConfig {
+  path: string
+  intervalMs: number
+  timeoutMs: number
+  healthyThreshold: number
+  unhealthyThreshold: number
+  expectedStatuses: number[]
+}
+
+/** Passive health (proxy/host-health.ts): hosts that keep failing are ejected for a while. */
+export interface OutlierConfig {
+  consecutiveFailures: number
+  baseEjectionMs: number
+  maxEjectionMs: number
+  maxEjectedPercent: number
+}
+
+/** The retry budget of a version: retries on another host, at most this share of its requests (proxy/retry-budget.ts). */
+export interface RetryConfig {
+  budgetPercent: number
+  minRetries: number
+  windowMs: number
+}
+
+export type BalanceMode = 'round-robin' | 'least-request'
+
+/** How a route's hosts within each version are balanced, checked, ejected and retried. */
+export interface UpstreamPolicy {
+  outlier: OutlierConfig | false
+  retry: RetryConfig | false
+  versions: Record<Version, { balance: BalanceMode; healthCheck: HealthCheckConfig | undefined }>
+}
+
 export interface RouteConfig {
   name: string
   /** Lower-case host names; `*.example.com` entries are suffix matches. Empty: any host. */
@@ -78,6 +112,7 @@ export interface RouteConfig {
   shadowInput: ShadowInput
   /** The route's `rules` as the file gives them ([] when none): what live rules are compared with. */
   rulesInput: RuleInput[]
+  upstreamPolicy: UpstreamPolicy
   failover: boolean
   passHost: boolean
   tls: { rejectUnauthorized: boolean; ca: string | undefined }

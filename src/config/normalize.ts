@@ -8,8 +8,8 @@ import { dirname, join, resolve } from 'node:path'
 import { Value } from '@sinclair/typebox/value'
 import type { Problem } from '../errors.ts'
 import { parseJsonPath } from '../shadow/json-path.ts'
-import type { UpstreamName, Version } from '../vocabulary.ts'
-import type { AdminToken, Config, EtcdSettings, MatchRule, RouteConfig, ShadowConfig, WeightsBp } from './model.ts'
+import { VERSIONS, type UpstreamName, type Version } from '../vocabulary.ts'
+import type { AdminToken, Config, EtcdSettings, UpstreamPolicy, MatchRule, RouteConfig, ShadowConfig, WeightsBp } from './model.ts'
 import { rolloutPolicyProblems } from './rollout-policy-rules.ts'
 import { buildTrustedProxies, checkUpstreamUrl, checkWeights, hasAtMostTwoDecimals, isLoopbackHost, ruleConditions, TWO_DECIMALS } from './rules.ts'
 import { UpstreamsSchema, WeightsSchema, type ConfigInput, type RouteInput, type RuleInput, type ShadowInput, type Weights } from './schema.ts'
@@ -248,6 +248,7 @@ function normalizeRoute (
     shadow,
     shadowInput: route.shadow,
     rulesInput: route.rules ?? [],
+    upstreamPolicy: normalizeUpstreamPolicy(withDefaults(route.upstreamPolicy, 'upstreamPolicy'), `${path}.upstreamPolicy`, problems),
     failover: route.failover,
     passHost: route.passHost,
     tls: {
@@ -263,6 +264,57 @@ function normalizeRoute (
     maxBodyBytes: byteSize(route.maxBodyBytes ?? topMaxBody),
     rollout: route.rollout,
   }
+}
+
+/** A route's host policy, with every default filled in and durations in ms. */
+function normalizeUpstreamPolicy (input: NonNullable<RouteInput['upstreamPolicy']>, path: string, problems: Problem[]): UpstreamPolicy {
+  const outlier = input.outlierDetection ?? {}
+  const retry = input.retry ?? {}
+  const versions = {} as UpstreamPolicy['versions']
+  for (const version of VERSIONS) {
+    const own = input[version]
+    const check = own?.healthCheck
+    let healthCheck
+    if (check !== undefined) {
+      healthCheck = {
+        path: check.path,
+        intervalMs: durationMs(check.interval ?? '5s'),
+        timeoutMs: durationMs(check.timeout ?? '2s'),
+        healthyThreshold: check.healthyThreshold ?? 2,
+        unhealthyThreshold: check.unhealthyThreshold ?? 3,
+        expectedStatuses: check.expectedStatuses ?? [200],
+      }
+      if (healthCheck.intervalMs < 100) problems.push({ path: `${path}.${version}.healthCheck.interval`, reason: 'must be at least 100ms' })
+      if (healthCheck.timeoutMs < 1 || healthCheck.timeoutMs > healthCheck.intervalMs) {
+        problems.push({ path: `${path}.${version}.healthCheck.timeout`, reason: 'must be at least 1ms and at most the interval' })
+      }
+    }
+    versions[version] = { balance: own?.balance ?? input.balance ?? 'round-robin', healthCheck }
+  }
+  const normalized: UpstreamPolicy = {
+    outlier: outlier === false
+      ? false
+      : {
+          consecutiveFailures: outlier.consecutiveFailures ?? 5,
+          baseEjectionMs: durationMs(outlier.baseEjectionTime ?? '30s'),
+          maxEjectionMs: durationMs(outlier.maxEjectionTime ?? '5m'),
+          maxEjectedPercent: outlier.maxEjectedPercent ?? 50,
+        },
+    retry: retry === false
+      ? false
+      : { budgetPercent: retry.budgetPercent ?? 20, minRetries: retry.minRetries ?? 3, windowMs: durationMs(retry.window ?? '10s') },
+    versions,
+  }
+  if (normalized.outlier !== false) {
+    if (normalized.outlier.baseEjectionMs < 1) problems.push({ path: `${path}.outlierDetection.baseEjectionTime`, reason: 'must be more than 0' })
+    if (normalized.outlier.maxEjectionMs < normalized.outlier.baseEjectionMs) {
+      problems.push({ path: `${path}.outlierDetection.maxEjectionTime`, reason: 'must be at least baseEjectionTime' })
+    }
+  }
+  if (normalized.retry !== false && (normalized.retry.windowMs < 1000 || normalized.retry.windowMs > 600_000)) {
+    problems.push({ path: `${path}.retry.window`, reason: 'must be between 1s and 10m' })
+  }
+  return normalized
 }
 
 /** Two listen hosts that would take the same port: the same host, or either one every address (0.0.0.0, ::). */

@@ -204,6 +204,38 @@ export const RolloutPolicySchema = Type.Object({
   onProgressDeadline: Type.Union([Type.Literal('fail'), Type.Literal('pause')], { default: 'fail', description: 'What a passed progressDeadline does: fail (revert) or pause the rollout.' }),
 }, { additionalProperties: false, description: 'Default policy for POST /api/v1/routes/:route/rollout.' })
 
+const HealthCheckSchema = Type.Object({
+  path: Type.String({ pattern: '^/', description: 'GET this path on each host of the version (the Host header is the upstream URL\'s host).' }),
+  interval: withDefault(DurationSchema, '5s'),
+  timeout: withDefault(DurationSchema, '2s'),
+  healthyThreshold: Type.Integer({ minimum: 1, maximum: 100, default: 2, description: 'Passes in a row that bring an unhealthy host back.' }),
+  unhealthyThreshold: Type.Integer({ minimum: 1, maximum: 100, default: 3, description: 'Failures in a row that take a host out.' }),
+  expectedStatuses: Type.Array(Type.Integer({ minimum: 100, maximum: 599 }), { minItems: 1, maxItems: 100, default: [200], description: 'Statuses that pass (any other, a timeout or a connection failure fails).' }),
+}, { additionalProperties: false, description: 'Active health checks of every host of the version; hosts start healthy.' })
+
+const VersionHostsSchema = Type.Object({
+  balance: Type.Optional(Type.Union([Type.Literal('round-robin'), Type.Literal('least-request')], { description: 'How requests spread over the version\'s hosts; default: the route\'s hosts.balance.' })),
+  healthCheck: Type.Optional(HealthCheckSchema),
+}, { additionalProperties: false })
+
+export const UpstreamPolicySchema = Type.Object({
+  balance: Type.Union([Type.Literal('round-robin'), Type.Literal('least-request')], { default: 'round-robin', description: 'round-robin takes the hosts in turn; least-request picks the less busy of two random hosts.' }),
+  outlierDetection: Type.Union([Type.Object({
+    consecutiveFailures: Type.Integer({ minimum: 1, maximum: 1000, default: 5, description: 'Failed attempts in a row (connection failures, resets, timeouts, 5xx) that eject a host.' }),
+    baseEjectionTime: withDefault(DurationSchema, '30s'),
+    maxEjectionTime: withDefault(DurationSchema, '5m'),
+    maxEjectedPercent: Type.Integer({ minimum: 0, maximum: 100, default: 50, description: 'Most of a version\'s hosts out at once (at least one may be; stable always keeps one).' }),
+  }, { additionalProperties: false }), Type.Literal(false)], { default: {}, description: 'Passive health: hosts that keep failing are ejected for a time that grows with each ejection; false: never.' }),
+  retry: Type.Union([Type.Object({
+    budgetPercent: Type.Number({ minimum: 0, maximum: 100, default: 20, description: 'Retries allowed, in percent of the version\'s requests over the window.' }),
+    minRetries: Type.Integer({ minimum: 0, maximum: 10000, default: 3, description: 'Retries allowed per window whatever the traffic (so a quiet route can retry too).' }),
+    window: withDefault(DurationSchema, '10s'),
+  }, { additionalProperties: false }), Type.Literal(false)], { default: {}, description: 'One retry on another host of the same version for an idempotent request without a body that failed before any response byte; false: none.' }),
+  stable: Type.Optional(VersionHostsSchema),
+  canary: Type.Optional(VersionHostsSchema),
+  green: Type.Optional(VersionHostsSchema),
+}, { additionalProperties: false, description: 'How a version\'s hosts are balanced, checked, ejected and retried.' })
+
 export const RouteSchema = Type.Object({
   name: Type.String({ pattern: '^[a-z0-9-]+$', maxLength: 63 }),
   match: Type.Optional(Type.Object({
@@ -217,6 +249,7 @@ export const RouteSchema = Type.Object({
   override: Type.Optional(Type.Union([OverrideSchema, Type.Literal(false)], { description: 'No override key (or false): no override.' })),
   rules: Type.Optional(RulesSchema),
   shadow: withDefault(ShadowSchema, {}),
+  upstreamPolicy: withDefault(UpstreamPolicySchema, {}),
   failover: Type.Boolean({ default: true, description: 'Fail an idempotent canary/green request over to stable once when it fails before any response byte.' }),
   passHost: Type.Boolean({ default: true, description: 'Send the client Host header upstream (false: the upstream URL host).' }),
   tls: Type.Optional(Type.Object({

@@ -5,7 +5,7 @@
 
 import type { MismatchSample } from '../shadow/mismatch-log.ts'
 import {
-  DECISION_REASONS, UPSTREAM_FAILURE_REASONS, type DecisionReason, type MismatchKind, type ShadowOutcome,
+  DECISION_REASONS, RETRY_RESULTS, UPSTREAM_FAILURE_REASONS, type DecisionReason, type MismatchKind, type RetryResult, type ShadowOutcome,
   type UpstreamFailureReason, type Version,
 } from '../vocabulary.ts'
 
@@ -50,6 +50,8 @@ export class VersionMetrics {
   readonly decisions: Readonly<Record<DecisionReason, CounterCell>> = counters(DECISION_REASONS)
   /** Failed upstream attempts not yet flushed into weir_upstream_errors_total, by reason. */
   readonly upstreamErrors: Readonly<Record<UpstreamFailureReason, CounterCell>> = counters(UPSTREAM_FAILURE_REASONS)
+  /** Retries on another host not yet flushed into weir_upstream_retries_total, by result. */
+  readonly retries: Readonly<Record<RetryResult, CounterCell>> = counters(RETRY_RESULTS)
   /** Responses not yet flushed into weir_requests_total, indexed by the status sent. */
   readonly responses = new Float64Array(STATUS_SLOTS)
   /**

@@ -8,7 +8,7 @@
 
 import type { MismatchSample } from '../shadow/mismatch-log.ts'
 import {
-  DECISION_REASONS, MISMATCH_KINDS, SHADOW_OUTCOMES, UPSTREAM_FAILURE_REASONS, VERSIONS, type MismatchKind, type Version,
+  DECISION_REASONS, MISMATCH_KINDS, RETRY_RESULTS, SHADOW_OUTCOMES, UPSTREAM_FAILURE_REASONS, VERSIONS, type MismatchKind, type Version,
 } from '../vocabulary.ts'
 import {
   counters, STATUS_SLOTS, VersionMetrics, type CounterCell, type MismatchRecording, type RouteMetrics, type WindowRecording,
@@ -39,6 +39,8 @@ export interface VersionReadings {
   readonly decisions: readonly number[]
   /** By UPSTREAM_FAILURE_REASONS order. */
   readonly upstreamErrors: readonly number[]
+  /** By RETRY_RESULTS order. */
+  readonly retries: readonly number[]
   /** `[status, count, status, count, ...]`. */
   readonly responses: readonly number[]
   /** weir_request_duration_seconds buckets (not cumulative) and the sum, since the last take. */
@@ -214,6 +216,7 @@ export function createShippingRecorder (mismatchSamples: number): ShippingRecord
 function takeVersion (cells: VersionMetrics, window: WindowBuffer | undefined): VersionReadings | null {
   const decisions = takeCounters(cells.decisions, DECISION_REASONS)
   const upstreamErrors = takeCounters(cells.upstreamErrors, UPSTREAM_FAILURE_REASONS)
+  const retries = takeCounters(cells.retries, RETRY_RESULTS)
   const responses: number[] = []
   const slots = cells.responses
   for (let status = 0; status < STATUS_SLOTS; status++) {
@@ -226,7 +229,7 @@ function takeVersion (cells: VersionMetrics, window: WindowBuffer | undefined): 
   let timed = 0
   for (const count of cells.durationCounts) timed += count
   const windowDelta = window?.take() ?? null
-  if (decisions === null && upstreamErrors === null && responses.length === 0 && timed === 0 && windowDelta === null) return null
+  if (decisions === null && upstreamErrors === null && retries === null && responses.length === 0 && timed === 0 && windowDelta === null) return null
   const durationCounts = Array.from(cells.durationCounts)
   cells.durationCounts.fill(0)
   const durationSumMs = cells.durationSumMs
@@ -234,6 +237,7 @@ function takeVersion (cells: VersionMetrics, window: WindowBuffer | undefined): 
   return {
     decisions: decisions ?? [],
     upstreamErrors: upstreamErrors ?? [],
+    retries: retries ?? [],
     responses,
     durationCounts: timed === 0 ? [] : durationCounts,
     durationSumMs,
@@ -285,6 +289,7 @@ export function addReadings (sink: ReadingsSink, readings: readonly RouteReading
 function addVersion (cells: VersionMetrics, got: VersionReadings, window: () => { add (delta: WindowDelta): void }): number {
   addCounters(cells.decisions, DECISION_REASONS, got.decisions)
   addCounters(cells.upstreamErrors, UPSTREAM_FAILURE_REASONS, got.upstreamErrors)
+  addCounters(cells.retries, RETRY_RESULTS, got.retries)
   let responses = 0
   for (let i = 0; i + 1 < got.responses.length; i += 2) {
     const status = got.responses[i] as number

@@ -4,7 +4,7 @@
 // mismatch samples). This interface is the data path's side of the seam (docs/architecture.md).
 
 import { MismatchLog, type MismatchSample, type MismatchSummary } from '../shadow/mismatch-log.ts'
-import { DECISION_REASONS, MISMATCH_KINDS, SHADOW_OUTCOMES, UPSTREAM_FAILURE_REASONS, VERSIONS, type Version } from '../vocabulary.ts'
+import { DECISION_REASONS, MISMATCH_KINDS, RETRY_RESULTS, SHADOW_OUTCOMES, UPSTREAM_FAILURE_REASONS, VERSIONS, type Version } from '../vocabulary.ts'
 import { counters, VersionMetrics, type RouteMetrics } from './cells.ts'
 import type { ReadingsSink } from './readings.ts'
 import type { Metrics } from './registry.ts'
@@ -89,6 +89,9 @@ function createRouteMetrics (metrics: Metrics, route: string, mismatchLog: Misma
   }
   for (const version of [...VERSIONS, 'shadow']) {
     for (const reason of UPSTREAM_FAILURE_REASONS) metrics.upstreamErrors.inc({ route, version, reason }, 0)
+  }
+  for (const version of VERSIONS) {
+    for (const result of RETRY_RESULTS) metrics.upstreamRetries.inc({ route, version, result }, 0)
   }
   for (const outcome of SHADOW_OUTCOMES) metrics.shadowRequests.inc({ route, outcome }, 0)
   for (const kind of MISMATCH_KINDS) metrics.shadowMismatches.inc({ route, kind }, 0)

@@ -4,7 +4,7 @@
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client'
 import type { WeightsBp } from '../config/model.ts'
 import {
-  BLUEGREEN_PHASES, DECISION_REASONS, MISMATCH_KINDS, ROLLOUT_PHASES, SHADOW_OUTCOMES, UPSTREAM_FAILURE_REASONS, VERSIONS,
+  BLUEGREEN_PHASES, DECISION_REASONS, MISMATCH_KINDS, RETRY_RESULTS, ROLLOUT_PHASES, SHADOW_OUTCOMES, UPSTREAM_FAILURE_REASONS, VERSIONS, type Version,
 } from '../vocabulary.ts'
 import { STATUS_SLOTS, type CounterCell, type RouteMetrics } from './cells.ts'
 import { DurationHistogram } from './duration-histogram.ts'
@@ -50,6 +50,8 @@ export interface Metrics {
   readonly requests: Counter<'route' | 'version' | 'code'>
   readonly requestDuration: DurationHistogram
   readonly upstreamErrors: Counter<'route' | 'version' | 'reason'>
+  readonly upstreamRetries: Counter<'route' | 'version' | 'result'>
+  readonly upstreamHostHealthy: Gauge<'route' | 'version' | 'host'>
   readonly routingDecisions: Counter<'route' | 'version' | 'reason'>
   readonly routeWeight: Gauge<'route' | 'version'>
   readonly shadowRequests: Counter<'route' | 'outcome'>
@@ -74,7 +76,12 @@ export interface Metrics {
   setRolloutSource (source: RolloutSource): void
   /** Where the worker metrics find the workers (the single process until set). */
   setWorkerSource (source: WorkerSource): void
+  /** Where weir_upstream_host_healthy finds each host's health (every host healthy until set). */
+  setHostHealthSource (source: HostHealthSource): void
 }
+
+/** Whether a host of a route's version takes requests in every data path process. */
+export type HostHealthSource = (route: string, version: Version, host: string) => boolean
 
 export interface MetricsOptions {
   /** Node's process metrics (process_*, nodejs_*); tests that build many registries leave them out. */
@@ -98,6 +105,7 @@ export function createMetrics ({ processDefaults = true, build = { version: 'unk
     }
   }
   let workerSource: WorkerSource = () => []
+  let hostHealthSource: HostHealthSource = () => true
   // What the worker counters last exported, per worker slot: the source holds running totals.
   const exportedRequests = new Map<number, number>()
   const exportedRestarts = new Map<number, number>()
@@ -133,6 +141,31 @@ export function createMetrics ({ processDefaults = true, build = { version: 'unk
       registers: [registry],
       collect () {
         flushUpstreamErrors(metrics)
+      },
+    }),
+    upstreamRetries: new Counter({
+      name: 'weir_upstream_retries_total',
+      help: 'Failed attempts that could be retried on another host of their version: retried, or not because the retry budget was spent.',
+      labelNames: ['route', 'version', 'result'] as const,
+      registers: [registry],
+      collect () {
+        for (const [route, cells] of metrics.routes) {
+          for (const version of VERSIONS) flushCells(metrics.upstreamRetries, cells.versions[version].retries, RETRY_RESULTS, 'result', { route, version })
+        }
+      },
+    }),
+    upstreamHostHealthy: new Gauge({
+      name: 'weir_upstream_host_healthy',
+      help: 'Each host of each version of each route in force: 1 while it takes requests, 0 while it is ejected or failing its health checks (in any worker).',
+      labelNames: ['route', 'version', 'host'] as const,
+      registers: [registry],
+      collect () {
+        this.reset()
+        for (const route of routeSource()) {
+          for (const version of VERSIONS) {
+            for (const host of route.upstreams[version] ?? []) this.set({ route: route.name, version, host }, hostHealthSource(route.name, version, host) ? 1 : 0)
+          }
+        }
       },
     }),
     routingDecisions: new Counter({
@@ -271,6 +304,9 @@ export function createMetrics ({ processDefaults = true, build = { version: 'unk
     }),
     setWorkerSource (source) {
       workerSource = source
+    },
+    setHostHealthSource (source) {
+      hostHealthSource = source
     },
     setRouteSource (source) {
       routeSource = source

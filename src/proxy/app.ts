@@ -15,6 +15,7 @@ import type { Config } from '../config/model.ts'
 import { abortOnClientClose, recordOnClose } from './accounting.ts'
 import { clientErrorHandler } from './client-errors.ts'
 import { Exchange, exchangeOf, kExchange, type WithExchange } from './exchange.ts'
+import { chooseHost } from './choose-host.ts'
 import { forward } from './forward.ts'
 import { isTlsRequest, isTrustedPeer, rewriteRequestHeaders, type OutgoingHeaders } from './forward-headers.ts'
 import { lazyChildLogger } from './lazy-logger.ts'
@@ -99,7 +100,12 @@ export async function createProxyApp (options: ProxyAppOptions): Promise<Fastify
       sendError(reply, 'WEIR_ERR_BODY_TOO_LARGE')
       return
     }
-    exchange.target = (route.groups[exchange.version] ?? route.groups.stable).pick()
+    if (!chooseHost(exchange, raw, record)) {
+      // No host of the version (nor of stable, for a request that may fail over) is available.
+      if (snapshot.versionHeader !== false) reply.header(snapshot.versionHeader, exchange.version)
+      sendError(reply, 'WEIR_ERR_NO_UPSTREAM')
+      return
+    }
     exchange.trustedPeer = isTrustedPeer(snapshot.trusted, raw)
     exchange.secure = isTlsRequest(raw, exchange.trustedPeer)
     if (upgrade || !FORWARDED.has(raw.method as string)) {

@@ -12,7 +12,11 @@ import { createBucketSigner } from '../routing/bucket-cookie.ts'
 import { digestOf } from '../routing/smoke.ts'
 import type { DataPathSnapshot, ServerSettings } from '../snapshot.ts'
 import { createProxyApp, type ProxyRuntime } from './app.ts'
-import { buildProxyTable, groupsOf, type ProxyTableDeps } from './proxy-routes.ts'
+import { VERSIONS } from '../vocabulary.ts'
+import { HealthChecker } from './health-checker.ts'
+import { HostHealthRegistry, type HostHealth, type HostListener } from './host-health.ts'
+import { buildProxyTable, groupsOf, type ProxyTable, type ProxyTableDeps } from './proxy-routes.ts'
+import { RetryBudget } from './retry-budget.ts'
 import { ShadowGate } from './shadow-gate.ts'
 import { UpstreamPools } from './upstream-pools.ts'
 
@@ -22,6 +26,8 @@ export interface DataPathOptions {
   logger?: FastifyBaseLogger
   /** Internal (default true): false stops per-request recording, for the benchmark to price it. */
   recordRequests?: boolean
+  /** Told when a host is ejected or returns, or fails or passes its checks (host-health.ts). */
+  onHostChange?: HostListener
 }
 
 export interface DataPath {
@@ -43,7 +49,20 @@ export interface DataPath {
 export async function createDataPath (first: DataPathSnapshot, options: DataPathOptions): Promise<DataPath> {
   const pools = new UpstreamPools()
   const gates = new Map<string, ShadowGate>()
+  const hostHealth = new HostHealthRegistry(options.onHostChange ?? (() => {}))
+  const budgets = new Map<string, RetryBudget>()
+  const checkers = new Map<string, HealthChecker>()
   const deps: ProxyTableDeps = {
+    hostHealth,
+    retryBudget: (route, version, config) => {
+      const key = `${route}\u0000${version}`
+      let budget = budgets.get(key)
+      if (budget === undefined || !budget.isFor(config)) {
+        budget = new RetryBudget(config)
+        budgets.set(key, budget)
+      }
+      return budget
+    },
     pools,
     smokeToken: digestOf(first.smokeToken),
     signature: createBucketSigner(first.cookieSecret),
@@ -58,6 +77,36 @@ export async function createDataPath (first: DataPathSnapshot, options: DataPath
     },
   }
   const runtime: ProxyRuntime = { current: buildProxyTable(first, deps), draining: false }
+  // The table in force is the one checked: checkers start, move to the new group objects or stop with it.
+  const reconcileChecks = (table: ProxyTable): void => {
+    const wanted = new Set<string>()
+    for (const route of table.table.routes) {
+      for (const version of VERSIONS) {
+        const check = route.config.upstreamPolicy.versions[version].healthCheck
+        const group = route.groups[version]
+        if (check === undefined || group === null) continue
+        const key = `${route.name}\u0000${version}`
+        wanted.add(key)
+        const running = checkers.get(key)
+        if (running?.isFor(check, group.targets) === true) {
+          running.retarget(group.targets)
+        } else {
+          running?.stop()
+          checkers.set(key, new HealthChecker(check, group.targets))
+        }
+      }
+    }
+    for (const [key, checker] of checkers) {
+      if (!wanted.has(key)) {
+        checker.stop()
+        checkers.delete(key)
+      }
+    }
+    const inUse = new Set<HostHealth>()
+    for (const group of groupsOf(table)) for (const target of group.targets) inUse.add(target.health)
+    hostHealth.retain(inUse)
+  }
+  reconcileChecks(runtime.current)
   const app = await createProxyApp({
     runtime,
     logLevel: first.logLevel,
@@ -71,6 +120,7 @@ export async function createDataPath (first: DataPathSnapshot, options: DataPath
       async commit () {
         runtime.current = table
         app.log.level = snapshot.logLevel
+        reconcileChecks(table)
         // Pools no route refers to any more close gracefully: their queued requests finish.
         await pools.retainOnly(groupsOf(runtime.current))
       },
@@ -83,6 +133,8 @@ export async function createDataPath (first: DataPathSnapshot, options: DataPath
     apply: (snapshot) => prepare(snapshot).commit(),
     async close (drainTimeoutMs) {
       runtime.draining = true
+      for (const checker of checkers.values()) checker.stop()
+      checkers.clear()
       const server = app.server as Server
       const force = setTimeout(() => {
         app.log.warn('drain timeout reached: closing remaining connections')

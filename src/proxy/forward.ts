@@ -13,9 +13,11 @@ import { writeErrorResponse } from '../http/error-reply.ts'
 import { announcedBody } from './announced-body.ts'
 import { guardBody } from './body-guard.ts'
 import { CLIENT_GONE, type Exchange } from './exchange.ts'
-import { failsOver, mayFailOver } from './failover.ts'
+import { failsOver, mayFailOver, mayRetry } from './failover.ts'
 import { rewriteResponseHeaders, upstreamHeaders, type OutgoingHeaders } from './forward-headers.ts'
 import { UPSTREAM_VERSION_HEADER } from './header-names.ts'
+import type { RetryBudget } from './retry-budget.ts'
+import type { UpstreamGroup, UpstreamTarget } from './upstream-pools.ts'
 
 /** An upstream status outside 100–599 is not one Node (or a client) can take: a bad response. */
 const BAD_STATUS = Object.assign(new Error('the upstream answered with an invalid status code'), { code: 'HPE_INVALID_STATUS' })
@@ -65,6 +67,8 @@ export function forward (exchange: Exchange, request: ForwardedRequest, res: Ser
   const body = announcedBody(req.headers) === 'none' ? null : guardBody(req, exchange)
   const timeouts = exchange.route.config.timeouts
   const method = req.method as Dispatcher.HttpMethod
+  const budget = exchange.route.retryBudgets[exchange.version]
+  budget?.request()
   const handler = new UpstreamHandler(exchange, request, res, versionHeader, record, {
     method,
     path,
@@ -72,7 +76,7 @@ export function forward (exchange: Exchange, request: ForwardedRequest, res: Ser
     body,
     headersTimeout: timeouts.headersMs,
     bodyTimeout: timeouts.bodyIdleMs,
-  }, mayFailOver(exchange.version, exchange.route.config.failover, method, body !== null))
+  }, mayFailOver(exchange.version, exchange.route.config.failover, method, body !== null), budget !== null && mayRetry(method, body !== null))
   handler.send()
   // After the primary went to its pool, never before, and never awaited by it.
   exchange.mirror?.dispatched(path, headers)
@@ -88,6 +92,10 @@ class UpstreamHandler implements Dispatcher.DispatchHandler {
   private readonly options: Dispatcher.DispatchOptions & { headers: OutgoingHeaders }
   /** This attempt may be failed over to stable (decided before it is sent). */
   private failover: boolean
+  /** This attempt may be retried once on another host of its version, budget permitting. */
+  private retry: boolean
+  /** The host of the attempt in flight (its `active` count is ours until it settles). */
+  private attempt: UpstreamTarget | null = null
   /** The response head went to the client: a later failure can only cut the response. */
   private headSent = false
   /** Body bytes still to come when the upstream sent a Content-Length (-1: unknown). */
@@ -97,7 +105,7 @@ class UpstreamHandler implements Dispatcher.DispatchHandler {
 
   constructor (
     exchange: Exchange, request: ForwardedRequest, res: ServerResponse, versionHeader: string | false, record: boolean,
-    options: Dispatcher.DispatchOptions & { headers: OutgoingHeaders }, failover: boolean
+    options: Dispatcher.DispatchOptions & { headers: OutgoingHeaders }, failover: boolean, retry: boolean
   ) {
     this.exchange = exchange
     this.request = request
@@ -106,11 +114,15 @@ class UpstreamHandler implements Dispatcher.DispatchHandler {
     this.record = record
     this.options = options
     this.failover = failover
+    this.retry = retry
   }
 
   send (): void {
+    const target = this.exchange.target
+    this.attempt = target
+    target.health.active++
     try {
-      this.exchange.target.pool.dispatch(this.options, this)
+      target.pool.dispatch(this.options, this)
     } catch (err) {
       // A closed pool (a reload retired it) refuses synchronously.
       this.onResponseError(null, err as Error)
@@ -123,6 +135,14 @@ class UpstreamHandler implements Dispatcher.DispatchHandler {
     if (this.exchange.cancelled) controller.abort(CLIENT_GONE)
   }
 
+  /** The attempt's host is no longer busy with it (least-request counts what is in flight). */
+  private settle (): void {
+    const attempt = this.attempt
+    if (attempt === null) return
+    attempt.health.active--
+    this.attempt = null
+  }
+
   onResponseStart (controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
     // An interim 1xx is followed by the final response.
     if (statusCode < 200) return
@@ -131,6 +151,9 @@ class UpstreamHandler implements Dispatcher.DispatchHandler {
       return
     }
     const exchange = this.exchange
+    // A 5xx counts towards the host's ejection like a failed connection (Envoy's consecutive 5xx).
+    if (statusCode >= 500) groupOf(exchange).failed(exchange.target, `status ${statusCode}`)
+    else groupOf(exchange).succeeded(exchange.target)
     const out = rewriteResponseHeaders(headers, exchange, this.versionHeader)
     // The connection cannot be reused until the request body was read (or while draining).
     if (exchange.closeConnection || !this.request.raw.complete) out.connection = 'close'
@@ -170,6 +193,7 @@ class UpstreamHandler implements Dispatcher.DispatchHandler {
   }
 
   onResponseEnd (): void {
+    this.settle()
     // Already ended with the last chunk (see onResponseData).
     if (this.res.writableEnded) return
     this.exchange.mirror?.primaryEnded()
@@ -177,6 +201,7 @@ class UpstreamHandler implements Dispatcher.DispatchHandler {
   }
 
   onResponseError (_controller: Dispatcher.DispatchController | null, error: Error): void {
+    this.settle()
     const exchange = this.exchange
     const res = this.res
     if (exchange.cancelled || res.destroyed) return
@@ -197,17 +222,37 @@ class UpstreamHandler implements Dispatcher.DispatchHandler {
     const route = exchange.route
     const cells = route.metrics.versions[exchange.version]
     cells.upstreamErrors[failure.reason].inc()
-    if (this.failover && failsOver(failure)) {
+    const group = groupOf(exchange)
+    // A retired pool says nothing about the host.
+    if (failure.reason !== 'unavailable') group.failed(exchange.target, failure.reason)
+    if (this.retry && failsOver(failure)) {
+      this.retry = false
+      const other = group.pick(exchange.target)
+      if (other !== null) {
+        if ((route.retryBudgets[exchange.version] as RetryBudget).take()) {
+          cells.retries.retried.inc()
+          exchange.controller = null
+          exchange.target = other
+          if (!route.config.passHost) this.options.headers.host = other.host
+          this.send()
+          return
+        }
+        cells.retries.budget_exhausted.inc()
+      }
+    }
+    // Stable with no host available (all failing their checks) leaves nothing to fail over to.
+    const stable = this.failover && failsOver(failure) ? route.groups.stable.pick() : null
+    if (stable !== null) {
       // Counted as the failed version's error, in its stats too (so a dying canary shows even
       // though its clients see no errors); the client is answered, and counted, by stable.
       if (this.record && exchange.decidedBy !== 'override') cells.window?.record(performance.now() - exchange.startedAt, true)
       this.failover = false
       exchange.controller = null
       exchange.version = 'stable'
-      exchange.target = route.groups.stable.pick()
+      exchange.target = stable
       const headers = this.options.headers
       headers[UPSTREAM_VERSION_HEADER] = 'stable'
-      if (!route.config.passHost) headers.host = exchange.target.host
+      if (!route.config.passHost) headers.host = stable.host
       this.send()
       return
     }
@@ -221,3 +266,9 @@ class UpstreamHandler implements Dispatcher.DispatchHandler {
 }
 
 const CONNECTION_CLOSE: Readonly<OutgoingHeaders> = { connection: 'close' }
+
+/** The group the exchange's host was picked from. */
+function groupOf (exchange: Exchange): UpstreamGroup {
+  const route = exchange.route
+  return route.groups[exchange.version] ?? route.groups.stable
+}

@@ -55,7 +55,8 @@ export function planShadowCopy (route: ProxyRoute, raw: IncomingMessage, request
     return null
   }
   gate.inFlight++
-  return new ShadowCopy(route, group.pick(), method, raw.url as string, requestId, bodyBytes)
+  // The shadow's hosts are never taken out (its gate pauses copies instead): pick always finds one.
+  return new ShadowCopy(route, group.pick() as UpstreamTarget, method, raw.url as string, requestId, bodyBytes)
 }
 
 export class ShadowCopy implements Dispatcher.DispatchHandler {

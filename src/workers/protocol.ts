@@ -2,6 +2,7 @@
 // IPC channel with structured-clone serialization. The primary owns the control plane; a worker
 // runs the data path from the snapshots it is sent and ships back what it measured.
 
+import type { HostChange } from '../metrics/host-health-book.ts'
 import type { RouteReadings } from '../metrics/readings.ts'
 import type { DataPathSnapshot } from '../snapshot.ts'
 
@@ -54,10 +55,12 @@ export interface ReadingsMessage {
   /** Shadow copies in flight on this worker, by route. */
   readonly shadowInFlight: Readonly<Record<string, number>>
 }
+/** A host of this worker's data path was ejected or returned, or failed or passed its checks. */
+export interface HostMessage { readonly type: 'host'; readonly change: HostChange }
 /** Sent just before a worker exits on an uncaught error, so the primary can log the cause. */
 export interface FatalMessage { readonly type: 'fatal'; readonly message: string }
 
-export type FromWorker = BuiltMessage | ListeningMessage | StartFailedMessage | PreparedMessage | CommittedMessage | ReadingsMessage | FatalMessage
+export type FromWorker = BuiltMessage | ListeningMessage | StartFailedMessage | PreparedMessage | CommittedMessage | ReadingsMessage | HostMessage | FatalMessage
 
 /** How often a worker ships its readings unasked. */
 export const READINGS_INTERVAL_MS = 100

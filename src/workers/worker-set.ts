@@ -9,6 +9,7 @@ import { createServer, type AddressInfo } from 'node:net'
 import { extname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { WeirError } from '../errors.ts'
+import type { HostChange } from '../metrics/host-health-book.ts'
 import { addReadings, type ReadingsSink } from '../metrics/readings.ts'
 import type { DataPathSnapshot } from '../snapshot.ts'
 import type { Balance, FromWorker, ReadingsMessage, ToWorker } from './protocol.ts'
@@ -44,6 +45,8 @@ export interface WorkerSetOptions {
   log: WorkerSetLog
   /** Told of every crash and replacement (the event log). Never awaited by the data path. */
   onEvent: (action: 'worker.crashed' | 'worker.unresponsive', reason: Record<string, unknown>) => void
+  /** Told of each host change a worker's data path sees, and when a worker's view is gone with it. */
+  hosts: { change (change: HostChange, worker: number): void; forget (worker: number): void }
   /** Workers crash in a loop: weir must stop (exit 1). */
   onCrashLoop: (error: WeirError) => void
 }
@@ -322,6 +325,7 @@ export class WorkerSet {
     worker.on('message', (message: FromWorker) => {
       if (message.type === 'fatal') cause = message.message
       if (message.type === 'readings') this.#readings(slot, message)
+      if (message.type === 'host') this.#o.hosts.change(message.change, slot.number)
       for (const waiter of this.#waiters) {
         if (waiter.worker === worker && waiter.match(message)) {
           this.#waiters.delete(waiter)
@@ -376,6 +380,7 @@ export class WorkerSet {
     if (slot.worker !== worker) return
     slot.worker = null
     slot.shadowInFlight = {}
+    this.#o.hosts.forget(slot.number)
     if (this.#stopping || !this.#started) {
       slot.state = 'stopped'
       return

@@ -41,7 +41,11 @@ async function start (message: StartMessage): Promise<void> {
   started = message
   drainTimeoutMs = message.drainTimeoutMs
   try {
-    dataPath = await createDataPath(message.snapshot, { recorder, recordRequests: message.recordRequests })
+    dataPath = await createDataPath(message.snapshot, {
+      recorder,
+      recordRequests: message.recordRequests,
+      onHostChange: (change) => send({ type: 'host', change }),
+    })
     await dataPath.app.ready()
     send({ type: 'built' })
   } catch (err) {
