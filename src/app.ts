@@ -62,8 +62,8 @@ export interface Apps {
   /** The proxy's fastify app in the single-process mode; null when the data path runs in workers. */
   readonly proxyApp: FastifyInstance | null
   /**
-   * Swaps in a new config's routes (live state reconciled, see live-routes.ts); listen
-   * addresses and the cookie secret need a restart.
+   * Swaps in a new config's routes (live state reconciled, see live-routes.ts) and the listener's
+   * certificate and key, re-read; the keys in restartOnlyChanges need a restart.
    */
   reload (config: Config): Promise<string[]>
   /** Stops accepting, lets in-flight requests finish for up to the drain timeout, then ends the rest. */
@@ -143,7 +143,10 @@ export async function buildApps (initial: Config, options: BuildOptions = {}): P
   let heldWeights: ReadonlyMap<string, Readonly<WeightsBp>> = new Map()
   // The controller's smoke requests reach green through the proxy with it, whatever the route's override.
   const secrets = { cookieSecret, smokeToken: createSmokeToken() }
-  const snapshotOf = (c: Config) => liveSnapshot(c, store.all(), secrets, heldWeights)
+  // Counts the reloads: a snapshot that carries a new count has every data path re-read the
+  // listener's certificate and key (a renewed certificate needs no restart).
+  let reloads = 0
+  const snapshotOf = (c: Config, tlsRevision = reloads) => liveSnapshot(c, store.all(), secrets, heldWeights, tlsRevision)
   let snapshot = snapshotOf(config)
   const recordRequests = options.recordRequests ?? true
   let dataPlane: DataPlane
@@ -305,11 +308,13 @@ export async function buildApps (initial: Config, options: BuildOptions = {}): P
     runtime,
     proxyApp,
     async reload (next) {
-      // Every worker must be able to build the new table before anything changes (all or none).
-      await dataPlane.check(snapshotOf(next))
+      // Every worker must be able to build the new table and read the listener's certificate
+      // before anything changes (all or none).
+      await dataPlane.check(snapshotOf(next, reloads + 1))
       const warnings = await reconcileWithConfig(next, store, events)
       warnings.push(...restartOnlyChanges(config, next))
       config = next
+      reloads++
       snapshot = snapshotOf(next)
       await applyNow(snapshot)
       return warnings
@@ -343,12 +348,12 @@ function originOf (listenHost: string, port: number | null, tls: boolean): strin
 /**
  * The keys a reload does not apply (the listeners, the stores, the workers and the listener
  * settings are built once): one warning for each that changed, so nothing is silently ignored.
+ * The one list of them; docs/config.md ("What a reload changes") lists the same.
  */
 function restartOnlyChanges (running: Config, next: Config): string[] {
   const changed = (a: unknown, b: unknown): boolean => !isDeepStrictEqual(a, b)
   const keys: [string, unknown, unknown][] = [
     ['listen', { host: running.listen.host, port: running.listen.port }, { host: next.listen.host, port: next.listen.port }],
-    ['listen.tls', running.listen.tls, next.listen.tls],
     ['ops', running.ops, next.ops],
     ['admin.host and admin.port', [running.admin.host, running.admin.port], [next.admin.host, next.admin.port]],
     ['state (file, events, etcd)', [running.stateFile, running.eventsFile, running.etcd], [next.stateFile, next.eventsFile, next.etcd]],
@@ -360,6 +365,10 @@ function restartOnlyChanges (running: Config, next: Config): string[] {
     ['workers', running.workers, next.workers],
   ]
   const warnings = keys.filter(([, a, b]) => changed(a, b)).map(([key]) => `${key} changed: takes effect after a restart (the running value is kept)`)
+  // Every reload re-reads the certificate and key (other files too): only turning TLS on or off needs a new listener.
+  if ((running.listen.tls === undefined) !== (next.listen.tls === undefined)) {
+    warnings.push(`listen.tls ${next.listen.tls === undefined ? 'removed' : 'added'}: takes effect after a restart (the running listener is kept)`)
+  }
   if (!sameTokens(next.admin.tokens, running.admin.tokens)) warnings.push('admin tokens changed: take effect after a restart')
   return warnings
 }

@@ -58,9 +58,11 @@ export const ERRORS = {
   WEIR_ERR_EVENTLOG_UNREADABLE: spec(500, 'the event log cannot be read'),
   WEIR_ERR_EVENTLOG_WRITE_FAILED: spec(503, 'the event could not be written'),
   WEIR_ERR_EVENTLOG_CLOSED: spec(503, 'the event log is closed'),
+  // The proxy listener (proxy/listener-certificate.ts): stops a start, or refuses a reload.
+  WEIR_ERR_LISTEN_TLS: spec(500, 'the certificate and key of listen.tls cannot be used'),
   // Worker processes (workers/worker-set.ts).
   WEIR_ERR_WORKER_START: spec(500, 'a worker process could not start'),
-  WEIR_ERR_WORKER_APPLY: spec(500, 'a worker could not build the new route table; no worker changed'),
+  WEIR_ERR_WORKER_APPLY: spec(500, 'a worker could not apply the new snapshot; no worker changed'),
   WEIR_ERR_WORKER_CRASH_LOOP: spec(500, 'worker processes keep crashing'),
 } as const satisfies Record<string, ErrorSpec>
 

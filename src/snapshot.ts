@@ -24,15 +24,27 @@ export interface DataPathSnapshot {
    * the same in every worker; read from the first snapshot only. Never logged or shown.
    */
   readonly smokeToken: string
-  /** The proxy listener's settings; read from the first snapshot only (a change takes effect at restart). */
+  /**
+   * The proxy listener's settings; read from the first snapshot only (a change takes effect at
+   * restart), except the TLS files, which a newer `tls.revision` has re-read.
+   */
   readonly server: ServerSettings
 }
 
 export interface ServerSettings {
-  readonly tls: { readonly cert: string; readonly key: string } | undefined
+  /** HTTPS when set; whether it is set is read from the first snapshot only. */
+  readonly tls: ListenerTls | undefined
   readonly maxHeaderBytes: number
   /** How long a client may take to send its request head. */
   readonly clientHeadersTimeoutMs: number
   /** How long an idle keep-alive connection stays open. */
   readonly clientIdleTimeoutMs: number
+}
+
+/** Where the listener's certificate and key are: file names only, never key material (the snapshot is shown and sent to workers). */
+export interface ListenerTls {
+  readonly cert: string
+  readonly key: string
+  /** Moves on with every config reload: each data path then re-reads the files (proxy/listener-certificate.ts). */
+  readonly revision: number
 }

@@ -3,9 +3,8 @@
 // plane hands it each new snapshot through `apply`, and everything it measures goes to the
 // recorder. This is what a worker process will run (docs/architecture.md, "The seam").
 
-import { readFileSync } from 'node:fs'
 import { createServer as createHttpServer, type Server } from 'node:http'
-import { createServer as createHttpsServer } from 'node:https'
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https'
 import type { FastifyBaseLogger, FastifyInstance, FastifyServerFactory } from 'fastify'
 import type { Recorder } from '../metrics/recorder.ts'
 import { createBucketSigner } from '../routing/bucket-cookie.ts'
@@ -15,6 +14,7 @@ import { createProxyApp, type ProxyRuntime } from './app.ts'
 import { VERSIONS } from '../vocabulary.ts'
 import { HealthChecker } from './health-checker.ts'
 import { HostHealthRegistry, type HostHealth, type HostListener } from './host-health.ts'
+import { createListenerCertificate, type CertificatePair } from './listener-certificate.ts'
 import { buildProxyTable, groupsOf, type ProxyTable, type ProxyTableDeps } from './proxy-routes.ts'
 import { RetryBudget } from './retry-budget.ts'
 import { ShadowGate } from './shadow-gate.ts'
@@ -38,8 +38,9 @@ export interface DataPath {
   /** Puts a new snapshot in force for every request that starts from now on. */
   apply (snapshot: DataPathSnapshot): Promise<void>
   /**
-   * Builds the table of a snapshot without putting it in force (throws when it cannot be built):
-   * `commit` swaps it in, synchronously. Lets workers apply a snapshot on all of them or none.
+   * Builds the table of a snapshot, and reads the listener's certificate when the snapshot asks,
+   * without putting either in force (throws when one cannot be built): `commit` swaps them in,
+   * synchronously. Lets workers apply a snapshot on all of them or none.
    */
   prepare (snapshot: DataPathSnapshot): { commit (): Promise<void> }
   /** Stops accepting and lets in-flight requests finish for up to `drainTimeoutMs`, then ends the rest. */
@@ -107,18 +108,22 @@ export async function createDataPath (first: DataPathSnapshot, options: DataPath
     hostHealth.retain(inUse)
   }
   reconcileChecks(runtime.current)
+  // Null for plain HTTP: TLS turned on later takes a restart.
+  const certificate = first.server.tls === undefined ? null : createListenerCertificate(first.server.tls)
   const app = await createProxyApp({
     runtime,
     logLevel: first.logLevel,
     ...(options.logger === undefined ? {} : { logger: options.logger }),
-    serverFactory: serverFactoryFor(first.server),
+    serverFactory: serverFactoryFor(first.server, certificate?.pair),
     record: options.recordRequests ?? true,
   })
   const prepare = (snapshot: DataPathSnapshot): { commit (): Promise<void> } => {
     const table = buildProxyTable(snapshot, deps)
+    const renewal = certificate?.prepare(snapshot.server.tls) ?? null
     return {
       async commit () {
         runtime.current = table
+        renewal?.commit(app.server as HttpsServer)
         app.log.level = snapshot.logLevel
         reconcileChecks(table)
         // Pools no route refers to any more close gracefully: their queued requests finish.
@@ -151,7 +156,7 @@ export async function createDataPath (first: DataPathSnapshot, options: DataPath
   }
 }
 
-function serverFactoryFor (settings: ServerSettings): FastifyServerFactory {
+function serverFactoryFor (settings: ServerSettings, certificate: CertificatePair | undefined): FastifyServerFactory {
   return (handler) => {
     const options = {
       maxHeaderSize: settings.maxHeaderBytes,
@@ -162,10 +167,9 @@ function serverFactoryFor (settings: ServerSettings): FastifyServerFactory {
       // Check header timeouts every second, not every 30 s (Node's default).
       connectionsCheckingInterval: 1000,
     }
-    const tls = settings.tls
-    const server = tls === undefined
+    const server = certificate === undefined
       ? createHttpServer(options, handler)
-      : createHttpsServer({ ...options, cert: readFileSync(tls.cert), key: readFileSync(tls.key) }, handler)
+      : createHttpsServer({ ...options, cert: certificate.cert, key: certificate.key }, handler)
     return server as Server
   }
 }

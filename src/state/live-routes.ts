@@ -92,10 +92,11 @@ export function liveConfig (config: Config, states: ReadonlyMap<string, RouteSta
 /**
  * What the data path runs on: every route as it serves traffic, and the settings it reads.
  * `heldWeights`: routes this replica serves with other weights than the store's for now (the fast
- * guard's revert while it cannot be written: controller/controller.ts).
+ * guard's revert while it cannot be written: controller/controller.ts). `tlsRevision`: the
+ * reloads so far, so a data path re-reads the listener's certificate on a reload only.
  */
 export function liveSnapshot (config: Config, states: ReadonlyMap<string, RouteState>, secrets: { cookieSecret: string; smokeToken: string },
-  heldWeights: ReadonlyMap<string, Readonly<WeightsBp>> = new Map()): DataPathSnapshot {
+  heldWeights: ReadonlyMap<string, Readonly<WeightsBp>> = new Map(), tlsRevision = 0): DataPathSnapshot {
   const serving = (route: RouteConfig): RouteConfig => {
     const state = states.get(route.name)
     const live = liveRoute(route, state)
@@ -113,7 +114,7 @@ export function liveSnapshot (config: Config, states: ReadonlyMap<string, RouteS
     cookieSecret: secrets.cookieSecret,
     smokeToken: secrets.smokeToken,
     server: {
-      tls: config.listen.tls,
+      tls: config.listen.tls && { ...config.listen.tls, revision: tlsRevision },
       maxHeaderBytes: config.maxHeaderBytes,
       clientHeadersTimeoutMs: config.clientHeadersTimeoutMs,
       clientIdleTimeoutMs: config.clientIdleTimeoutMs,

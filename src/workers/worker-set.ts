@@ -231,7 +231,7 @@ export class WorkerSet {
     const refused = answers.find((m) => m !== null && m.type === 'prepared' && m.error !== null)
     if (refused !== undefined) {
       for (const slot of slots) this.#send(slot, { type: 'abort', seq })
-      throw new WeirError('WEIR_ERR_WORKER_APPLY', `a worker could not build the new route table (${(refused as { error: string }).error}); no worker changed`)
+      throw new WeirError('WEIR_ERR_WORKER_APPLY', `a worker could not apply the new snapshot (${(refused as { error: string }).error}); no worker changed`)
     }
   }
 

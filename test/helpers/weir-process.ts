@@ -78,7 +78,7 @@ ${route.trim().split('\n').map((line) => '    ' + line.trim()).join('\n')}
 export async function serveWeir (t: Test, file: string, env?: NodeJS.ProcessEnv): Promise<{ weir: Weir; url: string; port: number; adminUrl: string }> {
   const weir = runWeir(t, ['serve', '--config', file], env)
   // A loaded CI machine starting several replicas at once can take well over 15 s.
-  const match = await waitForOutput(weir, /weir proxy listening on (http:\/\/127\.0\.0\.1:([0-9]+))/, 30_000)
+  const match = await waitForOutput(weir, /weir proxy listening on (https?:\/\/127\.0\.0\.1:([0-9]+))/, 30_000)
   const admin = weir.output().match(/weir admin .*listening on (http:\/\/127\.0\.0\.1:[0-9]+)/)
   return { weir, url: match[1] as string, port: Number(match[2]), adminUrl: admin?.[1] ?? '' }
 }
