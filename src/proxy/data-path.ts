@@ -77,6 +77,8 @@ export async function createDataPath (first: DataPathSnapshot, options: DataPath
       return gate
     },
   }
+  // Null for plain HTTP: TLS turned on later takes a restart.
+  const certificate = first.server.tls === undefined ? null : createListenerCertificate(first.server.tls)
   const runtime: ProxyRuntime = { current: buildProxyTable(first, deps), draining: false }
   // The table in force is the one checked: checkers start, move to the new group objects or stop with it.
   const reconcileChecks = (table: ProxyTable): void => {
@@ -108,8 +110,6 @@ export async function createDataPath (first: DataPathSnapshot, options: DataPath
     hostHealth.retain(inUse)
   }
   reconcileChecks(runtime.current)
-  // Null for plain HTTP: TLS turned on later takes a restart.
-  const certificate = first.server.tls === undefined ? null : createListenerCertificate(first.server.tls)
   const app = await createProxyApp({
     runtime,
     logLevel: first.logLevel,
