@@ -11,7 +11,7 @@ import type { Recorder } from '../metrics/recorder.ts'
 import { createBucketSigner } from '../routing/bucket-cookie.ts'
 import { digestOf } from '../routing/smoke.ts'
 import type { DataPathSnapshot, ServerSettings } from '../snapshot.ts'
-import { createProxyApp, type ProxyRuntime } from './app.ts'
+import { createProxyApp, edgeSettingsOf, type ProxyRuntime } from './app.ts'
 import { buildProxyTable, groupsOf, type ProxyTableDeps } from './proxy-routes.ts'
 import { ShadowGate } from './shadow-gate.ts'
 import { UpstreamPools } from './upstream-pools.ts'
@@ -57,7 +57,7 @@ export async function createDataPath (first: DataPathSnapshot, options: DataPath
       return gate
     },
   }
-  const runtime: ProxyRuntime = { current: buildProxyTable(first, deps), draining: false }
+  const runtime: ProxyRuntime = { current: buildProxyTable(first, deps), settings: edgeSettingsOf(first), draining: false }
   const app = await createProxyApp({
     runtime,
     logLevel: first.logLevel,
@@ -67,9 +67,11 @@ export async function createDataPath (first: DataPathSnapshot, options: DataPath
   })
   const prepare = (snapshot: DataPathSnapshot): { commit (): Promise<void> } => {
     const table = buildProxyTable(snapshot, deps)
+    const settings = edgeSettingsOf(snapshot)
     return {
       async commit () {
         runtime.current = table
+        runtime.settings = settings
         app.log.level = snapshot.logLevel
         // Pools no route refers to any more close gracefully: their queued requests finish.
         await pools.retainOnly(groupsOf(runtime.current))
@@ -111,9 +113,13 @@ function serverFactoryFor (settings: ServerSettings): FastifyServerFactory {
       connectionsCheckingInterval: 1000,
     }
     const tls = settings.tls
-    const server = tls === undefined
+    const server = (tls === undefined
       ? createHttpServer(options, handler)
-      : createHttpsServer({ ...options, cert: readFileSync(tls.cert), key: readFileSync(tls.key) }, handler)
-    return server as Server
+      : createHttpsServer({ ...options, cert: readFileSync(tls.cert), key: readFileSync(tls.key) }, handler)) as Server
+    // Node's own count limit (2000 by default) refuses a head over it as a header overflow, which
+    // reads as WEIR_ERR_HEADERS_TOO_LARGE: the proxy counts against `maxHeaders` itself (app.ts),
+    // so that any maxHeaders holds after a reload, with its own code. maxHeaderBytes bounds the head.
+    server.maxHeadersCount = 0
+    return server
   }
 }
