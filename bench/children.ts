@@ -24,12 +24,15 @@ const children = new Set<ChildProcess>()
 export interface Child { proc: ChildProcess; name: string; stderr: () => string }
 
 /** Starts `node ...nodeArgs` on `cpu`, in `cwd` (this checkout by default). */
-export function startChild (name: string, cpu: number, nodeArgs: string[], options: { stdout?: 'ignore' | 'pipe'; cwd?: string } = {}): Child {
+/** `stdout`: ignored (/dev/null), piped to us, or an open file descriptor the child writes to (a log file). */
+export interface ChildOptions { stdout?: 'ignore' | 'pipe' | number; cwd?: string }
+
+export function startChild (name: string, cpu: number, nodeArgs: string[], options: ChildOptions = {}): Child {
   return startCommand(name, cpu, NODE, nodeArgs, options)
 }
 
 /** Starts `file ...fileArgs` (nginx, wrk) on `cpu`; taskset execs it, so the child's pid is the program's own. */
-export function startCommand (name: string, cpu: number, file: string, fileArgs: string[], options: { stdout?: 'ignore' | 'pipe'; cwd?: string } = {}): Child {
+export function startCommand (name: string, cpu: number, file: string, fileArgs: string[], options: ChildOptions = {}): Child {
   const [command, args] = pinned ? [TASKSET, ['-c', String(cpu), file, ...fileArgs]] : [file, fileArgs]
   const proc = spawn(command, args, { cwd: options.cwd ?? ROOT, stdio: ['ignore', options.stdout ?? 'ignore', 'pipe'] })
   children.add(proc)

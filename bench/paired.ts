@@ -1,6 +1,7 @@
 // Paired comparisons of bench/run.ts: two scenarios that ran in the same rounds, compared round
 // by round (req/s and proxy CPU per request): what request metrics cost (weir-user against
-// weir-norecord) and this checkout against another one (weir-user against weir-baseline).
+// weir-norecord), what the access log costs (weir-accesslog against weir-user) and this
+// checkout against another one (weir-user against weir-baseline).
 
 import { PROXY_CPU, LOAD_CPU } from './children.ts'
 import type { LoadResult } from './load.ts'
@@ -81,22 +82,44 @@ export function recordingCost (runs: Runs): RecordingCost | null {
   }
 }
 
-/** roundRatios: per round, weir-user req/s ÷ weir-baseline req/s (above 1: this checkout is faster). */
-export interface BaselineComparison extends ReqPerSecRounds {
-  /** Per round, weir-user µs CPU per request ÷ weir-baseline's (below 1: this checkout spends less), and their median. */
+/** a against b, round by round: req/s, and µs CPU per request as a ratio per round and the median of those. */
+interface CpuPerRequestRounds extends ReqPerSecRounds {
+  /** Per round, a's µs CPU per request ÷ b's, and their median. */
   roundCpuPerReqRatios: (number | null)[]
   cpuPerReqRatio: number | null
+}
+
+function cpuPerRequestRounds (runs: Runs, a: string, b: string): { rounds: CpuPerRequestRounds; usPerReq: [number | null, number | null] } | null {
+  const p = pairing(runs, a, b)
+  if (p === null) return null
+  return {
+    rounds: {
+      ...reqPerSecRounds(p),
+      roundCpuPerReqRatios: p.roundCpuRatios,
+      cpuPerReqRatio: medianOf(p.roundCpuRatios.flatMap((r) => r ?? []), (r) => r) ?? null,
+    },
+    usPerReq: [round1(p.usPerReq[0]), round1(p.usPerReq[1])],
+  }
+}
+
+/** roundRatios: per round, weir-user req/s ÷ weir-baseline req/s (above 1: this checkout is faster); CPU ratios below 1: it spends less. */
+export interface BaselineComparison extends CpuPerRequestRounds {
   usPerReq: { user: number | null; baseline: number | null }
 }
 
 /** This checkout's weir against the baseline checkout's, same config and load, round by round. */
 export function baselineComparison (runs: Runs): BaselineComparison | null {
-  const p = pairing(runs, 'weir-user', 'weir-baseline')
-  if (p === null) return null
-  return {
-    ...reqPerSecRounds(p),
-    roundCpuPerReqRatios: p.roundCpuRatios,
-    cpuPerReqRatio: medianOf(p.roundCpuRatios.flatMap((r) => r ?? []), (r) => r) ?? null,
-    usPerReq: { user: round1(p.usPerReq[0]), baseline: round1(p.usPerReq[1]) },
-  }
+  const c = cpuPerRequestRounds(runs, 'weir-user', 'weir-baseline')
+  return c === null ? null : { ...c.rounds, usPerReq: { user: c.usPerReq[0], baseline: c.usPerReq[1] } }
+}
+
+/** roundRatios: per round, weir-accesslog req/s ÷ weir-user req/s (below 1: the log costs throughput); CPU ratios above 1: it costs CPU. */
+export interface AccessLogCost extends CpuPerRequestRounds {
+  usPerReq: { on: number | null; off: number | null }
+}
+
+/** What `accessLog: on` (lines to a file) costs per request: weir-accesslog against weir-user, round by round. */
+export function accessLogCost (runs: Runs): AccessLogCost | null {
+  const c = cpuPerRequestRounds(runs, 'weir-accesslog', 'weir-user')
+  return c === null ? null : { ...c.rounds, usPerReq: { on: c.usPerReq[0], off: c.usPerReq[1] } }
 }

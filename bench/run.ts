@@ -4,7 +4,7 @@
 // on CPU 0, saturating (wrk, or autocannon) and paced (open loop); one table, bench/results/latest.json.
 
 import { createRequire } from 'node:module'
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { LOAD_CPU, pinned, portOpen, PROXY_CPU, ROOT, runBench, safeExec, startChild, startLoad, stopChild, waitForPort, type Child } from './children.ts'
@@ -15,7 +15,7 @@ import { codeVersion, commandLine, machine } from './machine.ts'
 import { measured, type Generator } from './measure.ts'
 import { NGINX, NGINX_PACKAGES, startNginx } from './nginx.ts'
 import type { OpenLoopSpec } from './open-loop.ts'
-import { baselineComparison, recordingCost, STEADY_STEAL_PCT } from './paired.ts'
+import { accessLogCost, baselineComparison, recordingCost, STEADY_STEAL_PCT } from './paired.ts'
 import { compareProfiles, formatComparison, formatProfile, summarizeProfile, type CpuProfile, type ProfileComparison, type ProfileSummary } from './profile.ts'
 import { buildRows, checks, formatTable, type Paced, type Saturating, type ScenarioRuns } from './run-report.ts'
 import { scenarioSetting, setting } from './settings.ts'
@@ -53,7 +53,7 @@ if (flags.help === true) {
                       --rate N --loadgen wrk|autocannon --modes saturating,paced --profile]
 env: BENCH_DURATION (10), BENCH_WARMUP (2), BENCH_CONNECTIONS (50), BENCH_PIPELINING (1), BENCH_USER_IDS (10000),
      BENCH_ROUNDS (1; >1 repeats every scenario in rotated order and reports the median round),
-     BENCH_SCENARIOS (direct,bare,floor,nginx,weir-user,weir-anon,weir-cookie,weir-norecord), BENCH_PROFILE=1 (adds --cpu-prof runs of the bare plugin and weir),
+     BENCH_SCENARIOS (direct,bare,floor,nginx,weir-user,weir-anon,weir-cookie,weir-norecord,weir-accesslog), BENCH_PROFILE=1 (adds --cpu-prof runs of the bare plugin and weir),
      BENCH_BASELINE=PATH (adds weir-baseline: weir-user's config and load against PATH/bin/weir.js, another weir checkout),
      BENCH_RATE (5000: req/s of the paced runs), BENCH_LOADGEN (wrk when it is or can be installed, else autocannon),
      BENCH_MODES (saturating,paced)
@@ -88,8 +88,8 @@ const modes = ((): Mode[] => {
   return (['saturating', 'paced'] as const).filter((m) => raw.includes(m))
 })()
 
-type ScenarioId = 'direct' | 'bare' | 'floor' | 'nginx' | 'weir-user' | 'weir-baseline' | 'weir-anon' | 'weir-cookie' | 'weir-norecord'
-const ALL_SCENARIOS: readonly ScenarioId[] = ['direct', 'bare', 'floor', 'nginx', 'weir-user', 'weir-baseline', 'weir-anon', 'weir-cookie', 'weir-norecord']
+type ScenarioId = 'direct' | 'bare' | 'floor' | 'nginx' | 'weir-user' | 'weir-baseline' | 'weir-anon' | 'weir-cookie' | 'weir-norecord' | 'weir-accesslog'
+const ALL_SCENARIOS: readonly ScenarioId[] = ['direct', 'bare', 'floor', 'nginx', 'weir-user', 'weir-baseline', 'weir-anon', 'weir-cookie', 'weir-norecord', 'weir-accesslog']
 const LABELS: Record<ScenarioId, string> = {
   direct: 'direct (no proxy)',
   bare: 'bare @fastify/http-proxy',
@@ -100,6 +100,7 @@ const LABELS: Record<ScenarioId, string> = {
   'weir-anon': 'weir, anonymous (new cookie each)',
   'weir-cookie': 'weir, bucket cookie routing',
   'weir-norecord': 'weir, x-user-id, no request metrics',
+  'weir-accesslog': 'weir, x-user-id, access log to a file',
 }
 
 /** Another weir checkout (with its own node_modules) to run as `weir-baseline`, or null. */
@@ -148,11 +149,14 @@ function pacedRun (url: string, mode: LoadSpec['mode'], cookie: string | undefin
  * `weir` is this checkout's bin/weir.js; `weir-norecord` bench/servers/weir-norecord.ts, the same
  * weir built with recordRequests: false; `weir-baseline` the baseline checkout's bin/weir.js, run in it.
  */
-async function startWeir (config: string, extraNodeArgs: string[] = [], kind: 'weir' | 'weir-norecord' | 'weir-baseline' = 'weir'): Promise<Child> {
+async function startWeir (config: string, extraNodeArgs: string[] = [], kind: 'weir' | 'weir-norecord' | 'weir-baseline' = 'weir', stdout?: number): Promise<Child> {
   const entry = kind === 'weir-norecord'
     ? ['bench/servers/weir-norecord.ts', config]
     : [kind === 'weir-baseline' ? `${baseline}/bin/weir.js` : 'bin/weir.js', 'serve', '--config', config]
-  const child = startChild(kind, PROXY_CPU, [...extraNodeArgs, ...entry], kind === 'weir-baseline' && baseline !== null ? { cwd: baseline } : {})
+  const child = startChild(kind, PROXY_CPU, [...extraNodeArgs, ...entry], {
+    ...(kind === 'weir-baseline' && baseline !== null ? { cwd: baseline } : {}),
+    ...(stdout === undefined ? {} : { stdout }),
+  })
   await waitForPort(child, PORTS.weir)
   return child
 }
@@ -275,6 +279,19 @@ async function main (): Promise<void> {
     upstreams: { stable: stableUrl, canary: `http://127.0.0.1:${PORTS.canary}` },
     weights: { stable: 90, canary: 10 },
   })
+  // weir-accesslog: the same config with accessLog: on, its stdout appended to a file as an operator would.
+  const accessLogConfig = writeWeirConfig({
+    writer: 'bench/run.ts (weir-accesslog)',
+    file: `${TMP}/weir-accesslog.yaml`,
+    stateFile: `${TMP}/state-accesslog.json`,
+    ports: PORTS,
+    route: 'shop',
+    upstreams: { stable: stableUrl, canary: `http://127.0.0.1:${PORTS.canary}` },
+    weights: { stable: 90, canary: 10 },
+    accessLog: true,
+    validate: true,
+  })
+  const accessLogFile = `${TMP}/access.log`
 
   let cookie: string | undefined
 
@@ -307,6 +324,22 @@ async function main (): Promise<void> {
         return await measureModes(`http://127.0.0.1:${port}/`, 'user-id', undefined, proxy.proc.pid)
       } finally {
         await stopChild(proxy)
+      }
+    }
+    if (id === 'weir-accesslog') {
+      const fd = openSync(accessLogFile, 'a')
+      const before = statSync(accessLogFile).size
+      const weir = await startWeir(accessLogConfig, [], 'weir', fd)
+      // The child holds its own copy of the descriptor.
+      closeSync(fd)
+      try {
+        return await measureModes(weirUrl, 'user-id', undefined, weir.proc.pid)
+      } finally {
+        await stopChild(weir)
+        const logged = statSync(accessLogFile).size - before
+        const bytes = (notes.accessLogBytes as number[] | undefined) ?? []
+        notes.accessLogBytes = [...bytes, logged]
+        log(`  (access log: ${(logged / 1e6).toFixed(1)} MB written to ${accessLogFile})`)
       }
     }
     const weir = await startWeir(weirConfig, [], id === 'weir-norecord' || id === 'weir-baseline' ? id : 'weir')
@@ -404,6 +437,15 @@ async function main (): Promise<void> {
       `by req/s${recording.steadyReqPerSecRatio === null ? '' : ' (steady rounds)'}, ` +
       `${recording.cpuRatio === null ? '-' : recording.cpuRatio >= 0.95 ? 'HOLDS' : 'MISSED'} by CPU`)
   }
+  const accessLog = accessLogCost(saturatingRuns)
+  if (accessLog !== null) {
+    const rounds = (list: (number | null)[]): string => list.map((r) => fmt(r, 3)).join(' / ')
+    log(`\naccessLog: on, to a file (weir-accesslog) vs off (weir-user), ${accessLog.rounds} paired round(s); weir-accesslog ÷ weir-user:\n` +
+      `  req/s ratio, median of rounds:        ${accessLog.reqPerSecRatio.toFixed(3)} (rounds ${rounds(accessLog.roundRatios)})\n` +
+      `  same, rounds with steal <= ${STEADY_STEAL_PCT} %:       ${fmt(accessLog.steadyReqPerSecRatio, 3)} (rounds ${accessLog.steadyRounds.map((i) => i + 1).join(', ') || 'none'})\n` +
+      `  µs CPU/req ratio, median of rounds:   ${fmt(accessLog.cpuPerReqRatio, 3)} (rounds ${rounds(accessLog.roundCpuPerReqRatios)}; ` +
+      `${accessLog.usPerReq.on} vs ${accessLog.usPerReq.off} µs CPU/req, medians; above 1: the access log costs CPU)`)
+  }
   const vsBaseline = baselineComparison(saturatingRuns)
   if (vsBaseline !== null && baselineCode !== null) {
     const rounds = (list: (number | null)[]): string => list.map((r) => fmt(r, 3)).join(' / ')
@@ -442,6 +484,7 @@ async function main (): Promise<void> {
     },
     notes,
     ...(recording !== null ? { recordingCost: recording } : {}),
+    ...(accessLog !== null ? { accessLogCost: accessLog } : {}),
     ...(vsBaseline !== null ? { baselineComparison: vsBaseline } : {}),
     ...(profiles !== null
       ? {

@@ -20,6 +20,8 @@ export interface WeirConfig {
   workers?: number
   /** Live state in etcd instead of the state file (a fleet), with this replica's fleet id. */
   etcd?: { url: string; prefix: string; fleetId: string }
+  /** `accessLog: on` (default: off). */
+  accessLog?: boolean
   /** Runs `bin/weir.js validate` on the file: a rejected config stops the bench before any load. */
   validate?: boolean
 }
@@ -36,7 +38,7 @@ ${c.etcd === undefined ? '' : `fleet: { id: ${c.etcd.fleetId} }\n`}cookieSecret:
 logLevel: warn
 drainTimeout: 2s
 workers: ${c.workers ?? 1}
-routes:
+${c.accessLog === true ? 'accessLog: on\n' : ''}routes:
   - name: ${c.route}
     upstreams: ${flow(c.upstreams)}
 ${c.weights === undefined ? '' : `    weights: ${flow(c.weights)}\n`}    stickiness: { userId: { header: x-user-id } }

@@ -22,6 +22,7 @@ export const ERRORS = {
   WEIR_ERR_BODY_TIMEOUT: spec(408, 'the request body did not arrive in time'),
   WEIR_ERR_BODY_TOO_LARGE: spec(413, 'the request body is larger than this route accepts'),
   WEIR_ERR_HEADERS_TOO_LARGE: spec(431, 'the request headers are too large'),
+  WEIR_ERR_TOO_MANY_HEADERS: spec(431, 'the request has more header fields than this proxy accepts'),
   WEIR_ERR_INTERNAL: spec(500, 'the proxy failed to handle this request', false),
   WEIR_ERR_UPSTREAM_REFUSED: spec(502, 'the upstream refused the connection'),
   WEIR_ERR_UPSTREAM_RESET: spec(502, 'the upstream closed the connection before answering'),

@@ -13,6 +13,11 @@ export interface DataPathSnapshot {
   /** Addresses and CIDRs of hops whose X-Forwarded-* headers are trusted, as the config lists them. */
   readonly trustedProxies: readonly string[]
   readonly logLevel: Config['logLevel']
+  /** Most header fields a request may have (431 above). */
+  readonly maxHeaders: number
+  readonly tracing: Config['tracing']
+  /** Share of requests written to the access log (0: off). */
+  readonly accessLogSample: number
   /**
    * HMAC key of the bucket cookie, the same in every process so a cookie verifies wherever it
    * lands. Read from the first snapshot only (a change takes effect at restart).

@@ -115,6 +115,8 @@ export interface RouteConfig {
   upstreamPolicy: UpstreamPolicy
   failover: boolean
   passHost: boolean
+  /** Responses carry the Vary of the request headers the version choice reads (proxy-routes.ts). */
+  vary: boolean
   tls: { rejectUnauthorized: boolean; ca: string | undefined }
   timeouts: Timeouts
   maxBodyBytes: number
@@ -141,6 +143,12 @@ export interface Config {
   trustedProxyList: string[]
   versionHeader: string | false
   maxHeaderBytes: number
+  /** Most header fields a request may have (431 above). */
+  maxHeaders: number
+  /** W3C Trace Context: start a trace for requests without a valid traceparent. */
+  tracing: TracingConfig
+  /** Share of requests written to the access log: 0 off, 1 every request. */
+  accessLogSample: number
   clientHeadersTimeoutMs: number
   clientIdleTimeoutMs: number
   drainTimeoutMs: number
@@ -149,6 +157,8 @@ export interface Config {
   logLevel: ConfigInput['logLevel']
   routes: RouteConfig[]
 }
+
+export interface TracingConfig { generate: boolean }
 
 /** A bearer token of the admin API and the name it acts under in the event log. */
 export interface AdminToken { name: string; token: string }

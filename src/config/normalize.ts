@@ -102,6 +102,9 @@ export function normalize (doc: ConfigInput, baseDir: string, envToken: string |
     trustedProxyList: doc.trustedProxies,
     versionHeader: doc.versionHeader === false ? false : doc.versionHeader.toLowerCase(),
     maxHeaderBytes: doc.maxHeaderBytes,
+    maxHeaders: doc.maxHeaders,
+    tracing: { generate: doc.tracing.generate },
+    accessLogSample: doc.accessLog === 'off' ? 0 : doc.accessLog === 'on' ? 1 : doc.accessLog.sample,
     clientHeadersTimeoutMs: durationMs(doc.timeouts.clientHeaders),
     clientIdleTimeoutMs: durationMs(doc.timeouts.clientIdle),
     drainTimeoutMs: durationMs(doc.drainTimeout),
@@ -251,6 +254,7 @@ function normalizeRoute (
     upstreamPolicy: normalizeUpstreamPolicy(withDefaults(route.upstreamPolicy, 'upstreamPolicy'), `${path}.upstreamPolicy`, problems),
     failover: route.failover,
     passHost: route.passHost,
+    vary: route.vary,
     tls: {
       rejectUnauthorized: !(route.tls?.insecureSkipVerify ?? false),
       ca: route.tls?.ca === undefined ? undefined : resolve(baseDir, route.tls.ca),

@@ -252,6 +252,7 @@ export const RouteSchema = Type.Object({
   upstreamPolicy: withDefault(UpstreamPolicySchema, {}),
   failover: Type.Boolean({ default: true, description: 'Fail an idempotent canary/green request over to stable once when it fails before any response byte.' }),
   passHost: Type.Boolean({ default: true, description: 'Send the client Host header upstream (false: the upstream URL host).' }),
+  vary: Type.Boolean({ default: true, description: 'Add to every response the request headers this route\'s version choice reads (Vary: Cookie, the user-id header, the override and rule headers), merged with the upstream\'s Vary; only on routes with a canary or green upstream.' }),
   tls: Type.Optional(Type.Object({
     insecureSkipVerify: Type.Boolean({ default: false }),
     ca: Type.Optional(Type.String({ description: 'Path of a PEM file of extra CA certificates for https upstreams.' })),
@@ -310,6 +311,21 @@ export const ConfigSchema = Type.Object({
   versionHeader: Type.Union([HeaderNameSchema, Type.Literal(false)], { default: 'x-weir-version', description: 'Response header naming the version that answered; false disables it.' }),
   maxBodyBytes: withDefault(ByteSizeSchema, '10mb'),
   maxHeaderBytes: Type.Integer({ minimum: 1024, maximum: 1048576, default: 16384 }),
+  maxHeaders: Type.Integer({ minimum: 1, maximum: 10000, default: 100, description: 'Most request header lines (fields) a request may have; more is refused with 431 WEIR_ERR_TOO_MANY_HEADERS.' }),
+  tracing: Type.Object({
+    generate: Type.Boolean({ default: true, description: 'Start a W3C trace (a new traceparent) for a request without a valid one; false: only propagate incoming traces.' }),
+  }, { additionalProperties: false, default: {}, description: 'W3C Trace Context: a valid incoming traceparent reaches the upstream with its trace id and weir\'s own span id as the parent id; tracestate is passed on unchanged.' }),
+  accessLog: Type.Union([
+    Type.Literal('off'),
+    Type.Literal('on'),
+    Type.Object({
+      sample: Type.Number({ exclusiveMinimum: 0, maximum: 1, description: 'Share of requests logged, 0 < sample ≤ 1.' }),
+    }, { additionalProperties: false }),
+  ], {
+    default: 'off',
+    errorMessage: 'must be off, on or { sample: 0 < share ≤ 1 }',
+    description: 'One JSON line per proxied request (route, version, decision, status, bytes, duration, upstream, request and trace ids) on weir\'s log, at info whatever logLevel says: off, on, or { sample: 0.1 } for a share of requests.',
+  }),
   timeouts: DefaultTimeoutsSchema,
   drainTimeout: withDefault(DurationSchema, '30s'),
   workers: Type.Union([Type.Literal('auto'), Type.Integer({ minimum: 1, maximum: 256 })], {

@@ -12,6 +12,8 @@ import { requestIdOf } from '../http/request-id.ts'
 import { pickVersion } from '../routing/pick-version.ts'
 import { PROXIED_METHODS } from '../vocabulary.ts'
 import type { Config } from '../config/model.ts'
+import type { DataPathSnapshot } from '../snapshot.ts'
+import { logOnClose } from './access-log.ts'
 import { abortOnClientClose, recordOnClose } from './accounting.ts'
 import { clientErrorHandler } from './client-errors.ts'
 import { Exchange, exchangeOf, kExchange, type WithExchange } from './exchange.ts'
@@ -20,6 +22,7 @@ import { forward } from './forward.ts'
 import { isTlsRequest, isTrustedPeer, rewriteRequestHeaders, type OutgoingHeaders } from './forward-headers.ts'
 import { lazyChildLogger } from './lazy-logger.ts'
 import type { ProxyTable } from './proxy-routes.ts'
+import { originFormOf } from './request-target.ts'
 import { planShadowCopy } from './shadow-copy.ts'
 
 /** Methods forwarded here; any other reaches fastify's 404 (the plugin registers no route for it). */
@@ -35,9 +38,24 @@ const NO_DISPATCH = {
   },
 }
 
+/** The snapshot's top-level settings the hook reads per request; replaced with the table. */
+export interface EdgeSettings {
+  /** Entries of rawHeaders (a name and a value per field) a request may have: 2 × maxHeaders. */
+  readonly maxRawHeaders: number
+  readonly generateTrace: boolean
+  /** Share of requests in the access log (0: off). */
+  readonly accessLogSample: number
+}
+
+export function edgeSettingsOf (snapshot: DataPathSnapshot): EdgeSettings {
+  return { maxRawHeaders: snapshot.maxHeaders * 2, generateTrace: snapshot.tracing.generate, accessLogSample: snapshot.accessLogSample }
+}
+
 export interface ProxyRuntime {
   /** The table in force; replaced whole on every snapshot. */
   current: ProxyTable
+  /** The settings in force, replaced with `current`. */
+  settings: EdgeSettings
   /** Set on shutdown: responses carry Connection: close so clients move on. */
   draining: boolean
 }
@@ -53,6 +71,10 @@ export interface ProxyAppOptions {
    * it in the version's rolling stats. Off only to measure what that costs.
    */
   record: boolean
+}
+
+function isUpgrade (raw: IncomingMessage): boolean {
+  return (raw as IncomingMessage & { upgrade?: boolean }).upgrade === true
 }
 
 export async function createProxyApp (options: ProxyAppOptions): Promise<FastifyInstance> {
@@ -71,15 +93,39 @@ export async function createProxyApp (options: ProxyAppOptions): Promise<Fastify
     routerOptions: { maxParamLength: 65535 },
   })
 
+  // Access-log lines are written at info whatever logLevel says: the access log is its own switch.
+  const accessLog = app.log.child({}, { level: 'info' })
+
   app.addHook('onRequest', function routeRequest (request, reply, done) {
     const raw = request.raw
     const snapshot = runtime.current
+    const settings = runtime.settings
+    const share = settings.accessLogSample
+    // Off, the access log costs this one comparison.
+    if (share !== 0 && (share >= 1 || Math.random() < share) && !isUpgrade(raw)) logOnClose(accessLog, raw, reply.raw, request.id)
+    // Node keeps every field that fits in maxHeaderBytes (data-path.ts): this count is the limit.
+    if (raw.rawHeaders.length > settings.maxRawHeaders) {
+      reply.header('connection', 'close')
+      sendError(reply, 'WEIR_ERR_TOO_MANY_HEADERS')
+      return
+    }
+    // Absolute-form (a client that takes weir for a forward proxy): the target's authority is the Host.
+    if ((raw.url as string).charCodeAt(0) !== 47 && raw.url !== '*') {
+      const target = originFormOf(raw.url as string)
+      if (target === null) {
+        sendError(reply, 'WEIR_ERR_BAD_REQUEST')
+        return
+      }
+      raw.url = target.path
+      raw.headers.host = target.host
+    }
     const route = snapshot.table.match(raw.headers.host, raw.url as string)
     if (route === undefined) {
       sendError(reply, 'WEIR_ERR_ROUTE_NOT_FOUND')
       return
     }
     const exchange = new Exchange(route)
+    exchange.generateTrace = settings.generateTrace
     if (record) exchange.startedAt = performance.now()
     pickVersion(route, raw.headers, raw.url ?? '/', exchange, raw.socket.remoteAddress, snapshot.trusted)
     route.metrics.versions[exchange.version].decisions[exchange.decidedBy].inc()
@@ -87,7 +133,7 @@ export async function createProxyApp (options: ProxyAppOptions): Promise<Fastify
     const res = reply.raw as ServerResponse & WithExchange
     res[kExchange] = exchange
     // `on`, not `once`: once() allocates a wrapper per call and this response closes only once.
-    const upgrade = (raw as IncomingMessage & { upgrade?: boolean }).upgrade === true
+    const upgrade = isUpgrade(raw)
     // A WebSocket upgrade's response closes with the session: a session is not counted or timed.
     res.on('close', upgrade ? abortOnClientClose : onResponseClose)
     const length = raw.headers['content-length']

@@ -10,7 +10,7 @@ import type { Recorder } from '../metrics/recorder.ts'
 import { createBucketSigner } from '../routing/bucket-cookie.ts'
 import { digestOf } from '../routing/smoke.ts'
 import type { DataPathSnapshot, ServerSettings } from '../snapshot.ts'
-import { createProxyApp, type ProxyRuntime } from './app.ts'
+import { createProxyApp, edgeSettingsOf, type ProxyRuntime } from './app.ts'
 import { VERSIONS } from '../vocabulary.ts'
 import { HealthChecker } from './health-checker.ts'
 import { HostHealthRegistry, type HostHealth, type HostListener } from './host-health.ts'
@@ -79,7 +79,7 @@ export async function createDataPath (first: DataPathSnapshot, options: DataPath
   }
   // Null for plain HTTP: TLS turned on later takes a restart.
   const certificate = first.server.tls === undefined ? null : createListenerCertificate(first.server.tls)
-  const runtime: ProxyRuntime = { current: buildProxyTable(first, deps), draining: false }
+  const runtime: ProxyRuntime = { current: buildProxyTable(first, deps), settings: edgeSettingsOf(first), draining: false }
   // The table in force is the one checked: checkers start, move to the new group objects or stop with it.
   const reconcileChecks = (table: ProxyTable): void => {
     const wanted = new Set<string>()
@@ -120,9 +120,11 @@ export async function createDataPath (first: DataPathSnapshot, options: DataPath
   const prepare = (snapshot: DataPathSnapshot): { commit (): Promise<void> } => {
     const table = buildProxyTable(snapshot, deps)
     const renewal = certificate?.prepare(snapshot.server.tls) ?? null
+    const settings = edgeSettingsOf(snapshot)
     return {
       async commit () {
         runtime.current = table
+        runtime.settings = settings
         renewal?.commit(app.server as HttpsServer)
         app.log.level = snapshot.logLevel
         reconcileChecks(table)
@@ -167,9 +169,13 @@ function serverFactoryFor (settings: ServerSettings, certificate: CertificatePai
       // Check header timeouts every second, not every 30 s (Node's default).
       connectionsCheckingInterval: 1000,
     }
-    const server = certificate === undefined
+    const server = (certificate === undefined
       ? createHttpServer(options, handler)
-      : createHttpsServer({ ...options, cert: certificate.cert, key: certificate.key }, handler)
-    return server as Server
+      : createHttpsServer({ ...options, cert: certificate.cert, key: certificate.key }, handler)) as Server
+    // Node's own count limit (2000 by default) refuses a head over it as a header overflow, which
+    // reads as WEIR_ERR_HEADERS_TOO_LARGE: the proxy counts against `maxHeaders` itself (app.ts),
+    // so that any maxHeaders holds after a reload, with its own code. maxHeaderBytes bounds the head.
+    server.maxHeadersCount = 0
+    return server
   }
 }

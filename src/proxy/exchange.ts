@@ -7,6 +7,7 @@ import type { Decision } from '../routing/pick-version.ts'
 import type { DecisionReason, Version } from '../vocabulary.ts'
 import type { ProxyRoute } from './proxy-routes.ts'
 import type { ShadowCopy } from './shadow-copy.ts'
+import type { TraceFields } from './trace-context.ts'
 import type { UpstreamTarget } from './upstream-pools.ts'
 
 /** Where the exchange hangs on the request, the response and the upstream request's headers. */
@@ -23,7 +24,7 @@ export function exchangeOf (request: { raw: object }): Exchange | undefined {
 export const CLIENT_GONE = Object.assign(new Error('the client closed the connection'), { code: 'UND_ERR_ABORTED' })
 
 /** One proxied request: the routing decision, the chosen upstream, what failed, and how to cancel it. */
-export class Exchange implements Decision {
+export class Exchange implements Decision, TraceFields {
   version: Version = 'stable'
   decidedBy: DecisionReason = 'random'
   bucket = -1
@@ -46,6 +47,15 @@ export class Exchange implements Decision {
   upstreamCut: Error | null = null
   /** This request's shadow copy, when it is copied (see shadow-copy.ts). */
   mirror: ShadowCopy | null = null
+  /** Start a trace when the client sent no valid traceparent (config `tracing.generate`). */
+  generateTrace = true
+  /** The request's trace (trace-context.ts): '' until its headers go upstream, or when it has none. */
+  traceId = ''
+  spanId = ''
+  parentSpanId = ''
+  traceFlags = ''
+  /** Its headers were built for an upstream (it was, or was about to be, sent). */
+  forwarded = false
   /** The upstream request in flight (set by the forwarding handler), to abort it. */
   controller: Dispatcher.DispatchController | null = null
 

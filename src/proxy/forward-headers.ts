@@ -1,12 +1,15 @@
 // The headers weir changes on the way through: hop-by-hop headers removed both ways
-// (RFC 9110 §7.6.1), X-Forwarded-* / Via / X-Request-Id / X-Weir-Version added upstream,
-// and the version header and bucket cookie added to the response.
+// (RFC 9110 §7.6.1), X-Forwarded-* / Via / X-Request-Id / X-Weir-Version / traceparent added
+// upstream, and the version header, the bucket cookie (with a Cache-Control no shared cache
+// stores) and the route's Vary added to the response.
 
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http'
 import type { TLSSocket } from 'node:tls'
 import type { BlockList } from 'node:net'
 import type { Exchange } from './exchange.ts'
 import { isIn } from '../routing/smoke.ts'
+import { CDN_CACHE_HEADERS, mergeVary, privateCacheControl } from './cache-headers.ts'
+import { propagateTrace } from './trace-context.ts'
 import { OVERRIDE_SECRET_HEADER, SHADOW_HEADER, SMOKE_HEADER, UPSTREAM_VERSION_HEADER } from './header-names.ts'
 
 /**
@@ -84,29 +87,42 @@ export function rewriteRequestHeaders (
   headers['x-request-id'] = requestId
   headers[UPSTREAM_VERSION_HEADER] = exchange.version
   headers.host = exchange.route.config.passHost && client.host !== undefined ? client.host : exchange.target.host
+  const traceparent = client.traceparent as string | undefined
+  // No trace to carry or start: nothing to do (tracing.generate off, none sent).
+  if (traceparent !== undefined || exchange.generateTrace) propagateTrace(headers, traceparent, exchange, exchange.generateTrace)
+  else if (headers.tracestate !== undefined) headers.tracestate = undefined
+  exchange.forwarded = true
   return headers
 }
 
 const HOP_BY_HOP_RESPONSE_SET: ReadonlySet<string> = new Set(HOP_BY_HOP_RESPONSE)
+const CDN_CACHE_HEADER_SET: ReadonlySet<string> = new Set(CDN_CACHE_HEADERS)
 
 /**
  * The response headers the client gets: the upstream's minus hop-by-hop ones (and any it lists
- * in Connection), plus the version header and bucket cookie. Copies into a fresh object
- * instead of deleting: `delete` turns the object into a slow dictionary for every later reader.
+ * in Connection), plus the version header, the route's Vary and the bucket cookie; a response
+ * that sets the cookie gets a Cache-Control no shared cache stores it under, and loses the
+ * CDN-only cache headers that could say otherwise. Copies into a fresh object instead of
+ * deleting: `delete` turns the object into a slow dictionary for every later reader.
  */
 export function rewriteResponseHeaders (headers: IncomingHttpHeaders, exchange: Exchange | null, versionHeader: string | false): IncomingHttpHeaders {
   const listed = listedIn(headers.connection)
+  const newCookie = exchange !== null && exchange.newCookie
   const out: IncomingHttpHeaders = {}
   for (const name in headers) {
-    if (HOP_BY_HOP_RESPONSE_SET.has(name) || (listed !== null && listed.includes(name))) continue
+    if (HOP_BY_HOP_RESPONSE_SET.has(name) || (listed !== null && listed.includes(name)) || (newCookie && CDN_CACHE_HEADER_SET.has(name))) continue
     out[name] = headers[name]
   }
   if (exchange === null) return out
   if (versionHeader !== false) out[versionHeader] = exchange.version
-  if (exchange.newCookie) {
+  const vary = exchange.route.vary
+  if (vary !== null) out.vary = out.vary === undefined ? vary : mergeVary(out.vary, vary)
+  if (newCookie) {
     const cookie = exchange.route.bucketCookie.setCookie(exchange.bucket, exchange.secure)
     const existing = out['set-cookie']
     out['set-cookie'] = existing === undefined ? [cookie] : [...existing, cookie]
+    // One client's bucket: no shared cache may store it (docs/proxying.md, "Caches").
+    out['cache-control'] = privateCacheControl(out['cache-control'])
   }
   return out
 }

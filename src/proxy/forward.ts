@@ -26,12 +26,13 @@ const BAD_HEADERS = Object.assign(new Error('the upstream answered with a header
 
 /**
  * The path sent upstream: the client's, unless it may hold a dot segment. Then a `..` segment
- * (literal or percent-encoded) is refused (null: 400), so no path climbs above the root, and
- * `.` segments are resolved.
+ * (literal or percent-encoded, between `/` or `\`, which WHATWG URL parsers take for `/`) is
+ * refused (null: 400), so no path climbs above the root or out of a route's pathPrefix, and
+ * `.` segments are resolved. Dots inside a segment (`/a/..b`, `/a/b..`) are a name, not a segment.
  */
 export function upstreamPath (url: string): string | null {
-  // A dot segment starts with "/." (or is percent-encoded); most paths have neither.
-  if (!url.includes('/.') && !url.includes('%')) return url
+  // A dot segment starts with "/." or "\." (or is percent-encoded); most paths have neither.
+  if (!url.includes('/.') && !url.includes('%') && !url.includes('\\')) return url
   const query = url.indexOf('?')
   const path = query === -1 ? url : url.slice(0, query)
   let decoded: string
@@ -40,11 +41,23 @@ export function upstreamPath (url: string): string | null {
   } catch {
     return null
   }
-  if (decoded === '..' || decoded.includes('/..') || decoded.includes('../')) return null
+  if (hasDotDotSegment(decoded)) return null
   if (!path.includes('/.')) return url
   // Resolves "." segments; a path starting "//" is kept as a path, not taken for a host.
   const resolved = new URL(path.startsWith('//') ? '.' + path : path, 'http://weir.invalid').pathname
   return query === -1 ? resolved : resolved + url.slice(query)
+}
+
+/** A segment that is exactly `..`, segments split at `/` and `\`. */
+function hasDotDotSegment (path: string): boolean {
+  let at = path.indexOf('..')
+  while (at !== -1) {
+    const before = at === 0 ? 47 : path.charCodeAt(at - 1)
+    const after = at + 2 === path.length ? 47 : path.charCodeAt(at + 2)
+    if ((before === 47 || before === 92) && (after === 47 || after === 92)) return true
+    at = path.indexOf('..', at + 1)
+  }
+  return false
 }
 
 /** What a forwarded request needs of its fastify request: the raw message, its id and its (lazy) logger. */

@@ -18,6 +18,7 @@ import { BodyCapture, compareResponses, type CapturedResponse } from '../shadow/
 import { BUCKETS, type ShadowOutcome } from '../vocabulary.ts'
 import { announcedBody } from './announced-body.ts'
 import { SHADOW_HEADER, UPSTREAM_VERSION_HEADER } from './header-names.ts'
+import { siblingTraceparent } from './trace-context.ts'
 import type { ProxyRoute } from './proxy-routes.ts'
 import type { UpstreamTarget } from './upstream-pools.ts'
 
@@ -109,7 +110,8 @@ export class ShadowCopy implements Dispatcher.DispatchHandler {
 
   /**
    * The primary request was handed to its pool: the copy takes its path and headers (as sent
-   * upstream: x-request-id, x-forwarded-*, via), and goes out now if it has no body to wait for.
+   * upstream: x-request-id, x-forwarded-*, via; traceparent with a span id of its own), and
+   * goes out now if it has no body to wait for.
    */
   dispatched (path: string, headers: Readonly<Record<string, string | string[] | undefined>>): void {
     if (this.settled || (this.waiting & WAIT_DISPATCH) === 0) return
@@ -121,6 +123,8 @@ export class ShadowCopy implements Dispatcher.DispatchHandler {
     }
     copy[SHADOW_HEADER] = '1'
     copy[UPSTREAM_VERSION_HEADER] = 'shadow'
+    const traceparent = copy.traceparent
+    if (typeof traceparent === 'string') copy.traceparent = siblingTraceparent(traceparent)
     if (!this.route.config.passHost) copy.host = this.target.host
     this.path = path
     this.headers = copy

@@ -10,6 +10,7 @@ import { createBucketCookie, type BucketCookie } from './bucket-cookie.ts'
 import { createUserBucketer } from './hash.ts'
 import { compileRules, type CompiledRule } from './match-rules.ts'
 import { digestOf } from './smoke.ts'
+import { varyOf } from './vary.ts'
 
 export interface RoutingRoute {
   readonly name: string
@@ -38,6 +39,8 @@ export interface RoutingRoute {
   /** ".example.com" for a "*.example.com" entry. */
   readonly hostSuffixes: readonly string[]
   readonly pathPrefix: string
+  /** The Vary every response of the route carries (vary.ts), or null: none. */
+  readonly vary: string | null
 }
 
 /** A table of routes in config order; `R` is the caller's route type (the proxy's carries its pools too). */
@@ -105,5 +108,6 @@ export function compileRouting (route: RouteConfig, signature: (bucket: number) 
     exactHosts: new Set(route.hosts.filter((h) => !h.startsWith('*.'))),
     hostSuffixes: route.hosts.filter((h) => h.startsWith('*.')).map((h) => h.slice(1)),
     pathPrefix: route.pathPrefix,
+    vary: varyOf(route),
   }
 }

@@ -111,6 +111,9 @@ export function liveSnapshot (config: Config, states: ReadonlyMap<string, RouteS
     versionHeader: config.versionHeader,
     trustedProxies: config.trustedProxyList,
     logLevel: config.logLevel,
+    maxHeaders: config.maxHeaders,
+    tracing: config.tracing,
+    accessLogSample: config.accessLogSample,
     cookieSecret: secrets.cookieSecret,
     smokeToken: secrets.smokeToken,
     server: {

@@ -60,6 +60,9 @@ t.test('a data path built from a snapshot alone proxies, routes by weight and re
     versionHeader: config.versionHeader,
     trustedProxies: [],
     logLevel: 'silent',
+    maxHeaders: config.maxHeaders,
+    tracing: config.tracing,
+    accessLogSample: 0,
     smokeToken: 'a-smoke-token-for-tests',
     cookieSecret: 'data-path-test-secret',
     server: {
