@@ -80,9 +80,10 @@ t.test('every dashboard query and alert expression answers with data from a real
   }
 
   const rules = (parse(readFileSync(ALERTS, 'utf8')) as { groups: { rules: Rule[] }[] }).groups.flatMap((g) => g.rules)
-  // WeirDown needs weir down; WeirRolloutChecksFailing a rollout still running with failed checks.
-  const emptyHere = new Set(['WeirDown', 'WeirRolloutChecksFailing'])
-  t.same(rules.map((r) => r.alert).sort(), ['WeirCanaryErrorRateHigh', 'WeirDown', 'WeirRolloutChecksFailing', 'WeirRolloutFailed', 'WeirShadowMismatchRateHigh'])
+  // WeirDown needs weir down; WeirRolloutChecksFailing a rollout still running with failed checks;
+  // WeirUpstreamHostOut a host out of rotation.
+  const emptyHere = new Set(['WeirDown', 'WeirRolloutChecksFailing', 'WeirUpstreamHostOut'])
+  t.same(rules.map((r) => r.alert).sort(), ['WeirCanaryErrorRateHigh', 'WeirDown', 'WeirRolloutChecksFailing', 'WeirRolloutFailed', 'WeirShadowMismatchRateHigh', 'WeirUpstreamHostOut'])
   for (const rule of rules) {
     const answer = await prometheus.query(rule.expr)
     t.equal(answer.status, 'success', `${rule.alert} parses and runs ${answer.error ?? ''}`)
@@ -115,5 +116,5 @@ t.test('every dashboard query and alert expression answers with data from a real
 t.test('promtool check rules passes deploy/prometheus/weir-alerts.yaml', async (t) => {
   const rules = promtool(['check', 'rules', ALERTS])
   t.equal(rules.status, 0, rules.output)
-  t.match(rules.output, /SUCCESS: 5 rules found/)
+  t.match(rules.output, /SUCCESS: 6 rules found/)
 })
