@@ -311,3 +311,41 @@ t.test('an ops port that another listener of weir takes is refused with its path
   t.same(problemsOf({ listen: { host: '10.0.0.1', port: 9000 }, ops: { host: '10.0.0.2', port: 9000 }, routes: [route] }), [], 'other addresses may share a port')
   t.same(problemsOf({ listen: { port: 0 }, admin: { port: 0 }, ops: { port: 0 }, routes: [route] }), [], 'ephemeral ports never conflict')
 })
+
+t.test('upstreamPolicy: ejection, retries and round-robin by default; checks and least-request per version; every mistake named by its path', async (t) => {
+  const r = buildConfig({ routes: [route] })
+  if (!r.ok) throw new Error('expected valid')
+  const policy = r.config.routes[0]!.upstreamPolicy
+  t.same(policy.outlier, { consecutiveFailures: 5, baseEjectionMs: 30_000, maxEjectionMs: 300_000, maxEjectedPercent: 50 })
+  t.same(policy.retry, { budgetPercent: 20, minRetries: 3, windowMs: 10_000 })
+  t.same(policy.versions.stable, { balance: 'round-robin', healthCheck: undefined })
+
+  const set = buildConfig({ routes: [{ ...route, upstreamPolicy: { balance: 'least-request', outlierDetection: false, retry: false, canary: { balance: 'round-robin', healthCheck: { path: '/healthz' } } } }] })
+  if (!set.ok) throw new Error(JSON.stringify(set.problems))
+  const p = set.config.routes[0]!.upstreamPolicy
+  t.equal(p.outlier, false)
+  t.equal(p.retry, false)
+  t.equal(p.versions.stable.balance, 'least-request', 'the route\'s balance for every version')
+  t.equal(p.versions.canary.balance, 'round-robin', 'unless the version says otherwise')
+  t.same(p.versions.canary.healthCheck, { path: '/healthz', intervalMs: 5000, timeoutMs: 2000, healthyThreshold: 2, unhealthyThreshold: 3, expectedStatuses: [200] })
+
+  const problems = problemsOf({
+    routes: [{
+      ...route,
+      upstreamPolicy: {
+        outlierDetection: { baseEjectionTime: '1m', maxEjectionTime: '30s' },
+        retry: { window: '500ms' },
+        stable: { healthCheck: { path: '/h', interval: '50ms', timeout: '1s' } },
+      },
+    }],
+  })
+  t.same(problems.sort(), [
+    'routes[0].upstreamPolicy.outlierDetection.maxEjectionTime: must be at least baseEjectionTime',
+    'routes[0].upstreamPolicy.retry.window: must be between 1s and 10m',
+    'routes[0].upstreamPolicy.stable.healthCheck.interval: must be at least 100ms',
+    'routes[0].upstreamPolicy.stable.healthCheck.timeout: must be at least 1ms and at most the interval',
+  ])
+  t.ok(problemsOf({ routes: [{ ...route, upstreamPolicy: { balance: 'random' } }] }).some((p) => p.startsWith('routes[0].upstreamPolicy.balance')), 'an unknown balance is named')
+  t.ok(problemsOf({ routes: [{ ...route, upstreamPolicy: { shadow: {} } }] }).length > 0, 'the shadow has no host policy')
+  t.ok(problemsOf({ routes: [{ ...route, upstreamPolicy: { stable: { healthCheck: { path: 'healthz' } } } }] }).some((p) => p.includes('healthCheck.path')), 'a check path starts with /')
+})
