@@ -11,8 +11,8 @@ export interface HostChange {
   /** The upstream URL as configured (an origin: no path, no credentials). */
   readonly host: string
   readonly healthy: boolean
-  /** ejected / returned (passive), unhealthy / healthy (active checks). */
-  readonly cause: 'ejected' | 'returned' | 'unhealthy' | 'healthy'
+  /** ejected / returned (passive), unhealthy / healthy (active checks), removed (it left the config while out). */
+  readonly cause: 'ejected' | 'returned' | 'unhealthy' | 'healthy' | 'removed'
   readonly detail: string
   /** How long an ejection lasts. */
   readonly forMs?: number

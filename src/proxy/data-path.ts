@@ -106,7 +106,12 @@ export async function createDataPath (first: DataPathSnapshot, options: DataPath
       }
     }
     const inUse = new Set<HostHealth>()
-    for (const group of groupsOf(table)) for (const target of group.targets) inUse.add(target.health)
+    for (const group of groupsOf(table)) {
+      for (const target of group.targets) {
+        inUse.add(target.health)
+        if (group.policy.outlier === false) target.health.returnNow()
+      }
+    }
     hostHealth.retain(inUse)
   }
   reconcileChecks(runtime.current)

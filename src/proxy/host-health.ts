@@ -57,11 +57,11 @@ export class HostHealth {
     this.tell('ejected', detail, forMs)
   }
 
-  private return (): void {
+  private return (detail = 'its ejection time is over'): void {
     this.returnTimer = null
     this.ejected = false
     this.returnedAt = performance.now()
-    this.tell('returned', 'its ejection time is over')
+    this.tell('returned', detail)
   }
 
   /** The active checks' verdict changed. */
@@ -71,10 +71,24 @@ export class HostHealth {
     this.tell(healthy ? 'healthy' : 'unhealthy', detail)
   }
 
-  /** The host left the config: no timer of its fires later. */
+  /** Outlier detection was turned off: an ejected host takes requests again at once. */
+  returnNow (): void {
+    if (!this.ejected) return
+    if (this.returnTimer !== null) clearTimeout(this.returnTimer)
+    this.return('outlier detection was turned off')
+  }
+
+  /**
+   * The host left the route's upstreams: no timer of its fires later, and if it was out, the
+   * control plane hears that it no longer is (so the same URL, added back, starts healthy).
+   */
   dispose (): void {
     if (this.returnTimer !== null) clearTimeout(this.returnTimer)
     this.returnTimer = null
+    if (this.available) return
+    this.ejected = false
+    this.checkHealthy = true
+    this.tell('removed', 'no longer among the route\'s upstreams')
   }
 
   private tell (cause: HostChange['cause'], detail: string, forMs?: number): void {

@@ -91,6 +91,22 @@ t.test('three hosts, one refusing: GETs are retried and the host ejected (event,
   t.equal(await hostHealthy(admin, cUrl), 1)
 })
 
+t.test('a host taken out of the upstreams while ejected leaves with a host.removed event; added back, it starts healthy', async (t) => {
+  const [a, b] = await startUpstreams(t, 'a', 'b')
+  const cUrl = `http://127.0.0.1:${await closedPort()}`
+  const { proxy, admin } = await start(t, {
+    upstreams: { stable: [a!.url, b!.url, cUrl] },
+    upstreamPolicy: { outlierDetection: { baseEjectionTime: '1m' } },
+  })
+  await sendMany(proxy.url, 30, 1, (i) => ({ path: `/r/${i}` }))
+  t.ok(await eventually(async () => (await hostHealthy(admin, cUrl)) === 0, 3000), 'ejected')
+  t.equal((await admin.call('PUT', '/api/v1/routes/app/upstreams', { stable: [a!.url, b!.url] })).status, 200)
+  t.ok(await eventually(async () => (await hostEvents(admin)).some((e) => e.action === 'host.removed' && e.reason?.host === cUrl), 3000), 'host.removed')
+  t.equal(await hostHealthy(admin, cUrl), undefined, 'no series for a host no route has')
+  t.equal((await admin.call('PUT', '/api/v1/routes/app/upstreams', { stable: [a!.url, b!.url, cUrl] })).status, 200)
+  t.equal(await hostHealthy(admin, cUrl), 1, 'added back, it starts healthy (its old ejection is forgotten)')
+})
+
 t.test('a POST to a refusing host is answered 502 and never sent again, to another host or the same one', async (t) => {
   const [a, b] = await startUpstreams(t, 'a', 'b')
   const cUrl = `http://127.0.0.1:${await closedPort()}`
