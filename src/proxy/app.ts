@@ -13,7 +13,7 @@ import { pickVersion } from '../routing/pick-version.ts'
 import { PROXIED_METHODS } from '../vocabulary.ts'
 import type { Config } from '../config/model.ts'
 import type { DataPathSnapshot } from '../snapshot.ts'
-import { logOnClose } from './access-log.ts'
+import { logOnClose, sampled } from './access-log.ts'
 import { abortOnClientClose, recordOnClose } from './accounting.ts'
 import { clientErrorHandler } from './client-errors.ts'
 import { Exchange, exchangeOf, kExchange, type WithExchange } from './exchange.ts'
@@ -100,9 +100,8 @@ export async function createProxyApp (options: ProxyAppOptions): Promise<Fastify
     const raw = request.raw
     const snapshot = runtime.current
     const settings = runtime.settings
-    const share = settings.accessLogSample
-    // Off, the access log costs this one comparison.
-    if (share !== 0 && (share >= 1 || Math.random() < share) && !isUpgrade(raw)) logOnClose(accessLog, raw, reply.raw, request.id)
+    // Off, the access log costs one comparison (sampled's first).
+    if (sampled(settings.accessLogSample) && !isUpgrade(raw)) logOnClose(accessLog, raw, reply.raw, request.id)
     // Node keeps every field that fits in maxHeaderBytes (data-path.ts): this count is the limit.
     if (raw.rawHeaders.length > settings.maxRawHeaders) {
       reply.header('connection', 'close')

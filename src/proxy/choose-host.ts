@@ -7,11 +7,18 @@ import type { IncomingMessage } from 'node:http'
 import { announcedBody } from './announced-body.ts'
 import type { Exchange } from './exchange.ts'
 import { mayFailOver } from './failover.ts'
+import type { UpstreamGroup } from './upstream-pools.ts'
+
+/** The group the exchange's host is picked from: its version's, or stable's when the version has none. */
+export function groupOf (exchange: Exchange): UpstreamGroup {
+  const route = exchange.route
+  return route.groups[exchange.version] ?? route.groups.stable
+}
 
 /** Sets `exchange.target` (and the version, when it fails over); false: no host at all (503). */
 export function chooseHost (exchange: Exchange, raw: IncomingMessage, record: boolean): boolean {
   const route = exchange.route
-  const picked = (route.groups[exchange.version] ?? route.groups.stable).pick()
+  const picked = groupOf(exchange).pick()
   if (picked !== null) {
     exchange.target = picked
     return true

@@ -11,13 +11,14 @@ import type { Dispatcher } from 'undici'
 import { classifyUpstreamError } from '../errors.ts'
 import { writeErrorResponse } from '../http/error-reply.ts'
 import { announcedBody } from './announced-body.ts'
+import { groupOf } from './choose-host.ts'
 import { guardBody } from './body-guard.ts'
 import { CLIENT_GONE, type Exchange } from './exchange.ts'
 import { failsOver, mayFailOver, mayRetry } from './failover.ts'
 import { rewriteResponseHeaders, upstreamHeaders, type OutgoingHeaders } from './forward-headers.ts'
 import { UPSTREAM_VERSION_HEADER } from './header-names.ts'
 import type { RetryBudget } from './retry-budget.ts'
-import type { UpstreamGroup, UpstreamTarget } from './upstream-pools.ts'
+import type { UpstreamTarget } from './upstream-pools.ts'
 
 /** An upstream status outside 100–599 is not one Node (or a client) can take: a bad response. */
 const BAD_STATUS = Object.assign(new Error('the upstream answered with an invalid status code'), { code: 'HPE_INVALID_STATUS' })
@@ -165,8 +166,9 @@ class UpstreamHandler implements Dispatcher.DispatchHandler {
     }
     const exchange = this.exchange
     // A 5xx counts towards the host's ejection like a failed connection (Envoy's consecutive 5xx).
-    if (statusCode >= 500) groupOf(exchange).failed(exchange.target, `status ${statusCode}`)
-    else groupOf(exchange).succeeded(exchange.target)
+    const group = groupOf(exchange)
+    if (statusCode >= 500) group.failed(exchange.target, `status ${statusCode}`)
+    else group.succeeded(exchange.target)
     const out = rewriteResponseHeaders(headers, exchange, this.versionHeader)
     // The connection cannot be reused until the request body was read (or while draining).
     if (exchange.closeConnection || !this.request.raw.complete) out.connection = 'close'
@@ -279,9 +281,3 @@ class UpstreamHandler implements Dispatcher.DispatchHandler {
 }
 
 const CONNECTION_CLOSE: Readonly<OutgoingHeaders> = { connection: 'close' }
-
-/** The group the exchange's host was picked from. */
-function groupOf (exchange: Exchange): UpstreamGroup {
-  const route = exchange.route
-  return route.groups[exchange.version] ?? route.groups.stable
-}

@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import { adminClient } from './admin.ts'
 import type { TestEtcd } from './etcd.ts'
 import { send } from './http.ts'
-import { sleep } from './raw-http.ts'
+import { eventually as pollUntil, sleep } from './raw-http.ts'
 import { startUpstreams, type Handler } from './upstream.ts'
 import { serveWeir, tempDir, type Weir } from './weir-process.ts'
 
@@ -59,14 +59,9 @@ export async function eventsOf (replica: Replica): Promise<EventRow[]> {
   return (await adminClient(replica.adminUrl).get('/api/v1/events')).json<{ events: EventRow[] }>().events
 }
 
-/** Polls `check` every 50 ms until it holds or `limitMs` passed. */
-export async function eventually (limitMs: number, check: () => Promise<boolean>): Promise<boolean> {
-  const deadline = Date.now() + limitMs
-  for (;;) {
-    if (await check()) return true
-    if (Date.now() > deadline) return false
-    await sleep(50)
-  }
+/** raw-http.ts's `eventually`, with the limit first (as the fleet tests read best). */
+export function eventually (limitMs: number, check: () => Promise<boolean>): Promise<boolean> {
+  return pollUntil(check, limitMs)
 }
 
 export async function fleetView (replica: Replica): Promise<FleetBody> {

@@ -130,11 +130,11 @@ export async function startCountingUpstream (): Promise<CountingUpstream> {
 
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
 
-/** Polls `check` every 20 ms until it holds or `limitMs` passes; returns whether it held. */
-export async function eventually (check: () => boolean, limitMs: number): Promise<boolean> {
+/** Polls `check` (sync or async) every 20 ms until it holds or `limitMs` passes; returns whether it held. */
+export async function eventually (check: () => boolean | Promise<boolean>, limitMs: number): Promise<boolean> {
   const deadline = performance.now() + limitMs
   while (performance.now() < deadline) {
-    if (check()) return true
+    if (await check()) return true
     await sleep(20)
   }
   return check()

@@ -11,7 +11,7 @@ import { adminClient, type AdminClient } from '../helpers/admin.ts'
 import { send } from '../helpers/http.ts'
 import { parsePromText } from '../helpers/prom-text.ts'
 import { configDoc, startProxy, type RouteDoc } from '../helpers/proxy.ts'
-import { sleep } from '../helpers/raw-http.ts'
+import { eventually, sleep } from '../helpers/raw-http.ts'
 import { rolloutClient } from '../helpers/rollout-client.ts'
 import { sendMany } from '../helpers/send-many.ts'
 import { failures, startTraffic } from '../helpers/traffic.ts'
@@ -37,16 +37,6 @@ async function hostHealthy (admin: AdminClient, host: string): Promise<number | 
 
 async function metricSum (admin: AdminClient, name: string, labels: Record<string, string>): Promise<number> {
   return parsePromText((await admin.get('/metrics')).body).select(name, labels).reduce((sum, s) => sum + s.value, 0)
-}
-
-/** Polls `check` every 25 ms until it holds or `limitMs` passed; answers whether it held. */
-async function eventually (check: () => Promise<boolean>, limitMs: number): Promise<boolean> {
-  const deadline = Date.now() + limitMs
-  for (;;) {
-    if (await check()) return true
-    if (Date.now() > deadline) return false
-    await sleep(25)
-  }
 }
 
 const served = (u: Upstream, method = 'GET'): number => u.received.filter((r) => r.method === method && !r.url.startsWith('/health')).length
