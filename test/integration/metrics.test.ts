@@ -142,7 +142,7 @@ t.test('a known mix of traffic is counted exactly by version, code and reason', 
 t.test('the weight gauge shows the weights in force at scrape time and forgets routes that left the table', async (t) => {
   const up = await startUpstream('u')
   const doc = configDoc([
-    { name: 'a', match: { pathPrefix: '/a' }, upstreams: { stable: up.url, canary: up.url }, weights: { stable: 90, canary: 10 } },
+    { name: 'a', match: { pathPrefix: '/a' }, upstreams: { stable: up.url, canary: up.url }, weights: { stable: 90, canary: 10 }, rules: PICK_RULES.filter((r) => r.version !== 'green') },
     { name: 'b', upstreams: { stable: up.url } },
   ])
   const proxy = await startProxy(doc)
