@@ -136,7 +136,13 @@ export function etcdFleet (client: Namespace, self: Member, log: FleetLog, lease
   /** Who leads now: the oldest candidate key. */
   const look = async (): Promise<void> => {
     // Cut off from etcd for most of the lease: step down before etcd could elect another.
-    if (leader && !candidacyFresh()) stepDown()
+    if (leader && !candidacyFresh()) {
+      // How stale the lease was, so an operator (and the outage test) sees which TTL was applied.
+      const sinceRenewalMs = Date.now() - candidacyRenewedAt
+      log.warn({ replica: self.id, sinceRenewalMs, leaseTtlSeconds },
+        `fleet: ${self.id} steps down: its lease was last renewed ${sinceRenewalMs} ms ago (the lease is ${leaseTtlSeconds} s; it steps down at ${STEP_DOWN_SHARE * 100} %)`)
+      stepDown()
+    }
     try {
       const oldest = await candidates.getAll().sort('Create', 'Ascend').limit(1).exec()
       const kv = oldest.kvs[0]
