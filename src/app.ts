@@ -137,7 +137,12 @@ export async function buildApps (initial: Config, options: BuildOptions = {}): P
   // With etcd, this replica registers itself and campaigns to lead the fleet's controller.
   const self = { id: config.fleet.id, admin: config.fleet.advertise ?? '' }
   const fleet = etcdStore === null ? soloFleet(self) : etcdFleet(etcdStore.client, self, log, config.fleet.leaseTtlSeconds)
-  if (etcdStore !== null) etcdStore.fence = () => fleet.fence()
+  if (etcdStore !== null) {
+    etcdStore.fence = () => fleet.fence()
+    etcdStore.onFenceRefused = (route, why) => {
+      log.warn({ replica: config.fleet.id, route }, `fleet: a controller decision on route ${route} was not written: the fence refused it, ${why}`)
+    }
+  }
   const fleetStats: FleetStatsOptions = { fleet, stats, buckets: BUCKET_COUNT, token: config.admin.tokens[0]?.token, timeoutMs: FLEET_STATS_TIMEOUT_MS }
   // Routes this replica serves at its fast guard's revert until the store holds it (the controller's fail-safe).
   let heldWeights: ReadonlyMap<string, Readonly<WeightsBp>> = new Map()

@@ -27,6 +27,8 @@ export interface EtcdStateStore extends StateStore {
   readonly connected: boolean
   /** Where fenced writes find the key they require (set by the fleet, fleet/fleet.ts). */
   fence: () => string | null
+  /** Told of each fenced write the fence refused (this replica no longer leads): the leader's decision was not written. */
+  onFenceRefused: (route: string, why: string) => void
 }
 
 const ROUTES = 'routes/'
@@ -101,6 +103,8 @@ class EtcdStore implements EtcdStateStore {
   /** The key a fenced write requires (this replica's candidacy while it leads); null: fenced writes are refused. */
   fence: () => string | null = () => null
 
+  onFenceRefused: (route: string, why: string) => void = () => {}
+
   compareAndSet (route: string, expectedRevision: number | null, next: RouteUpdate, options: WriteGuard = {}): Promise<CompareAndSetResult> {
     let update: Record<string, unknown>
     try {
@@ -117,12 +121,19 @@ class EtcdStore implements EtcdStateStore {
       const known = this.#modRevisions.get(route)
       const key = this.#prefix + ROUTES + route
       const fence = options.fenced === true ? this.fence() : null
-      if (options.fenced === true && fence === null) return { ok: false, current }
+      if (options.fenced === true && fence === null) {
+        this.onFenceRefused(route, 'this replica does not lead (any more)')
+        return { ok: false, current }
+      }
       // Keys are absolute here: the fence (the election's key) lies outside the routes' namespace.
       const txn = known === undefined ? this.#root.if(key, 'Create', '==', 0) : this.#root.if(key, 'Mod', '==', known)
       if (fence !== null) txn.and(fence, 'Create', '>', 0)
       const result = await this.#call(`write route ${route}`, () => txn.then(this.#root.put(key).value(body)).commit())
       if (!result.succeeded) {
+        // The route changed, or the fence is gone: etcd does not say which compare failed.
+        if (fence !== null && (await this.#call(`read the fence ${fence}`, () => this.#root.get(fence).exists()).catch(() => true)) === false) {
+          this.onFenceRefused(route, `its election key ${fence} is gone (its lease expired: another replica may lead)`)
+        }
         // Another replica wrote first: read what it wrote, so the caller validates against it.
         await this.#refresh(route)
         return { ok: false, current: this.#states.get(route) }

@@ -68,6 +68,18 @@ export async function fleetView (replica: Replica): Promise<FleetBody> {
   return (await adminClient(replica.adminUrl).get('/api/v1/fleet')).json<FleetBody>()
 }
 
+/** Polls a replica's rollout view until its phase is none of `passing`; returns the phase then (or the last one seen). */
+export async function settledPhase (replica: Replica, limitMs: number, passing: readonly string[] = ['progressing', 'promoting']): Promise<string> {
+  const deadline = Date.now() + limitMs
+  let phase = ''
+  while (Date.now() < deadline) {
+    phase = (await adminClient(replica.adminUrl).get('/api/v1/routes/app/rollout')).json<{ phase: string }>().phase
+    if (!passing.includes(phase)) break
+    await sleep(200)
+  }
+  return phase
+}
+
 /** Polls until every replica names the same leader; returns it. */
 export async function agreedLeader (replicas: readonly Replica[], limitMs: number, not: string | null = null): Promise<string | null> {
   const deadline = Date.now() + limitMs

@@ -5,12 +5,12 @@
 import t from 'tap'
 import { adminClient } from '../helpers/admin.ts'
 import { startEtcd } from '../helpers/etcd.ts'
-import { agreedLeader, failing30, fleetOf, probe, type EventRow, type Replica, type RolloutBodyLite } from '../helpers/fleet.ts'
+import { agreedLeader, eventually, failing30, fleetOf, probe, settledPhase, type EventRow, type Replica, type RolloutBodyLite } from '../helpers/fleet.ts'
 import { sleep } from '../helpers/raw-http.ts'
 import { startTraffic } from '../helpers/traffic.ts'
 
 /** An event as GET /events answers it, with the rollout's summary a rollout event records. */
-interface StepEvent extends EventRow { new?: { rollout?: { step: number; weight: number } | null } }
+interface StepEvent extends EventRow { new?: { revision: number; rollout?: { step: number; weight: number } | null } }
 
 const STEPS = [10, 30, 60, 100]
 const INTERVAL_MS = 1000
@@ -54,14 +54,7 @@ t.test('a rollout started on a follower is driven by the leader; kill -9 of the 
   // re-read and this 100 ms poll come on top: 1.5 s of slack for a loaded machine.
   const boundMs = LEASE_TTL_MS + INTERVAL_MS + 1500
   t.ok(tookOver <= boundMs, `within the lease TTL plus one check interval (${tookOver} ms ≤ ${boundMs} ms)`)
-  const deadline = Date.now() + 30_000
-  let phase = ''
-  while (Date.now() < deadline) {
-    phase = (await adminClient(survivor.adminUrl).get('/api/v1/routes/app/rollout')).json<{ phase: string }>().phase
-    if (phase !== 'progressing' && phase !== 'promoting') break
-    await sleep(200)
-  }
-  t.equal(phase, 'succeeded', 'the new leader finished the rollout')
+  t.equal(await settledPhase(survivor, 30_000), 'succeeded', 'the new leader finished the rollout')
   // The fleet's event log, the same on every replica: each controller decision names its replica.
   const logs = await Promise.all(rest.map(async (r) => (await adminClient(r.adminUrl).get('/api/v1/events')).json<{ events: StepEvent[] }>().events))
   t.same(logs[0]?.map((e) => e.id), logs[1]?.map((e) => e.id), 'GET /events reads the same on both replicas')
@@ -82,6 +75,61 @@ t.test('a rollout started on a follower is driven by the leader; kill -9 of the 
   const steps = (logs[0] ?? []).filter((e) => e.action === 'rollout.started' || e.action === 'rollout.step')
     .map((e) => ({ step: stepOf(e), weight: e.new?.rollout?.weight }))
   t.same(steps, STEPS.map((weight, step) => ({ step, weight })), `the steps written: ${JSON.stringify(steps)}`)
+})
+
+t.test('a leader paused past its lease (SIGSTOP) is deposed: after SIGCONT it makes no decision, and the rollout is the new leader\'s', async (t) => {
+  const etcd = await startEtcd(t)
+  const steps = [10, 20, 30, 40, 50, 60, 100]
+  const replicas = await fleetOf(t, etcd, 3, `    rollout:
+      steps: [${steps.join(', ')}]
+      interval: 1s
+      analysis: { minRequests: 5, maxErrorRate: 0.5, maxErrorRatio: 100, maxP99Ms: 5000, maxP99Ratio: 100, failureThreshold: 3 }
+`, null, ', leaseTtl: 3s')
+  const leaderId = await agreedLeader(replicas, 10_000)
+  const leader = replicas.find((r) => r.id === leaderId) as Replica
+  const rest = replicas.filter((r) => r !== leader)
+  const [starter] = rest as [Replica, Replica]
+  // The paused leader's clients would only wait: traffic goes through the two others.
+  const loads = rest.map((r) => startTraffic(r.url, { rate: 60, maxMs: 40_000 }))
+  t.teardown(async () => { for (const load of loads) await load.stop() })
+  t.teardown(() => { if (leader.weir.child.exitCode === null) leader.weir.child.kill('SIGCONT') })
+  t.equal((await adminClient(starter.adminUrl).call('POST', '/api/v1/routes/app/rollout', {})).status, 201)
+  const stepOf = async (r: Replica): Promise<number> => (await adminClient(r.adminUrl).get('/api/v1/routes/app/rollout')).json<{ rollout: { step: number } | null }>().rollout?.step ?? -1
+  t.ok(await eventually(10_000, async () => await stepOf(starter) >= 1), 'the leader stepped the rollout')
+  leader.weir.child.kill('SIGSTOP')
+  const next = await agreedLeader(rest, 15_000, leader.id)
+  t.ok(next !== null, `${next} took over from the paused ${leader.id}`)
+  // Let the new leader resume the rollout (its first decision) before the old one wakes up.
+  const decisionsOf = async (): Promise<StepEvent[]> => (await adminClient(starter.adminUrl).get('/api/v1/events')).json<{ events: StepEvent[] }>().events
+    .filter((e) => e.actor === 'controller')
+  t.ok(await eventually(10_000, async () => (await decisionsOf()).some((e) => e.replica === next)), 'the new leader made its first decision')
+  leader.weir.child.kill('SIGCONT')
+  t.ok(await eventually(5000, async () => /is no longer the leader/.test(leader.weir.output())), `${leader.id} woke up and stepped down`)
+  t.equal(await settledPhase(starter, 30_000), 'succeeded', 'the new leader finished the rollout')
+  const decisions = await decisionsOf()
+  const takeover = decisions.find((e) => e.replica === next) as StepEvent
+  t.equal(takeover.action, 'rollout.restarted', 'the new leader took the rollout over where it was persisted')
+  // Decisions are ordered by the route revision each wrote, not by the event's id: a replica
+  // paused between its write and its event appends the event when it wakes, after the takeover's.
+  const wrote = (e: StepEvent): number => e.new?.revision ?? 0
+  const late = decisions.filter((e) => e.replica === leader.id && wrote(e) > wrote(takeover))
+  t.same(late.map((e) => e.action), [], `${leader.id} made no decision after the takeover (${decisions.map((e) => `${e.action} by ${e.replica} at revision ${wrote(e)}`).join(', ')})`)
+  t.same([...new Set(decisions.filter((e) => wrote(e) >= wrote(takeover)).map((e) => e.replica))], [next], 'every decision since is the new leader\'s')
+  // The rollout in the store is the new leader's last write, and every replica (the old leader too) reads it.
+  const views = await Promise.all(replicas.map(async (r) => (await adminClient(r.adminUrl).get('/api/v1/routes/app/rollout')).json<{ revision: number; leader: string | null; rollout: { phase: string } | null }>()))
+  const last = decisions.at(-1)
+  t.equal(last?.replica, next, `the last decision (${last?.action}) is the new leader's`)
+  t.same(views.map((v) => v.revision), replicas.map(() => last?.new?.revision), 'every replica holds the revision it wrote')
+  t.same(views.map((v) => v.leader), replicas.map(() => next), 'and names it the leader')
+  const written = (await adminClient(starter.adminUrl).get('/api/v1/events')).json<{ events: StepEvent[] }>().events
+    .filter((e) => e.action === 'rollout.started' || e.action === 'rollout.step').map((e) => e.new?.rollout?.weight)
+  t.same(written, steps, 'no step repeated or skipped')
+  // A decision the old leader tried after waking is refused by the fence and logged (it may
+  // have tried none: it can step down before any check comes due).
+  const refusals = leader.weir.output().split('\n').filter((line) => line.includes('was not written: the fence refused it'))
+  t.comment(`${refusals.length} fenced write(s) of ${leader.id} refused after it woke up`)
+  t.ok(refusals.every((line) => line.includes(`"replica":"${leader.id}"`)), 'each refusal names the deposed replica')
+  t.same(rest.flatMap((r) => r.weir.output().split('\n').filter((line) => line.includes('the fence refused it'))), [], 'the leader\'s fence never refused the live leader')
 })
 
 t.test('a canary failing 30 % with traffic only through the followers is reverted by the leader\'s analysis of the fleet\'s traffic', async (t) => {
