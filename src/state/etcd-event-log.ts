@@ -16,17 +16,20 @@ export interface EtcdEventLogOptions {
   maxInMemory?: number
   /** Events kept in etcd (default 10 000); older ones are deleted. */
   retain?: number
+  /** Appends of this replica between two retention passes (default 100). */
+  trimEvery?: number
   /** For error messages: the etcd endpoints. */
   endpoints: readonly string[]
 }
 
-/** Appends between two retention passes of one replica. */
+/** Appends between two retention passes of one replica, by default. */
 const TRIM_EVERY = 100
 
 export async function openEtcdEventLog (client: Namespace, options: EtcdEventLogOptions & { replica: string }): Promise<EventLog> {
   const events = client.namespace('events/')
   const maxInMemory = Math.max(1, options.maxInMemory ?? 10_000)
   const retain = Math.max(1, options.retain ?? 10_000)
+  const trimEvery = Math.max(1, options.trimEvery ?? TRIM_EVERY)
   const where = `etcd (${options.endpoints.join(', ')})`
   const memory: WeirEvent[] = []
   let closed = false
@@ -142,7 +145,7 @@ export async function openEtcdEventLog (client: Namespace, options: EtcdEventLog
       }
       const event = { ...draft, id: revision } as unknown as WeirEvent
       remember(event)
-      if (++appended % TRIM_EVERY === 0) void trim().catch(() => undefined)
+      if (++appended % trimEvery === 0) void trim().catch(() => undefined)
       return event
     },
 

@@ -1,12 +1,14 @@
 // The etcd back ends themselves, on a real etcd started by the test: a fenced write (a leader's
-// decision) is refused once the election key it requires is gone.
+// decision) is refused once the election key it requires is gone, and the fleet's event log keeps
+// only the newest `retain` events in etcd and serves them in order.
 
 import t from 'tap'
 import { Etcd3 } from 'etcd3'
+import { openEtcdEventLog } from '../../src/state/etcd-event-log.ts'
 import { openEtcdStore } from '../../src/state/etcd-store.ts'
 import type { RouteUpdate } from '../../src/state/store.ts'
 import { startEtcd } from '../helpers/etcd.ts'
-import { fleetPrefix } from '../helpers/fleet.ts'
+import { eventually, fleetPrefix } from '../helpers/fleet.ts'
 
 const split = (canary: number): RouteUpdate => ({ weights: { stable: 10_000 - canary, canary, green: 0 } })
 
@@ -40,4 +42,30 @@ t.test('a fenced write is written while its election key exists and refused (and
   t.equal((await store.compareAndSet('app', 1, split(3000), { fenced: true })).ok, false, 'refused without a fence')
   t.match(refusals.at(-1), { route: 'app', why: /does not lead/ })
   t.equal((await store.compareAndSet('app', 1, split(3000))).ok, true, 'an unfenced write (an admin\'s, the guard\'s revert) still goes through')
+})
+
+t.test('the event log keeps the newest `retain` events in etcd; every reader gets those, in order', async (t) => {
+  const etcd = await startEtcd(t)
+  const client = new Etcd3({ hosts: etcd.url })
+  t.teardown(() => client.close())
+  const fleet = client.namespace(fleetPrefix())
+  const retain = 5
+  const writer = await openEtcdEventLog(fleet, { endpoints: [etcd.url], replica: 'replica-1', retain, trimEvery: 10, maxInMemory: 100 })
+  t.teardown(() => writer.close())
+  const appended = []
+  // Two retention passes: after the 10th and the 20th append.
+  for (let i = 0; i < 20; i++) appended.push(await writer.append({ actor: 'test', action: 'weights.set', reason: `event ${i}` }))
+  const newest = appended.slice(-retain).map((e) => e.id)
+  const inEtcd = async (): Promise<string[]> => await fleet.namespace('events/').getAll().sort('Mod', 'Ascend').strings().then((all) => Object.values(all))
+  t.ok(await eventually(5000, async () => (await inEtcd()).length === retain), `etcd holds ${retain} events after the retention pass`)
+  t.same((await inEtcd()).map((v) => (JSON.parse(v) as { reason: string }).reason), appended.slice(-retain).map((e) => e.reason), 'the newest ones; the oldest are gone')
+  // A replica that starts now (GET /events reads its log) serves only what etcd kept, oldest first.
+  const reader = await openEtcdEventLog(fleet, { endpoints: [etcd.url], replica: 'replica-2', retain, maxInMemory: 100 })
+  t.teardown(() => reader.close())
+  t.same(reader.since().map((e) => e.id), newest, 'a new reader gets the newest 5, in id order')
+  t.same(reader.since(newest[1], 2).map((e) => e.id), newest.slice(2, 4), 'and pages forward from an id')
+  // The writer's own memory is bounded by maxInMemory, not by etcd's retention.
+  const small = await openEtcdEventLog(fleet, { endpoints: [etcd.url], replica: 'replica-3', retain, maxInMemory: 3 })
+  t.teardown(() => small.close())
+  t.same(small.since().map((e) => e.id), newest.slice(-3), 'with maxInMemory 3, the newest 3')
 })
