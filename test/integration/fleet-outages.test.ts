@@ -7,7 +7,7 @@ import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { adminClient } from '../helpers/admin.ts'
 import { startEtcd } from '../helpers/etcd.ts'
-import { agreedLeader, eventsOf, eventually, fleetOf, fleetPrefix, fleetView, probe, type FleetBody, type EventRow, type Replica } from '../helpers/fleet.ts'
+import { agreedLeader, eventsOf, eventually, fleetOf, fleetPrefix, fleetView, probe, settledPhase, type FleetBody, type EventRow, type Replica } from '../helpers/fleet.ts'
 import { sleep } from '../helpers/raw-http.ts'
 import { startTraffic } from '../helpers/traffic.ts'
 import { startUpstreams } from '../helpers/upstream.ts'
@@ -75,6 +75,51 @@ t.test('the fast guard trips while etcd is away: that replica serves stable at o
   const reverted = (e: EventRow): boolean => e.actor === 'controller' && e.action === 'rollout.failed' && e.replica === follower.id
   t.ok(await eventually(3000, async () => (await eventsOf(others[0] as Replica)).some(reverted)), 'the fleet\'s event log on another replica has the follower\'s revert')
   t.same((await load.stop()).filter((r) => r.error !== null), [], 'no client request failed at the proxy')
+})
+
+t.test('the controller holds while etcd is away: no step, no weight change, no promotion on any replica; etcd back, the rollout goes on', async (t) => {
+  const etcd = await startEtcd(t)
+  const steps = [10, 20, 30, 40, 100]
+  const replicas = await fleetOf(t, etcd, 3, `    rollout:
+      steps: [${steps.join(', ')}]
+      interval: 1s
+      analysis: { minRequests: 5, maxErrorRate: 0.5, maxErrorRatio: 100, maxP99Ms: 5000, maxP99Ratio: 100, failureThreshold: 3 }
+`)
+  await agreedLeader(replicas, 10_000)
+  const loads = replicas.map((r) => startTraffic(r.url, { rate: 40, maxMs: 40_000 }))
+  t.teardown(async () => { for (const load of loads) await load.stop() })
+  t.equal((await adminClient(replicas[0]?.adminUrl ?? '').call('POST', '/api/v1/routes/app/rollout', {})).status, 201)
+  type Held = { phase: string; step: number | undefined; weights: unknown }
+  const heldOf = async (r: Replica): Promise<Held> => {
+    const view = (await adminClient(r.adminUrl).get('/api/v1/routes/app/rollout')).json<{ phase: string; weights: unknown; rollout: { step: number } | null }>()
+    return { phase: view.phase, step: view.rollout?.step, weights: view.weights }
+  }
+  // Stopped once the step's event is in too, so the outage starts between two decisions.
+  const stepped = async (): Promise<boolean> => (await eventsOf(replicas[0] as Replica)).some((e) => e.action === 'rollout.step')
+  t.ok(await eventually(10_000, stepped), 'the leader stepped the rollout once')
+  await etcd.stop()
+  // Each replica's view as etcd went away (one may lag a write the watch did not deliver yet).
+  const baseline = await Promise.all(replicas.map(heldOf))
+  const awayUntil = Date.now() + 3500 // more than two check intervals of 1 s
+  let samples = 0
+  const changed: string[] = []
+  while (Date.now() < awayUntil) {
+    const now = await Promise.all(replicas.map(heldOf))
+    now.forEach((held, i) => { if (JSON.stringify(held) !== JSON.stringify(baseline[i])) changed.push(`${replicas[i]?.id}: ${JSON.stringify(baseline[i])} → ${JSON.stringify(held)}`) })
+    samples++
+    await sleep(200)
+  }
+  t.ok(samples >= 10, `${samples} samples of every replica's view while etcd was away`)
+  t.same(changed, [], `step and weights held on every replica (${JSON.stringify(baseline)})`)
+  t.ok(baseline.every((b) => b.phase === 'progressing'), 'no promotion')
+  await etcd.start()
+  const last = replicas[2] as Replica
+  t.ok(await eventually(20_000, async () => ((await heldOf(last)).step ?? -1) > Math.max(...baseline.map((b) => b.step ?? -1))), 'etcd back: the rollout takes its next step')
+  t.equal(await settledPhase(last, 30_000), 'succeeded', 'and goes on to succeed')
+  // The rollout's own history (in the store): each step's weight once, in the policy's order.
+  const history = (await adminClient(last.adminUrl).get('/api/v1/routes/app/rollout')).json<{ rollout: { history: { phase: string; weight: number }[] } }>().rollout.history
+  const weights = history.filter((h) => h.phase === 'progressing').map((h) => h.weight).filter((w, i, all) => i === 0 || w !== all[i - 1])
+  t.same(weights, steps, `every step once: none skipped or repeated over the outage (${JSON.stringify(history)})`)
 })
 
 t.test('a leader cut off from etcd loses leadership with its lease (fleet.leaseTtl 3s); etcd back: one replica leads again', async (t) => {
