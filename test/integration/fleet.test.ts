@@ -9,6 +9,9 @@ import { agreedLeader, eventsOf, eventually, fleetOf, fleetView, probe, type Rep
 import { sleep } from '../helpers/raw-http.ts'
 import { failures, startTraffic } from '../helpers/traffic.ts'
 
+/** Reply to the last replica's data path; the bench measured p99 40 ms. */
+const PROPAGATION_GUARD_MS = 500
+
 t.test('a weight change on one replica is in force on the others within the bound; its revision is the same everywhere', async (t) => {
   const etcd = await startEtcd(t)
   const [a, b, c] = await fleetOf(t, etcd) as [Replica, Replica, Replica]
@@ -18,14 +21,16 @@ t.test('a weight change on one replica is in force on the others within the boun
   const seen: number[] = []
   for (const replica of [b, c]) {
     while (!(await probe(replica)).every((v) => v === 'canary')) {
-      if (performance.now() - answeredAt > 2000) break
+      if (performance.now() - answeredAt > 3000) break
       await sleep(5)
     }
     seen.push(performance.now() - answeredAt)
   }
   t.same(await probe(b), Array(8).fill('canary'), 'replica B sends the 8 probe users to canary')
   t.same(await probe(c), Array(8).fill('canary'), 'replica C too')
-  t.ok(seen.every((ms) => ms < 2000), `within ${seen.map((ms) => Math.round(ms)).join(' / ')} ms of the reply`)
+  // npm run bench:fleet is the measurement (p99 over 100 writes, target 100 ms); this is the
+  // regression guard: one write, probed by 8 requests a round, with room for a loaded machine.
+  t.ok(seen.every((ms) => ms < PROPAGATION_GUARD_MS), `within ${seen.map((ms) => Math.round(ms)).join(' / ')} ms of the reply (guard ${PROPAGATION_GUARD_MS} ms)`)
   for (const replica of [a, b, c]) {
     const route = (await adminClient(replica.adminUrl).get('/api/v1/routes/app')).json<{ revision: number; weights: Record<string, number> }>()
     t.same([route.revision, route.weights.canary], [1, 100], `${replica.id} reads revision 1, canary 100`)
