@@ -138,7 +138,12 @@ export class RouteWriter {
       try {
         result = await this.#o.store.compareAndSet(name, revision, next, fenced ? { fenced: true } : {})
       } catch (err) {
-        if (err instanceof WeirError) throw new WeirError('WEIR_ERR_ADMIN_STATE_WRITE_FAILED', `nothing changed: ${err.message}`, { cause: err })
+        if (err instanceof WeirError) {
+          // A store that is away (etcd) is not a write that failed (a full disk): its own code, so a
+          // client can tell "retry when the store is back" from "the disk needs an operator".
+          const code = err.code === 'WEIR_ERR_STATE_UNAVAILABLE' ? 'WEIR_ERR_STATE_UNAVAILABLE' : 'WEIR_ERR_ADMIN_STATE_WRITE_FAILED'
+          throw new WeirError(code, `nothing changed: ${err.message}`, { cause: err })
+        }
         throw err
       }
       if (!result.ok) {
