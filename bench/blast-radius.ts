@@ -2,14 +2,15 @@
 // rollout puts the canary at 5 %, then the canary answers every request 500; measures how long
 // the fast guard takes to revert it and how many client requests failed meanwhile, round by round.
 // With `--replicas 3`, three replicas share one etcd (a fleet) and the load is spread over them.
+// Results: bench/results/blast-latest.json (the settings, the summary and every round).
 
-import { mkdirSync, rmSync } from 'node:fs'
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
-import { LOAD_CPU, pinned, portOpen, PROXY_CPU, runBench, sleep, startChild, startCommand, startLoad, stopChild, waitForPort, type Child } from './children.ts'
+import { LOAD_CPU, pinned, portOpen, PROXY_CPU, ROOT, runBench, sleep, startChild, startCommand, startLoad, stopChild, waitForPort, type Child } from './children.ts'
 import { ensureDebianPackage } from './debian.ts'
 import { busyStealPct, cpuTicks, type Ticks } from './cpu-ticks.ts'
-import { codeVersion, machine } from './machine.ts'
+import { codeVersion, commandLine, machine } from './machine.ts'
 import { median } from './median.ts'
 import type { RateLoadResult } from './rate-load.ts'
 import { setting } from './settings.ts'
@@ -296,6 +297,32 @@ async function measure (round: number): Promise<Round> {
 
 const show = (n: number | null): string => (n === null ? '-' : String(Math.round(n * 10) / 10))
 
+/** One figure of every round that has it. */
+const figures = (rounds: readonly Round[], f: (r: Round) => number | null): number[] => rounds.flatMap((r) => { const v = f(r); return v === null ? [] : [v] })
+
+/** What the results file keeps of the rounds: each figure, and across rounds median and max. */
+function summarize (rounds: Round[]): Record<string, unknown> {
+  const of = (f: (r: Round) => number | null): number[] => figures(rounds, f)
+  const spread = (values: number[]): { median: number; max: number } | null =>
+    values.length === 0 ? null : { median: Math.round((median(values) ?? 0) * 10) / 10, max: Math.max(...values) }
+  const reverted = rounds.filter((r) => r.revertMs !== null)
+  return {
+    reverted: reverted.length,
+    rounds: rounds.length,
+    targetMs: TARGET_MS,
+    holds: reverted.length === rounds.length && reverted.every((r) => (r.revertMs as number) <= TARGET_MS),
+    revertMs: spread(of((r) => r.revertMs)),
+    decideMs: spread(of((r) => r.decideMs)),
+    writeMs: spread(of((r) => r.writeMs)),
+    ...(settings.replicas > 1 ? { lastFailAfterEventMs: spread(of((r) => r.lastFailAfterEventMs)) } : {}),
+    failed: spread(of((r) => r.failed)),
+    clientNon2xx: spread(of((r) => r.load.non2xx)),
+    clientErrors: rounds.reduce((a, r) => a + r.load.errors + r.load.timeouts, 0),
+    canaryReqPerSec: spread(of((r) => r.canaryRate)),
+    rules: [...new Set(rounds.map((r) => r.rule ?? 'none'))],
+  }
+}
+
 function report (rounds: Round[]): void {
   process.stdout.write('\n' + table(
     ['round', 'canary req/s', 'canary 200s', 'flip→1st 500 ms', 'guard rule', `${guard?.minRequests ?? 20}th 500 ms`, 'decided ms', 'revert ms', 'write ms', 'seen ms',
@@ -308,7 +335,7 @@ function report (rounds: Round[]): void {
       `${r.phaseAfter} / ${show(r.canaryWeightAfter)}`, r.cpu.slice(0, 2).join(' · '),
     ])))
   const reverted = rounds.filter((r) => r.revertMs !== null)
-  const of = (f: (r: Round) => number | null): number[] => rounds.flatMap((r) => { const v = f(r); return v === null ? [] : [v] })
+  const of = (f: (r: Round) => number | null): number[] => figures(rounds, f)
   const stat = (values: number[]): string => values.length === 0 ? '-' : `median ${show(median(values))}, max ${Math.max(...values)}`
   process.stdout.write('\n' +
     `revert time, first 500 → rollout.failed event (ms): ${stat(of((r) => r.revertMs))}\n` +
@@ -361,6 +388,17 @@ async function main (): Promise<void> {
       `  canary ${r.canaryRate} req/s, ${r.canaryOk} ok before the flip  client ${r.load.reqPerSec} req/s\n`)
   }
   report(rounds)
+  mkdirSync(`${ROOT}bench/results`, { recursive: true })
+  writeFileSync(`${ROOT}bench/results/blast-latest.json`, JSON.stringify({
+    command: commandLine('npm run bench:blast'),
+    machine: m,
+    code,
+    settings: { ...settings, policy: POLICY, guard },
+    summary: summarize(rounds),
+    // The load's sample answers are left out: they are for the console's eyes.
+    rounds: rounds.map((r) => ({ ...r, load: { ...r.load, samples: undefined } })),
+  }, null, 2) + '\n')
+  process.stdout.write('wrote bench/results/blast-latest.json\n')
 }
 
 runBench('bench:blast', main)
