@@ -60,6 +60,26 @@ t.test('rules are checked: a version without an upstream, no condition, two test
   t.same(problems([{ match: { header: { name: 'x-beta', regex: '^(beta|qa)-[0-9]{1,4}$' } }, version: 'stable' }]), [], 'an ordinary pattern passes')
   t.equal(regexProblem('(ab)+c'), null, 'a repeated group without a repetition inside is fine')
   t.match(regexProblem('(a?)+'), /can backtrack exponentially/, 'a repeated group with an optional repetition inside is refused too')
+  // The `?` of a group's prefix is not a quantifier: these groups hold no repetition.
+  for (const pattern of ['(?:ab)+c', '(?<n>ab)+c', '(?<=a)b+', '(?<!a)b+', '^(?:beta|qa)-(?<n>[0-9]+)$']) {
+    t.equal(regexProblem(pattern), null, `${pattern} is accepted like (ab)+c`)
+  }
+  t.same(problems([{ match: { header: { name: 'x-beta', regex: '^(?:ab)+c$' } }, version: 'stable' }]), [], 'a non-capturing repeated group passes validation')
+  // Whatever the group's prefix, a repeated group that repeats or alternates is still refused.
+  for (const pattern of ['(a+)+', '(?:a+)+$', '(?<n>a+)+', '(a|aa)+', '(?:a|aa)*', '((?:ab)+)+', '(?:a+?)+']) {
+    t.match(regexProblem(pattern), /^can backtrack exponentially/, `${pattern} is refused`)
+  }
+  // What the linear-time engine refuses, named for what it is.
+  t.match(regexProblem('x{1000000}'), /^cannot match in linear time: it uses a bounded repetition too large for the linear-time engine \(the counts of x\{n\} and x\{n,m\} may be at most 16/)
+  t.notMatch(regexProblem('x{1000000}'), /backreference|lookahead|lookbehind/, 'a large count is not called a backreference or lookaround')
+  t.match(regexProblem('[a-z]{1,64}'), /bounded repetition too large/)
+  t.match(regexProblem('(?:x{4}){5}'), /bounded repetition too large/, 'nested counts multiply')
+  t.equal(regexProblem('x{16}'), null, 'the largest count the engine takes')
+  t.match(regexProblem('(?=a)b'), /^cannot match in linear time: it uses lookahead/)
+  t.match(regexProblem('(?!a)b'), /^cannot match in linear time: it uses lookahead/)
+  t.match(regexProblem('(?<n>a)\\k<n>'), /^cannot match in linear time: it uses a backreference/)
+  t.match(regexProblem('(a)\\1'), /^cannot match in linear time: it uses a backreference/)
+  t.notMatch(regexProblem('(a)\\1'), /bounded repetition/)
 })
 
 t.test('a regex rule answers in linear time on a long hostile header value', async (t) => {
