@@ -2,7 +2,9 @@
 // scrapes its ops listener every second, and the rollout's custom check (the canary's 5xx ratio
 // from weir_requests_total) decides: it promotes a healthy canary and reverts an erroring one,
 // both with the route templated in and with the issue's query exactly as written (on a second
-// weir that has a single route).
+// weir that has a single route). Prometheus also scrapes a canary upstream's own /metrics, and a
+// check on its business counter (checkout_failures_total) passes while it is flat and fails the
+// rollout when the upstream raises it.
 // An empty answer holds; a Prometheus killed by PID holds, then fails after maxQueryErrors.
 // The built-in checks and the fast guard are made lenient so that the metric check decides.
 
@@ -52,7 +54,20 @@ async function until (read: () => Promise<RolloutBody>, done: (view: RolloutBody
 }
 
 t.test('metric checks on a real Prometheus', async (t) => {
-  const [stable, good, bad, canary] = await startUpstreams(t, 'stable', 'good', 'bad', 'canary')
+  const [stable, good, bad, canary, checkout] = await startUpstreams(t, 'stable', 'good', 'bad', 'canary', 'checkout')
+  // The checkout canary's own metrics, scraped by Prometheus straight from it: a business counter
+  // that it raises for every checkout it fails while still answering 200.
+  let failingCheckouts = false
+  let checkoutFailures = 0
+  checkout!.handle((req, res) => {
+    if (req.url === '/metrics') {
+      res.setHeader('content-type', 'text/plain; version=0.0.4')
+      res.end(`# HELP checkout_failures_total Checkouts that failed.\n# TYPE checkout_failures_total counter\ncheckout_failures_total ${checkoutFailures}\n`)
+      return
+    }
+    if (failingCheckouts) checkoutFailures++
+    res.end('checkout')
+  })
   let n = 0
   bad!.handle((_req, res) => {
     n++
@@ -62,15 +77,20 @@ t.test('metric checks on a real Prometheus', async (t) => {
   const route = (name: string, canaryUrl: string) => ({ name, match: { pathPrefix: `/${name}` }, upstreams: { stable: stable!.url, canary: canaryUrl }, rollout: LENIENT })
   const ops = { ops: { host: '127.0.0.1', port: 0 } }
   const proxy = await startProxy(configDoc([
-    route('good', good!.url), route('bad', bad!.url), route('empty', canary!.url), route('down', canary!.url),
+    route('good', good!.url), route('bad', bad!.url), route('empty', canary!.url), route('down', canary!.url), route('checkout', checkout!.url),
   ], ops))
   t.teardown(() => proxy.close())
   // A second weir with one route, for the check written without a route selector.
   const solo = await startProxy(configDoc([route('solo', good!.url)], ops))
   t.teardown(() => solo.close())
   const weirs = [proxy, solo]
-  const prometheus = await startPrometheus(t, { job: 'weir', targets: weirs.map((w) => new URL(w.opsUrl as string).host) })
+  const prometheus = await startPrometheus(t, {
+    job: 'weir',
+    targets: weirs.map((w) => new URL(w.opsUrl as string).host),
+    moreJobs: [{ job: 'checkout', targets: [new URL(checkout!.url).host] }],
+  })
   t.equal((await untilData(prometheus, 'count(up{job="weir"} == 1) == 2', 20_000)).data?.result.length, 1, 'Prometheus scrapes both weirs')
+  t.ok((await untilData(prometheus, 'checkout_failures_total{job="checkout"}', 20_000)).data?.result.length, 'and the checkout upstream\'s own metrics')
   const admin = adminClient(proxy.adminUrl)
   /** Starts a rollout of route `name` with one metric check against the Prometheus above (the body merges over LENIENT). */
   const start = async (t: Test, name: string, metric: Record<string, unknown>, prom: Record<string, unknown> = {}, on = admin): Promise<void> => {
@@ -146,6 +166,36 @@ t.test('metric checks on a real Prometheus', async (t) => {
       t.equal(m.value('weir_rollout_check_threshold_max', labels), 0.01)
       t.equal(m.value('weir_rollout_check_threshold_min', labels), undefined, 'no min, no series')
     })
+  })
+
+  // A business metric the HTTP status does not show: the checkout canary answers 200 either way.
+  const checkoutFailuresCheck = { name: 'checkout-failures', query: 'sum(increase(checkout_failures_total{job="checkout"}[10s]))', thresholdRange: { max: 0 } }
+
+  await t.test('a check on the upstream\'s own counter passes while it stays flat', async (t) => {
+    await run('checkout', async () => {
+      await start(t, 'checkout', checkoutFailuresCheck)
+      const { rollout } = rolloutClient(admin, 'checkout')
+      const advanced = await until(rollout, (v) => v.phase !== 'progressing' || (v.rollout?.step ?? 0) >= 1, 10_000)
+      t.equal(advanced.rollout?.step, 1, 'the first check passed: the rollout took its next step')
+      t.match(metricCheck(advanced, 'checkout-failures'), { verdict: 'pass', value: 0, threshold: 0 })
+      t.equal((await admin.call('POST', '/api/v1/routes/checkout/rollout/abort', {})).status, 200)
+    })
+    t.equal(checkoutFailures, 0)
+  })
+
+  await t.test('the same check fails the canary once the upstream raises its counter, though every answer is 200', async (t) => {
+    failingCheckouts = true
+    await run('checkout', async () => {
+      await start(t, 'checkout', checkoutFailuresCheck)
+      const done = await rolloutClient(admin, 'checkout').leaves('progressing', 10_000)
+      t.equal(done.phase, 'failed')
+      t.match(done.rollout?.reason, /^check failed 1 of 1 allowed: metric:checkout-failures: \d+(\.\d+)? is above max 0/)
+      t.ok((metricCheck(done, 'checkout-failures')?.value ?? 0) > 0, 'Prometheus saw the counter rise')
+      t.same(done.weights, { stable: 100, canary: 0, green: 0 }, 'reverted')
+      const built = done.rollout?.lastCheck?.checks.filter((c) => !c.name.startsWith('metric:')) ?? []
+      t.ok(built.every((c) => c.verdict !== 'fail'), 'no built-in check failed: only the business metric saw it')
+    })
+    t.ok(checkoutFailures > 0)
   })
 
   await t.test('a query without a sample holds the rollout (no data means halt)', async (t) => {
