@@ -13,7 +13,7 @@ import { sleep } from '../helpers/raw-http.ts'
 import { rolloutClient } from '../helpers/rollout-client.ts'
 import { startTraffic } from '../helpers/traffic.ts'
 import { closedPort, startUpstreams } from '../helpers/upstream.ts'
-import { serveWeir, tempDir } from '../helpers/weir-process.ts'
+import { serveWeir, tempDir, yamlConfig } from '../helpers/weir-process.ts'
 
 const HOOK_SECRET = 'per-webhook-secret-0123456789'
 const DEFAULT_SECRET = 'fleet-default-secret-9876543210'
@@ -176,6 +176,34 @@ t.test('format: slack sends an incoming-webhook body describing the change in wo
   t.match(rolledBack[0]?.json.text, /changed phase \(progressing → failed\)/)
   t.match(JSON.stringify(rolledBack[0]?.json.blocks), /stable 100 %, canary 0 %/)
   t.match(hooks.deliveries.find((d) => d.path === '/slack-rollback')?.json.text, /was reverted/)
+})
+
+t.test('WEIR_WEBHOOK_SECRET signs the webhooks when the file sets no secret; a webhook\'s own secret still wins', async (t) => {
+  const ENV_SECRET = 'from-the-environment-0123456789'
+  const dir = tempDir()
+  const hooks = await receiver(t)
+  const [stable, canary] = await startUpstreams(t, 'stable', 'canary')
+  const file = join(dir, 'weir.yaml')
+  // No webhookSecret and no ${VAR} in the file: the key comes from the environment alone.
+  writeFileSync(file, yamlConfig(dir, `
+    upstreams: { stable: "${stable!.url}", canary: "${canary!.url}" }
+    rollout: { steps: [50, 100], interval: 30s, webhooks: [{ name: events, type: event, url: "${hooks.url}/events" }, { name: own, type: event, url: "${hooks.url}/own", secret: own-webhook-secret-0123456789 }] }
+  `))
+  const { weir, adminUrl } = await serveWeir(t, file, { ...process.env, WEIR_WEBHOOK_SECRET: ENV_SECRET })
+  const admin = adminClient(adminUrl)
+  t.equal((await admin.call('POST', '/api/v1/routes/app/rollout', {})).status, 201)
+  t.equal((await admin.call('POST', '/api/v1/routes/app/rollout/abort')).status, 200)
+  t.ok(await until(() => hooks.deliveries.length === 4, 3000), 'the start and the abort, to both webhooks')
+  const at = (path: string) => hooks.deliveries.filter((d) => d.path === path)
+  t.same(phases(at('/events')), ['null→progressing', 'progressing→failed'])
+  for (const d of at('/events')) {
+    t.ok(verified(ENV_SECRET, d.headers['x-weir-signature'], d.body), `${String(d.json.action)}: signed with WEIR_WEBHOOK_SECRET`)
+  }
+  for (const d of at('/own')) {
+    t.ok(verified('own-webhook-secret-0123456789', d.headers['x-weir-signature'], d.body), `${String(d.json.action)}: the webhook's own secret`)
+    t.notOk(verified(ENV_SECRET, d.headers['x-weir-signature'], d.body))
+  }
+  t.notOk(weir.output().includes(ENV_SECRET), 'the secret is not logged')
 })
 
 t.test('a request body cannot set a secret, and none appears in a reply, an event, the state or the log', async (t) => {
