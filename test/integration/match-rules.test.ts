@@ -44,6 +44,24 @@ t.test('x-beta: yes reaches canary at weight 0, other requests follow the weight
   t.same([count('canary'), count('green'), count('stable')], [3, 3, 0], 'rule decisions are counted with reason rule')
 })
 
+t.test('first match wins: a request that matches two rules goes to the first rule\'s version, whichever it is', async (t) => {
+  const [stable, canary, green] = await startUpstreams(t, 'stable', 'canary', 'green')
+  const upstreams = { stable: stable?.url, canary: canary?.url, green: green?.url }
+  const header = { match: { header: { name: 'x-beta', exact: 'yes' } } }
+  const cookie = { match: { cookie: { name: 'beta', exact: '1' } } }
+  const proxy = await startProxy(configDoc([
+    { name: 'header-first', match: { pathPrefix: '/a' }, upstreams, weights: { stable: 100 }, rules: [{ ...header, version: 'canary' }, { ...cookie, version: 'green' }] },
+    { name: 'cookie-first', match: { pathPrefix: '/b' }, upstreams, weights: { stable: 100 }, rules: [{ ...cookie, version: 'green' }, { ...header, version: 'canary' }] },
+  ]))
+  t.teardown(() => proxy.close())
+  const versionOf = async (path: string, headers: Record<string, string>): Promise<string> => String((await send(proxy.url + path, { headers }).then((r) => r.headers['x-weir-version'])))
+  const both = { 'x-beta': 'yes', cookie: 'beta=1' }
+  t.equal(await versionOf('/a', both), 'canary', 'the header rule comes first: canary')
+  t.equal(await versionOf('/b', both), 'green', 'the same request, the cookie rule first: green')
+  t.equal(await versionOf('/a', { cookie: 'beta=1' }), 'green', 'a request matching only the second rule gets its version')
+  t.equal(await versionOf('/b', { 'x-beta': 'yes' }), 'canary')
+})
+
 t.test('rules are checked: a version without an upstream, no condition, two tests in one, a pathological or non-linear regex', async (t) => {
   const route = (rules: unknown[]): unknown => ({ routes: [{ name: 'a', upstreams: { stable: 'http://127.0.0.1:1' }, rules }] })
   const problems = (rules: unknown[]): string[] => {

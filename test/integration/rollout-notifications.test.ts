@@ -117,6 +117,35 @@ t.test('a healthy rollout sends a signed event for each phase change, up to succ
   t.notOk(verified(DEFAULT_SECRET, done?.headers['x-weir-signature'], (done?.body ?? '') + ' '), 'a changed body does not verify')
 })
 
+t.test('a pause step is two phase changes at the receiver, progressing → paused and paused → progressing, each signed', async (t) => {
+  const hooks = await receiver(t)
+  const { proxy, admin, leaves, rollout } = await setup(t, [{ name: 'events', type: 'event', url: `${hooks.url}/events`, secret: HOOK_SECRET }],
+    { steps: [50, { pause: '1s' }, 100] })
+  const traffic = startTraffic(proxy.url, { rate: 200, maxMs: 15_000 })
+  t.teardown(() => traffic.stop())
+  await sleep(200)
+  t.equal((await admin.call('POST', '/api/v1/routes/app/rollout', {})).status, 201)
+  let last = await rollout()
+  const deadline = Date.now() + 15_000
+  while (!['succeeded', 'failed'].includes(last.phase) && Date.now() < deadline) last = await leaves(last.phase, deadline - Date.now())
+  t.equal(last.phase, 'succeeded', last.rollout?.reason ?? '')
+  await traffic.stop()
+  t.ok(await until(() => hooks.deliveries.length >= 5, 3000), `${hooks.deliveries.length} notifications`)
+  t.same(phases(hooks.deliveries), ['null→progressing', 'progressing→paused', 'paused→progressing', 'progressing→promoting', 'promoting→succeeded'], 'the pause and its end are phase changes, in order')
+  t.same(hooks.deliveries.map((d) => d.json.action), ['rollout.started', 'rollout.step', 'rollout.step', 'rollout.promoting', 'rollout.succeeded'], 'a pause step is entered and left by a step')
+  const [, paused, resumed] = hooks.deliveries
+  t.match(paused?.json, { step: 1, weight: 50, weights: { stable: 50, canary: 50, green: 0 } }, 'paused at the weight it had')
+  t.match(resumed?.json, { step: 2, weight: 100 }, 'the pause ended into the next step')
+  // `at` is when the change was written, a write after its decision, so the pause is measured
+  // from the end the paused event names.
+  const pauseEnd = Date.parse(/^pause step 1 \(1s\): until (\S+)$/.exec(String(paused?.json.reason))?.[1] ?? '')
+  const late = Date.parse(String(resumed?.json.at)) - pauseEnd
+  t.ok(late >= 0 && late < 1500, `the pause ended at the time it named, not before (${late} ms after)`)
+  for (const d of hooks.deliveries) {
+    t.ok(verified(HOOK_SECRET, d.headers['x-weir-signature'], d.body), `the ${String(d.json.action)} event has a valid signature`)
+  }
+})
+
 t.test('a failing canary sends progressing → failed with the revert\'s weights and reason', async (t) => {
   const hooks = await receiver(t)
   const { proxy, admin, leaves, canary } = await setup(t, [{ name: 'events', type: 'event', url: `${hooks.url}/events`, secret: HOOK_SECRET }],
