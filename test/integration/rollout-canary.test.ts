@@ -194,6 +194,39 @@ t.test('a failure streak that reverted one rollout does not revert the next one 
   t.equal((await admin.call('POST', '/api/v1/routes/app/rollout/abort')).status, 200)
 })
 
+t.test('a new canary upstream starts the guard afresh (its run of failures and its last second): the old upstream\'s failures are not its', async (t) => {
+  const { canary, proxy, admin, rollout } = await setup(t, { ...fastPolicy, interval: '30s' }, { upstreamPolicy: { outlierDetection: false } })
+  const [next] = await startUpstreams(t, 'next')
+  let failures = 0
+  const failing = (_req: unknown, res: { statusCode: number; end: (body: string) => void }): void => {
+    failures++
+    res.statusCode = 500
+    res.end('no')
+  }
+  canary.handle(failing)
+  next!.handle(failing)
+  t.equal((await admin.call('POST', '/api/v1/routes/app/rollout', { steps: [50] })).status, 201)
+  await sleep(300)
+  // One request at a time: the old canary fails 12 in a row (the guard allows 19), the new one
+  // 12 more. Counted together that is 24 in a row, and 24 of 24 in the last second.
+  const sendUntil = async (count: number): Promise<void> => {
+    for (let i = 0; i < 500; i++) {
+      if (failures >= count) return
+      await send(proxy.url + '/')
+    }
+  }
+  await sendUntil(12)
+  t.equal((await rollout()).phase, 'progressing', 'below the guard\'s threshold')
+  const moved = await admin.call('PUT', '/api/v1/routes/app/upstreams?force=true', { canary: next!.url })
+  t.equal(moved.status, 200, 'the canary moves to another upstream mid-rollout')
+  await sleep(300)
+  await sendUntil(24)
+  await sleep(1000)
+  const view = await rollout()
+  t.equal(view.phase, 'progressing', `12 failures of the new upstream do not revert it (${view.rollout?.reason ?? ''})`)
+  t.equal((await admin.call('POST', '/api/v1/routes/app/rollout/abort')).status, 200)
+})
+
 t.test('a fast guard whose revert cannot be written (state directory gone) serves stable at once and writes the revert once it can', async (t) => {
   const { canary, proxy, admin } = await setup(t, { ...fastPolicy, interval: '30s' })
   t.equal((await admin.call('POST', '/api/v1/routes/app/rollout', { steps: [50] })).status, 201)
