@@ -93,7 +93,7 @@ export function buildConfig (input: unknown, options: LoadOptions & { file?: str
   }
 
   const doc = withDefaults as ConfigInput
-  const config = normalize(doc, baseDir, options.env?.WEIR_ADMIN_TOKEN, problems)
+  const config = normalize(doc, baseDir, { adminToken: options.env?.WEIR_ADMIN_TOKEN, webhookSecret: options.env?.WEIR_WEBHOOK_SECRET }, problems)
   if (problems.length > 0) return { ok: false, problems }
   config.file = options.file
   return { ok: true, config }

@@ -12,7 +12,7 @@ import { VERSIONS, type UpstreamName, type Version } from '../vocabulary.ts'
 import type { AdminToken, Config, EtcdSettings, UpstreamPolicy, MatchRule, RouteConfig, ShadowConfig, WeightsBp } from './model.ts'
 import { rolloutPolicyProblems } from './rollout-policy-rules.ts'
 import { buildTrustedProxies, checkUpstreamUrl, checkWeights, hasAtMostTwoDecimals, isLoopbackHost, ruleConditions, TWO_DECIMALS } from './rules.ts'
-import { UpstreamsSchema, WeightsSchema, type ConfigInput, type RouteInput, type RuleInput, type ShadowInput, type Weights } from './schema.ts'
+import { UpstreamsSchema, WEBHOOK_SECRET_MIN_LENGTH, WeightsSchema, type ConfigInput, type RouteInput, type RuleInput, type ShadowInput, type Weights } from './schema.ts'
 import { byteSize, durationMs } from './units.ts'
 
 /**
@@ -39,11 +39,19 @@ export function reportRouteRules (doc: unknown, problems: Problem[]): void {
   })
 }
 
-export function normalize (doc: ConfigInput, baseDir: string, envToken: string | undefined, problems: Problem[]): Config {
+/** The environment's fallbacks for secrets the file leaves out (an empty value counts as unset). */
+export interface SecretsFromEnv {
+  /** WEIR_ADMIN_TOKEN */
+  adminToken: string | undefined
+  /** WEIR_WEBHOOK_SECRET */
+  webhookSecret: string | undefined
+}
+
+export function normalize (doc: ConfigInput, baseDir: string, env: SecretsFromEnv, problems: Problem[]): Config {
   const trusted = buildTrustedProxies(doc.trustedProxies, 'trustedProxies')
   problems.push(...trusted.problems)
   // The file's token wins; WEIR_ADMIN_TOKEN is the fallback so secrets can stay out of files.
-  const given = doc.admin.token ?? envToken
+  const given = doc.admin.token ?? env.adminToken
   const token = given !== undefined && given !== '' ? given : undefined
   const tokens: AdminToken[] = token === undefined ? [] : [{ name: 'admin', token }]
   for (const [name, value] of Object.entries(doc.admin.tokens ?? {})) {
@@ -97,7 +105,7 @@ export function normalize (doc: ConfigInput, baseDir: string, envToken: string |
       ? join(dirname(resolve(baseDir, doc.state.file)), 'events.jsonl')
       : resolve(baseDir, doc.state.events),
     cookieSecret: doc.cookieSecret,
-    webhookSecret: doc.webhookSecret,
+    webhookSecret: webhookSecret(doc.webhookSecret, env.webhookSecret, problems),
     trustedProxies: trusted.list,
     trustedProxyList: doc.trustedProxies,
     versionHeader: doc.versionHeader === false ? false : doc.versionHeader.toLowerCase(),
@@ -347,4 +355,17 @@ export function normalizeRules (input: readonly RuleInput[], upstreams: Partial<
     if (upstreams[rule.version] === undefined) problems.push({ path: `${at}.version`, reason: `version ${rule.version} has no upstream` })
     return { conditions, version: rule.version }
   })
+}
+
+/**
+ * The default webhook signing key: the file's webhookSecret, else WEIR_WEBHOOK_SECRET (so the
+ * secret can stay out of the file without a ${VAR} in it), held to the same length.
+ */
+function webhookSecret (fromFile: string | undefined, fromEnv: string | undefined, problems: Problem[]): string | undefined {
+  if (fromFile !== undefined) return fromFile
+  if (fromEnv === undefined || fromEnv === '') return undefined
+  if (fromEnv.length < WEBHOOK_SECRET_MIN_LENGTH) {
+    problems.push({ path: 'webhookSecret', reason: `comes from WEIR_WEBHOOK_SECRET, which must be at least ${WEBHOOK_SECRET_MIN_LENGTH} characters (it has ${fromEnv.length})` })
+  }
+  return fromEnv
 }

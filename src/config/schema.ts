@@ -155,6 +155,9 @@ export const AnalysisSchema = Type.Object({
   }, { additionalProperties: false }), { default: [], maxItems: 16, description: 'Custom checks against analysis.prometheus, judged at every check beside the built-in ones.' }),
 }, { additionalProperties: false, default: {} })
 
+/** Shortest HMAC key a webhook is signed with (the file's `secret`/`webhookSecret`, or WEIR_WEBHOOK_SECRET). */
+export const WEBHOOK_SECRET_MIN_LENGTH = 16
+
 export const WebhookSchema = Type.Object({
   name: Type.String({ pattern: '^[a-z0-9][a-z0-9-]{0,62}$' }),
   type: Type.Union(WEBHOOK_TYPES.map((t) => Type.Literal(t)), { errorMessage: `must be one of ${WEBHOOK_TYPES.join(', ')}` }),
@@ -162,8 +165,8 @@ export const WebhookSchema = Type.Object({
   timeout: withDefault(DurationSchema, '5s'),
   metadata: Type.Optional(Type.Record(Type.String(), Type.String(), { description: 'Sent as-is in the payload.' })),
   secret: Type.Optional(Type.String({
-    minLength: 16,
-    description: 'HMAC-SHA256 key of the X-Weir-Signature header (e.g. ${HOOK_SECRET}); config file only, never shown; default: webhookSecret.',
+    minLength: WEBHOOK_SECRET_MIN_LENGTH,
+    description: 'HMAC-SHA256 key of the X-Weir-Signature header (e.g. ${HOOK_SECRET}); config file only, never shown; default: webhookSecret, else $WEIR_WEBHOOK_SECRET.',
   })),
   format: Type.Union([Type.Literal('json'), Type.Literal('slack')], {
     default: 'json',
@@ -306,7 +309,7 @@ export const ConfigSchema = Type.Object({
     leaseTtl: Type.Optional(DurationSchema),
   }, { additionalProperties: false, default: {} }),
   cookieSecret: Type.Optional(Type.String({ minLength: 16, description: 'HMAC key of the bucket cookie; when unset, one is generated and kept next to the state file.' })),
-  webhookSecret: Type.Optional(Type.String({ minLength: 16, description: 'Signs every rollout webhook request without a secret of its own (X-Weir-Signature, docs/rollouts.md).' })),
+  webhookSecret: Type.Optional(Type.String({ minLength: WEBHOOK_SECRET_MIN_LENGTH, description: 'Signs every rollout webhook request without a secret of its own (X-Weir-Signature, docs/rollouts.md); default: $WEIR_WEBHOOK_SECRET.' })),
   trustedProxies: Type.Array(Type.String(), { default: [], description: 'Addresses or CIDRs of hops whose X-Forwarded-* headers are trusted.' }),
   versionHeader: Type.Union([HeaderNameSchema, Type.Literal(false)], { default: 'x-weir-version', description: 'Response header naming the version that answered; false disables it.' }),
   maxBodyBytes: withDefault(ByteSizeSchema, '10mb'),

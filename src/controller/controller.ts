@@ -12,9 +12,9 @@ import { commandChange, rollbackChange, startChange, transitionChange } from '..
 import { readRollout, rolloutView, type FailSafeView, type RolloutView } from '../rollout/rollout-view.ts'
 import { advance, asksConfirmRollout, gateOnAdvance, isCheckDue, isTickDue, targetOf, tickGate, type GateAnswer, type GateType, type RolloutState, type Transition } from '../rollout/step.ts'
 import type { EventLog } from '../state/event-log.ts'
-import { liveRoute, percentOf } from '../state/live-routes.ts'
+import { effectiveUpstreams, liveRoute, percentOf } from '../state/live-routes.ts'
 import type { Caller, RouteWriter, Written, WriteOptions } from '../state/route-writer.ts'
-import type { StateStore } from '../state/store.ts'
+import type { RouteState, StateStore } from '../state/store.ts'
 import type { WebhookPlan } from '../rollout/policy.ts'
 import { ACTIVE_PHASES, MAX_WINDOW_SECONDS, type Command, type Phase, type UpstreamName, type WebhookType } from '../vocabulary.ts'
 import { Notifier, NOTIFY_RETRY } from './notifier.ts'
@@ -29,6 +29,16 @@ export const TICK_MS = 100
 
 /** How often a fast guard's revert that could not be written is tried again. */
 const REVERT_RETRY_MS = 500
+
+/** What the fast guard watches on a route: one rollout's target on one set of upstreams. */
+interface GuardWatch {
+  readonly rollout: string
+  /** The target's upstreams when the watch began, joined. */
+  readonly upstreams: string
+  /** The target's errors total when the watch began: its error run counts from here. */
+  readonly errorsAtStart: number
+  readonly samples: GuardSample[]
+}
 
 interface FailSafe {
   readonly rollout: string
@@ -77,7 +87,7 @@ export class RolloutController {
   /** Routes with a controller write in flight. */
   readonly #writing = new Set<string>()
   /** Per route, the target version's totals over the last second or so, oldest first. */
-  readonly #guard = new Map<string, { rollout: string; samples: GuardSample[] }>()
+  readonly #guard = new Map<string, GuardWatch>()
   /** Routes whose fast guard tripped and whose revert the store does not hold yet. */
   readonly #failSafe = new Map<string, FailSafe>()
   readonly #pending = new Set<Promise<unknown>>()
@@ -188,7 +198,7 @@ export class RolloutController {
         continue
       }
       if (this.#writing.has(route.name)) continue
-      const tripped = this.#guardReading(route.name, rollout, now)
+      const tripped = this.#guardReading(route, state, rollout, now)
       if (tripped !== null) {
         const transition = advance(rollout, { kind: 'guard', now, tripped })
         if (transition.action === 'none' || transition.effect.kind !== 'weights') continue
@@ -253,16 +263,22 @@ export class RolloutController {
     this.#o.onFailSafe?.(new Map([...this.#failSafe].map(([route, held]) => [route, held.weights])))
   }
 
-  /** Samples the target version's totals for the fast guard and asks its rule; null when it holds. */
-  #guardReading (name: string, rollout: RolloutState, now: number): CheckOutcome | null {
-    const totals = this.#o.stats.get(name, targetOf(rollout)).totals
-    let guard = this.#guard.get(name)
-    if (guard === undefined || guard.rollout !== rollout.id) {
-      guard = { rollout: rollout.id, samples: [] }
-      this.#guard.set(name, guard)
+  /**
+   * Samples the target version's totals for the fast guard and asks its rule; null when it holds.
+   * The guard starts afresh (no samples, the error run counted from now) for a new rollout and
+   * when the target's upstreams change: neither inherits the last one's failures.
+   */
+  #guardReading (route: RouteConfig, state: RouteState, rollout: RolloutState, now: number): CheckOutcome | null {
+    const target = targetOf(rollout)
+    const totals = this.#o.stats.get(route.name, target).totals
+    const upstreams = (effectiveUpstreams(route, state)[target] ?? []).join(' ')
+    let guard = this.#guard.get(route.name)
+    if (guard === undefined || guard.rollout !== rollout.id || guard.upstreams !== upstreams) {
+      guard = { rollout: rollout.id, upstreams, errorsAtStart: totals.errors, samples: [] }
+      this.#guard.set(route.name, guard)
     }
     keepGuardWindow(guard.samples, { at: now, requests: totals.requests, errors: totals.errors })
-    return guardVerdict(rollout, guard.samples, totals, now)
+    return guardVerdict(rollout, guard.samples, totals, guard.errorsAtStart, now)
   }
 
   /** Measures, asks the webhooks (and the smoke check), and writes what the state machine decides. */

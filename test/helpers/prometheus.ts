@@ -32,6 +32,8 @@ export interface PrometheusOptions {
   /** Scraped as job `job` (host:port each). */
   targets: string[]
   job: string
+  /** More jobs scraped the same way (at /metrics), such as an upstream's own metrics. */
+  moreJobs?: { job: string; targets: string[] }[]
   ruleFiles?: string[]
 }
 
@@ -42,7 +44,8 @@ export async function startPrometheus (t: Test, options: PrometheusOptions): Pro
   writeFileSync(config, stringify({
     global: { scrape_interval: '1s', scrape_timeout: '900ms', evaluation_interval: '1s' },
     rule_files: options.ruleFiles ?? [],
-    scrape_configs: [{ job_name: options.job, static_configs: [{ targets: options.targets }] }],
+    scrape_configs: [{ job: options.job, targets: options.targets }, ...options.moreJobs ?? []]
+      .map(({ job, targets }) => ({ job_name: job, static_configs: [{ targets }] })),
   }))
   const port = await closedPort()
   const url = `http://127.0.0.1:${port}`

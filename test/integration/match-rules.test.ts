@@ -44,6 +44,24 @@ t.test('x-beta: yes reaches canary at weight 0, other requests follow the weight
   t.same([count('canary'), count('green'), count('stable')], [3, 3, 0], 'rule decisions are counted with reason rule')
 })
 
+t.test('first match wins: a request that matches two rules goes to the first rule\'s version, whichever it is', async (t) => {
+  const [stable, canary, green] = await startUpstreams(t, 'stable', 'canary', 'green')
+  const upstreams = { stable: stable?.url, canary: canary?.url, green: green?.url }
+  const header = { match: { header: { name: 'x-beta', exact: 'yes' } } }
+  const cookie = { match: { cookie: { name: 'beta', exact: '1' } } }
+  const proxy = await startProxy(configDoc([
+    { name: 'header-first', match: { pathPrefix: '/a' }, upstreams, weights: { stable: 100 }, rules: [{ ...header, version: 'canary' }, { ...cookie, version: 'green' }] },
+    { name: 'cookie-first', match: { pathPrefix: '/b' }, upstreams, weights: { stable: 100 }, rules: [{ ...cookie, version: 'green' }, { ...header, version: 'canary' }] },
+  ]))
+  t.teardown(() => proxy.close())
+  const versionOf = async (path: string, headers: Record<string, string>): Promise<string> => String((await send(proxy.url + path, { headers }).then((r) => r.headers['x-weir-version'])))
+  const both = { 'x-beta': 'yes', cookie: 'beta=1' }
+  t.equal(await versionOf('/a', both), 'canary', 'the header rule comes first: canary')
+  t.equal(await versionOf('/b', both), 'green', 'the same request, the cookie rule first: green')
+  t.equal(await versionOf('/a', { cookie: 'beta=1' }), 'green', 'a request matching only the second rule gets its version')
+  t.equal(await versionOf('/b', { 'x-beta': 'yes' }), 'canary')
+})
+
 t.test('rules are checked: a version without an upstream, no condition, two tests in one, a pathological or non-linear regex', async (t) => {
   const route = (rules: unknown[]): unknown => ({ routes: [{ name: 'a', upstreams: { stable: 'http://127.0.0.1:1' }, rules }] })
   const problems = (rules: unknown[]): string[] => {
@@ -60,6 +78,26 @@ t.test('rules are checked: a version without an upstream, no condition, two test
   t.same(problems([{ match: { header: { name: 'x-beta', regex: '^(beta|qa)-[0-9]{1,4}$' } }, version: 'stable' }]), [], 'an ordinary pattern passes')
   t.equal(regexProblem('(ab)+c'), null, 'a repeated group without a repetition inside is fine')
   t.match(regexProblem('(a?)+'), /can backtrack exponentially/, 'a repeated group with an optional repetition inside is refused too')
+  // The `?` of a group's prefix is not a quantifier: these groups hold no repetition.
+  for (const pattern of ['(?:ab)+c', '(?<n>ab)+c', '(?<=a)b+', '(?<!a)b+', '^(?:beta|qa)-(?<n>[0-9]+)$']) {
+    t.equal(regexProblem(pattern), null, `${pattern} is accepted like (ab)+c`)
+  }
+  t.same(problems([{ match: { header: { name: 'x-beta', regex: '^(?:ab)+c$' } }, version: 'stable' }]), [], 'a non-capturing repeated group passes validation')
+  // Whatever the group's prefix, a repeated group that repeats or alternates is still refused.
+  for (const pattern of ['(a+)+', '(?:a+)+$', '(?<n>a+)+', '(a|aa)+', '(?:a|aa)*', '((?:ab)+)+', '(?:a+?)+']) {
+    t.match(regexProblem(pattern), /^can backtrack exponentially/, `${pattern} is refused`)
+  }
+  // What the linear-time engine refuses, named for what it is.
+  t.match(regexProblem('x{1000000}'), /^cannot match in linear time: it uses a bounded repetition too large for the linear-time engine \(the counts of x\{n\} and x\{n,m\} may be at most 16/)
+  t.notMatch(regexProblem('x{1000000}'), /backreference|lookahead|lookbehind/, 'a large count is not called a backreference or lookaround')
+  t.match(regexProblem('[a-z]{1,64}'), /bounded repetition too large/)
+  t.match(regexProblem('(?:x{4}){5}'), /bounded repetition too large/, 'nested counts multiply')
+  t.equal(regexProblem('x{16}'), null, 'the largest count the engine takes')
+  t.match(regexProblem('(?=a)b'), /^cannot match in linear time: it uses lookahead/)
+  t.match(regexProblem('(?!a)b'), /^cannot match in linear time: it uses lookahead/)
+  t.match(regexProblem('(?<n>a)\\k<n>'), /^cannot match in linear time: it uses a backreference/)
+  t.match(regexProblem('(a)\\1'), /^cannot match in linear time: it uses a backreference/)
+  t.notMatch(regexProblem('(a)\\1'), /bounded repetition/)
 })
 
 t.test('a regex rule answers in linear time on a long hostile header value', async (t) => {

@@ -7,6 +7,7 @@ import { existsSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import type { AddressInfo } from 'node:net'
 import { dirname } from 'node:path'
 import { adminClient } from '../helpers/admin.ts'
+import { send } from '../helpers/http.ts'
 import { rolloutClient, type RolloutBody } from '../helpers/rollout-client.ts'
 import { configDoc, startProxy } from '../helpers/proxy.ts'
 import { sleep } from '../helpers/raw-http.ts'
@@ -19,12 +20,13 @@ const fastPolicy = {
   analysis: { minRequests: 20, failureThreshold: 2 },
 }
 
-async function setup (t: Test, policy: Record<string, unknown> = fastPolicy) {
+async function setup (t: Test, policy: Record<string, unknown> = fastPolicy, route: Record<string, unknown> = {}) {
   const [stable, canary] = await startUpstreams(t, 'stable', 'canary')
   const proxy = await startProxy(configDoc([{
     name: 'app',
     upstreams: { stable: stable!.url, canary: canary!.url },
     rollout: policy,
+    ...route,
   }]))
   t.teardown(() => proxy.close())
   const admin = adminClient(proxy.adminUrl)
@@ -151,6 +153,78 @@ t.test('a canary whose process dies is reverted by the fast guard within 2 s; GE
   const failed = await event('rollout.failed')
   t.equal(failed?.reason?.check, 'guard')
   t.match(failed?.reason?.detail ?? '', /canary (error rate|failed [0-9]+ requests in a row)/)
+})
+
+t.test('a failure streak that reverted one rollout does not revert the next one at its canary\'s first failure', async (t) => {
+  // No outlier ejection: an ejected canary host would fail the next rollout's every request
+  // (503, its version's error), which the guard rightly reverts.
+  const { canary, proxy, admin, leaves, rollout, events } = await setup(t, { ...fastPolicy, interval: '30s' }, { upstreamPolicy: { outlierDetection: false } })
+  canary.handle((_req, res) => { res.statusCode = 500; res.end('down') })
+  const traffic = startTraffic(proxy.url, { rate: 200, maxMs: 20_000 })
+  t.teardown(() => traffic.stop())
+  t.equal((await admin.call('POST', '/api/v1/routes/app/rollout', { steps: [50] })).status, 201)
+  const first = await leaves('progressing', 5000)
+  t.equal(first.phase, 'failed', 'the first rollout is reverted by the guard')
+  t.match(first.rollout?.reason, /guard/)
+  await traffic.stop()
+  // The canary's error run (20 and more, from the first rollout) is still the stats' current
+  // run: it took no request since. The next canary fails its first request, then answers.
+  let failedOnce = false
+  canary.handle((_req, res) => {
+    failedOnce = true
+    canary.handle(null)
+    res.statusCode = 500
+    res.end('one failure')
+  })
+  t.equal((await admin.call('POST', '/api/v1/routes/app/rollout', { steps: [50] })).status, 201)
+  // The guard samples the new rollout for a few ticks before the canary's first request, then
+  // requests go one at a time until one reaches the canary (half of them do) and fails.
+  await sleep(300)
+  for (let i = 0; i < 100; i++) {
+    if (failedOnce) break
+    await send(proxy.url + '/')
+  }
+  t.ok(failedOnce, 'the new canary failed one request')
+  // Ten guard ticks after that failure, with no canary success to end the run meanwhile.
+  await sleep(1000)
+  const second = await rollout()
+  t.equal(second.phase, 'progressing', `one failure does not revert the new rollout (${second.rollout?.reason ?? ''})`)
+  const reverts = (await events()).filter((e) => e.action === 'rollout.failed')
+  t.equal(reverts.length, 1, 'only the first rollout was reverted')
+  t.equal((await admin.call('POST', '/api/v1/routes/app/rollout/abort')).status, 200)
+})
+
+t.test('a new canary upstream starts the guard afresh (its run of failures and its last second): the old upstream\'s failures are not its', async (t) => {
+  const { canary, proxy, admin, rollout } = await setup(t, { ...fastPolicy, interval: '30s' }, { upstreamPolicy: { outlierDetection: false } })
+  const [next] = await startUpstreams(t, 'next')
+  let failures = 0
+  const failing = (_req: unknown, res: { statusCode: number; end: (body: string) => void }): void => {
+    failures++
+    res.statusCode = 500
+    res.end('no')
+  }
+  canary.handle(failing)
+  next!.handle(failing)
+  t.equal((await admin.call('POST', '/api/v1/routes/app/rollout', { steps: [50] })).status, 201)
+  await sleep(300)
+  // One request at a time: the old canary fails 12 in a row (the guard allows 19), the new one
+  // 12 more. Counted together that is 24 in a row, and 24 of 24 in the last second.
+  const sendUntil = async (count: number): Promise<void> => {
+    for (let i = 0; i < 500; i++) {
+      if (failures >= count) return
+      await send(proxy.url + '/')
+    }
+  }
+  await sendUntil(12)
+  t.equal((await rollout()).phase, 'progressing', 'below the guard\'s threshold')
+  const moved = await admin.call('PUT', '/api/v1/routes/app/upstreams?force=true', { canary: next!.url })
+  t.equal(moved.status, 200, 'the canary moves to another upstream mid-rollout')
+  await sleep(300)
+  await sendUntil(24)
+  await sleep(1000)
+  const view = await rollout()
+  t.equal(view.phase, 'progressing', `12 failures of the new upstream do not revert it (${view.rollout?.reason ?? ''})`)
+  t.equal((await admin.call('POST', '/api/v1/routes/app/rollout/abort')).status, 200)
 })
 
 t.test('a fast guard whose revert cannot be written (state directory gone) serves stable at once and writes the revert once it can', async (t) => {

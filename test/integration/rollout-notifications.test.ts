@@ -13,7 +13,7 @@ import { sleep } from '../helpers/raw-http.ts'
 import { rolloutClient } from '../helpers/rollout-client.ts'
 import { startTraffic } from '../helpers/traffic.ts'
 import { closedPort, startUpstreams } from '../helpers/upstream.ts'
-import { serveWeir, tempDir } from '../helpers/weir-process.ts'
+import { serveWeir, tempDir, yamlConfig } from '../helpers/weir-process.ts'
 
 const HOOK_SECRET = 'per-webhook-secret-0123456789'
 const DEFAULT_SECRET = 'fleet-default-secret-9876543210'
@@ -117,6 +117,35 @@ t.test('a healthy rollout sends a signed event for each phase change, up to succ
   t.notOk(verified(DEFAULT_SECRET, done?.headers['x-weir-signature'], (done?.body ?? '') + ' '), 'a changed body does not verify')
 })
 
+t.test('a pause step is two phase changes at the receiver, progressing → paused and paused → progressing, each signed', async (t) => {
+  const hooks = await receiver(t)
+  const { proxy, admin, leaves, rollout } = await setup(t, [{ name: 'events', type: 'event', url: `${hooks.url}/events`, secret: HOOK_SECRET }],
+    { steps: [50, { pause: '1s' }, 100] })
+  const traffic = startTraffic(proxy.url, { rate: 200, maxMs: 15_000 })
+  t.teardown(() => traffic.stop())
+  await sleep(200)
+  t.equal((await admin.call('POST', '/api/v1/routes/app/rollout', {})).status, 201)
+  let last = await rollout()
+  const deadline = Date.now() + 15_000
+  while (!['succeeded', 'failed'].includes(last.phase) && Date.now() < deadline) last = await leaves(last.phase, deadline - Date.now())
+  t.equal(last.phase, 'succeeded', last.rollout?.reason ?? '')
+  await traffic.stop()
+  t.ok(await until(() => hooks.deliveries.length >= 5, 3000), `${hooks.deliveries.length} notifications`)
+  t.same(phases(hooks.deliveries), ['null→progressing', 'progressing→paused', 'paused→progressing', 'progressing→promoting', 'promoting→succeeded'], 'the pause and its end are phase changes, in order')
+  t.same(hooks.deliveries.map((d) => d.json.action), ['rollout.started', 'rollout.step', 'rollout.step', 'rollout.promoting', 'rollout.succeeded'], 'a pause step is entered and left by a step')
+  const [, paused, resumed] = hooks.deliveries
+  t.match(paused?.json, { step: 1, weight: 50, weights: { stable: 50, canary: 50, green: 0 } }, 'paused at the weight it had')
+  t.match(resumed?.json, { step: 2, weight: 100 }, 'the pause ended into the next step')
+  // `at` is when the change was written, a write after its decision, so the pause is measured
+  // from the end the paused event names.
+  const pauseEnd = Date.parse(/^pause step 1 \(1s\): until (\S+)$/.exec(String(paused?.json.reason))?.[1] ?? '')
+  const late = Date.parse(String(resumed?.json.at)) - pauseEnd
+  t.ok(late >= 0 && late < 1500, `the pause ended at the time it named, not before (${late} ms after)`)
+  for (const d of hooks.deliveries) {
+    t.ok(verified(HOOK_SECRET, d.headers['x-weir-signature'], d.body), `the ${String(d.json.action)} event has a valid signature`)
+  }
+})
+
 t.test('a failing canary sends progressing → failed with the revert\'s weights and reason', async (t) => {
   const hooks = await receiver(t)
   const { proxy, admin, leaves, canary } = await setup(t, [{ name: 'events', type: 'event', url: `${hooks.url}/events`, secret: HOOK_SECRET }],
@@ -176,6 +205,34 @@ t.test('format: slack sends an incoming-webhook body describing the change in wo
   t.match(rolledBack[0]?.json.text, /changed phase \(progressing → failed\)/)
   t.match(JSON.stringify(rolledBack[0]?.json.blocks), /stable 100 %, canary 0 %/)
   t.match(hooks.deliveries.find((d) => d.path === '/slack-rollback')?.json.text, /was reverted/)
+})
+
+t.test('WEIR_WEBHOOK_SECRET signs the webhooks when the file sets no secret; a webhook\'s own secret still wins', async (t) => {
+  const ENV_SECRET = 'from-the-environment-0123456789'
+  const dir = tempDir()
+  const hooks = await receiver(t)
+  const [stable, canary] = await startUpstreams(t, 'stable', 'canary')
+  const file = join(dir, 'weir.yaml')
+  // No webhookSecret and no ${VAR} in the file: the key comes from the environment alone.
+  writeFileSync(file, yamlConfig(dir, `
+    upstreams: { stable: "${stable!.url}", canary: "${canary!.url}" }
+    rollout: { steps: [50, 100], interval: 30s, webhooks: [{ name: events, type: event, url: "${hooks.url}/events" }, { name: own, type: event, url: "${hooks.url}/own", secret: own-webhook-secret-0123456789 }] }
+  `))
+  const { weir, adminUrl } = await serveWeir(t, file, { ...process.env, WEIR_WEBHOOK_SECRET: ENV_SECRET })
+  const admin = adminClient(adminUrl)
+  t.equal((await admin.call('POST', '/api/v1/routes/app/rollout', {})).status, 201)
+  t.equal((await admin.call('POST', '/api/v1/routes/app/rollout/abort')).status, 200)
+  t.ok(await until(() => hooks.deliveries.length === 4, 3000), 'the start and the abort, to both webhooks')
+  const at = (path: string) => hooks.deliveries.filter((d) => d.path === path)
+  t.same(phases(at('/events')), ['null→progressing', 'progressing→failed'])
+  for (const d of at('/events')) {
+    t.ok(verified(ENV_SECRET, d.headers['x-weir-signature'], d.body), `${String(d.json.action)}: signed with WEIR_WEBHOOK_SECRET`)
+  }
+  for (const d of at('/own')) {
+    t.ok(verified('own-webhook-secret-0123456789', d.headers['x-weir-signature'], d.body), `${String(d.json.action)}: the webhook's own secret`)
+    t.notOk(verified(ENV_SECRET, d.headers['x-weir-signature'], d.body))
+  }
+  t.notOk(weir.output().includes(ENV_SECRET), 'the secret is not logged')
 })
 
 t.test('a request body cannot set a secret, and none appears in a reply, an event, the state or the log', async (t) => {

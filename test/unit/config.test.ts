@@ -157,6 +157,20 @@ t.test('WEIR_ADMIN_TOKEN is the admin token when the file has none', async (t) =
   t.equal(r.ok && r.config.admin.token, 'from-env')
 })
 
+t.test('WEIR_WEBHOOK_SECRET is the webhook signing key when the file sets no webhookSecret', async (t) => {
+  const plain = file('hook.yaml', 'routes: [{ name: a, upstreams: { stable: "http://127.0.0.1:1" } }]\n')
+  const fromEnv = loadConfigFile(plain, { env: { WEIR_WEBHOOK_SECRET: 'env-webhook-secret-0123' } })
+  t.equal(fromEnv.ok && fromEnv.config.webhookSecret, 'env-webhook-secret-0123')
+  const unset = loadConfigFile(plain, { env: { WEIR_WEBHOOK_SECRET: '' } })
+  t.equal(unset.ok ? unset.config.webhookSecret : 'invalid', undefined, 'an empty value counts as unset: unsigned')
+  const short = loadConfigFile(plain, { env: { WEIR_WEBHOOK_SECRET: 'too-short' } })
+  t.match(short, { ok: false, problems: [{ path: 'webhookSecret', reason: 'comes from WEIR_WEBHOOK_SECRET, which must be at least 16 characters (it has 9)' }] })
+  t.notMatch(JSON.stringify(short), /"too-short"/, 'the problem does not print the value')
+  const inFile = file('hook-file.yaml', 'webhookSecret: file-webhook-secret-0123\nroutes: [{ name: a, upstreams: { stable: "http://127.0.0.1:1" } }]\n')
+  const fileWins = loadConfigFile(inFile, { env: { WEIR_WEBHOOK_SECRET: 'short' } })
+  t.equal(fileWins.ok && fileWins.config.webhookSecret, 'file-webhook-secret-0123', 'the file\'s webhookSecret wins, and the variable is not checked')
+})
+
 t.test('syntax errors and unreadable files are one clear problem', async (t) => {
   t.match(loadConfigFile(file('bad.yaml', 'routes: [\n'), { env: {} }), { ok: false, problems: [{ path: '(file)', reason: /invalid YAML/ }] })
   t.match(loadConfigFile(file('bad.json', '{"routes": '), { env: {} }), { ok: false, problems: [{ path: '(file)', reason: /invalid JSON/ }] })
