@@ -1,13 +1,15 @@
-// The proxy's fastify app: an onRequest hook that matches the route and picks the version from
-// the table in force (one reference, never awaiting the control plane), then hijacks the reply
-// and forwards on weir's own pools (forward.ts) before fastify parses anything. WebSocket
-// upgrades go on to @fastify/http-proxy, which serves them well. The pieces are in their own
-// files: accounting, body guard, failover rule, client errors, header rewriting, shadow copies.
+// The proxy's fastify app. A request of a method weir forwards is routed by the server's own
+// listener, before fastify builds anything for it: it matches the route, picks the version from
+// the table in force (one reference, never awaiting the control plane) and forwards on weir's
+// own pools (forward.ts). fastify serves the rest: WebSocket upgrades (routed the same way in its
+// onRequest hook, then relayed by @fastify/http-proxy, which serves them well) and the methods
+// weir does not forward (its 404). The pieces are in their own files: accounting, body guard,
+// failover rule, client errors, header rewriting, shadow copies.
 
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest, type FastifyServerFactory } from 'fastify'
 import httpProxy from '@fastify/http-proxy'
-import { errorHandlerFor, sendError } from '../http/error-reply.ts'
+import { errorHandlerFor, sendError, writeErrorResponse } from '../http/error-reply.ts'
 import { requestIdOf } from '../http/request-id.ts'
 import { pickVersion } from '../routing/pick-version.ts'
 import { PROXIED_METHODS } from '../vocabulary.ts'
@@ -24,6 +26,8 @@ import { lazyChildLogger } from './lazy-logger.ts'
 import type { ProxyTable } from './proxy-routes.ts'
 import { originFormOf } from './request-target.ts'
 import { planShadowCopy } from './shadow-copy.ts'
+
+const CONNECTION_CLOSE: Readonly<OutgoingHeaders> = { connection: 'close' }
 
 /** Methods forwarded here; any other reaches fastify's 404 (the plugin registers no route for it). */
 const FORWARDED: ReadonlySet<string> = new Set(PROXIED_METHODS)
@@ -80,8 +84,18 @@ function isUpgrade (raw: IncomingMessage): boolean {
 export async function createProxyApp (options: ProxyAppOptions): Promise<FastifyInstance> {
   const { runtime, record } = options
   const onResponseClose = record ? recordOnClose : abortOnClientClose
-  const app = fastify({
-    serverFactory: options.serverFactory,
+  const app: FastifyInstance = fastify({
+    // A request weir forwards is routed and forwarded by the server's own listener: fastify's
+    // per-request machinery (Request and Reply, its router, the hook runner) is skipped where
+    // it does nothing for it (measured in bench/README.md, "Layers kept and dropped").
+    serverFactory: (handler, serverOptions) => options.serverFactory((req, res) => {
+      if (isUpgrade(req) || !FORWARDED.has(req.method as string)) {
+        handler(req, res)
+        return
+      }
+      const requestId = requestIdOf(req)
+      routeRequest(req, res, requestId, lazyChildLogger(app.log, { reqId: requestId }))
+    }, serverOptions),
     ...(options.logger === undefined ? { logger: { level: options.logLevel } } : { loggerInstance: options.logger }),
     // No per-request log lines: an access log is opt-in work, not a hot-path default.
     logController: new LogController({ disableRequestLogging: true }),
@@ -96,32 +110,35 @@ export async function createProxyApp (options: ProxyAppOptions): Promise<Fastify
   // Access-log lines are written at info whatever logLevel says: the access log is its own switch.
   const accessLog = app.log.child({}, { level: 'info' })
 
-  app.addHook('onRequest', function routeRequest (request, reply, done) {
-    const raw = request.raw
+  /**
+   * Routes one request and, for a forwarded method, forwards it (true: the response is weir's
+   * from here). False only for a WebSocket upgrade or a method weir does not forward, once its
+   * exchange is set: fastify goes on with it (the WebSocket proxy, or the 404 handler).
+   */
+  function routeRequest (raw: IncomingMessage, res: ServerResponse & WithExchange, requestId: string, log: FastifyBaseLogger): boolean {
     const snapshot = runtime.current
     const settings = runtime.settings
     // Off, the access log costs one comparison (sampled's first).
-    if (sampled(settings.accessLogSample) && !isUpgrade(raw)) logOnClose(accessLog, raw, reply.raw, request.id)
+    if (sampled(settings.accessLogSample) && !isUpgrade(raw)) logOnClose(accessLog, raw, res, requestId)
     // Node keeps every field that fits in maxHeaderBytes (data-path.ts): this count is the limit.
     if (raw.rawHeaders.length > settings.maxRawHeaders) {
-      reply.header('connection', 'close')
-      sendError(reply, 'WEIR_ERR_TOO_MANY_HEADERS')
-      return
+      writeErrorResponse(res, 'WEIR_ERR_TOO_MANY_HEADERS', requestId, CONNECTION_CLOSE)
+      return true
     }
     // Absolute-form (a client that takes weir for a forward proxy): the target's authority is the Host.
     if ((raw.url as string).charCodeAt(0) !== 47 && raw.url !== '*') {
       const target = originFormOf(raw.url as string)
       if (target === null) {
-        sendError(reply, 'WEIR_ERR_BAD_REQUEST')
-        return
+        writeErrorResponse(res, 'WEIR_ERR_BAD_REQUEST', requestId)
+        return true
       }
       raw.url = target.path
       raw.headers.host = target.host
     }
     const route = snapshot.table.match(raw.headers.host, raw.url as string)
     if (route === undefined) {
-      sendError(reply, 'WEIR_ERR_ROUTE_NOT_FOUND')
-      return
+      writeErrorResponse(res, 'WEIR_ERR_ROUTE_NOT_FOUND', requestId)
+      return true
     }
     const exchange = new Exchange(route)
     exchange.generateTrace = settings.generateTrace
@@ -129,40 +146,44 @@ export async function createProxyApp (options: ProxyAppOptions): Promise<Fastify
     pickVersion(route, raw.headers, raw.url ?? '/', exchange, raw.socket.remoteAddress, snapshot.trusted)
     route.metrics.versions[exchange.version].decisions[exchange.decidedBy].inc()
     ;(raw as WithExchange)[kExchange] = exchange
-    const res = reply.raw as ServerResponse & WithExchange
     res[kExchange] = exchange
     // `on`, not `once`: once() allocates a wrapper per call and this response closes only once.
     const upgrade = isUpgrade(raw)
     // A WebSocket upgrade's response closes with the session: a session is not counted or timed.
     res.on('close', upgrade ? abortOnClientClose : onResponseClose)
+    const versionHeader = snapshot.versionHeader
     const length = raw.headers['content-length']
     if (length !== undefined && Number(length) > route.config.maxBodyBytes) {
       // Counted under the version picked, never sent to it (see recordOnClose).
       exchange.clientError = 'WEIR_ERR_BODY_TOO_LARGE'
       // The body is not read: the connection cannot be reused.
-      reply.header('connection', 'close')
-      if (snapshot.versionHeader !== false) reply.header(snapshot.versionHeader, exchange.version)
-      sendError(reply, 'WEIR_ERR_BODY_TOO_LARGE')
-      return
+      const headers: OutgoingHeaders = { connection: 'close' }
+      if (versionHeader !== false) headers[versionHeader] = exchange.version
+      writeErrorResponse(res, 'WEIR_ERR_BODY_TOO_LARGE', requestId, headers)
+      return true
     }
     if (!chooseHost(exchange, raw, record)) {
       // No host of the version (nor of stable, for a request that may fail over) is available.
-      if (snapshot.versionHeader !== false) reply.header(snapshot.versionHeader, exchange.version)
-      sendError(reply, 'WEIR_ERR_NO_UPSTREAM')
-      return
+      writeErrorResponse(res, 'WEIR_ERR_NO_UPSTREAM', requestId, versionHeader === false ? undefined : { [versionHeader]: exchange.version })
+      return true
     }
     exchange.trustedPeer = isTrustedPeer(snapshot.trusted, raw)
     exchange.secure = isTlsRequest(raw, exchange.trustedPeer)
     if (upgrade || !FORWARDED.has(raw.method as string)) {
-      if (runtime.draining) reply.header('connection', 'close')
-      done()
-      return
+      if (runtime.draining) res.setHeader('connection', 'close')
+      return false
     }
-    if (route.shadow !== null) exchange.mirror = planShadowCopy(route, raw, request.id)
+    if (route.shadow !== null) exchange.mirror = planShadowCopy(route, raw, requestId)
     exchange.closeConnection = runtime.draining
-    // From here the response is written on the raw socket; fastify's lifecycle stops.
-    reply.hijack()
-    forward(exchange, request, res, snapshot.versionHeader, record)
+    forward(exchange, { raw, id: requestId, log }, res, versionHeader, record)
+    return true
+  }
+
+  // Reached by WebSocket upgrades (the WebSocket plugin routes them through fastify) and by
+  // methods weir does not forward; every other request is routed by the server's own listener.
+  app.addHook('onRequest', function routeThroughFastify (request, reply, done) {
+    if (routeRequest(request.raw, reply.raw, request.id, request.log)) reply.hijack()
+    else done()
   })
 
   app.setNotFoundHandler((_request, reply) => sendError(reply, 'WEIR_ERR_ROUTE_NOT_FOUND'))

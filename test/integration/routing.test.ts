@@ -246,6 +246,20 @@ t.test('routes match by host and path prefix, first match wins; no match is a JS
   t.equal(miss.json().error, 'WEIR_ERR_ROUTE_NOT_FOUND')
 })
 
+t.test('a method weir does not forward gets the proxy JSON 404 and never reaches an upstream', async (t) => {
+  const stable = await startUpstream('stable')
+  const proxy = await startProxy(configDoc([{ name: 'shop', upstreams: { stable: stable.url } }]))
+  t.teardown(async () => { await proxy.close(); await stable.close() })
+  // Forwarded methods are routed by the server's own listener; any other goes through fastify.
+  const reply = await send(proxy.url + '/items', { method: 'PROPFIND' })
+  t.equal(reply.status, 404)
+  t.equal(reply.json().error, 'WEIR_ERR_ROUTE_NOT_FOUND')
+  t.match(reply.json().requestId, /^[0-9a-f-]{36}$/, 'the reply names its request id')
+  const ok = await send(proxy.url + '/items', { method: 'DELETE' })
+  t.equal(ok.status, 200, 'a forwarded method on the same route reaches stable')
+  t.same(stable.received.map((r) => r.method), ['DELETE'], 'the upstream saw only the forwarded request')
+})
+
 t.test('every routing decision is counted by route, version and reason', async (t) => {
   const { proxy } = await threeVersions(t, { stable: 100 })
   await send(proxy.url + '/', { headers: { 'x-weir-version': 'green' } })
