@@ -25,8 +25,6 @@ import type { ProxyRuntime } from './proxy/app.ts'
 import type { DataPathSnapshot } from './snapshot.ts'
 import { readRollout, rolloutSummary } from './rollout/rollout-view.ts'
 import { openEventLog, type EventLog } from './state/event-log.ts'
-import { openEtcdEventLog } from './state/etcd-event-log.ts'
-import { openEtcdStore } from './state/etcd-store.ts'
 import { openFileStore } from './state/file-store.ts'
 import { liveSnapshot, reconcileWithConfig } from './state/live-routes.ts'
 import { loggedEventLog } from './state/logged-event-log.ts'
@@ -106,12 +104,13 @@ export async function buildApps (initial: Config, options: BuildOptions = {}): P
   let config = initial
   // Opened first: a corrupt or unreadable state file, or an etcd that does not answer, stops the
   // start before anything listens.
-  const etcdStore = config.etcd === undefined ? null : await openEtcdStore(config.etcd)
+  // etcd3 and the gRPC stack under it are ~35 MB of resident memory: loaded only by a fleet's replica.
+  const etcdStore = config.etcd === undefined ? null : await (await import('./state/etcd-store.ts')).openEtcdStore(config.etcd)
   const store: StateStore = etcdStore ?? await openFileStore(config.stateFile)
   let events: EventLog
   try {
     // A fleet's event log is the fleet's: in etcd, the same on every replica.
-    events = etcdStore === null ? await openEventLog(config.eventsFile) : await openEtcdEventLog(etcdStore.client, { endpoints: etcdStore.endpoints, replica: config.fleet.id })
+    events = etcdStore === null ? await openEventLog(config.eventsFile) : await (await import('./state/etcd-event-log.ts')).openEtcdEventLog(etcdStore.client, { endpoints: etcdStore.endpoints, replica: config.fleet.id })
   } catch (err) {
     await store.close()
     throw err
