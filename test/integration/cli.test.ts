@@ -355,3 +355,31 @@ t.test('usage errors exit 2; the config commands keep their behaviour', async (t
   t.equal(valid.code, 0, valid.stderr)
   t.equal(valid.stdout, `${file}: valid (1 route)\n`)
 })
+
+t.test('weir validate prints every problem of a file in one run, each once with its file and line, and exits 1', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'weir-cli-'))
+  const file = join(dir, 'weir.yaml')
+  writeFileSync(file, `admin: { host: 127.0.0.1, token: \${WEIR_TEST_UNSET_TOKEN} }
+routes:
+  - name: shop
+    upstreams: { stable: "http://127.0.0.1:3001", canary: "http://127.0.0.1:3002" }
+    weights: { stable: 100, canary: 10 }
+    timeoutz: { connect: 2s }
+    rollout: { steps: [10, 50, 25] }
+  - name: shop
+    upstreams: { stable: "http://127.0.0.1:3003" }
+`)
+  const run = await cli(t, ['validate', '--config', file])
+  t.equal(run.code, 1, run.stderr)
+  const at = (line: number): string => ` \\(${file.replaceAll('.', '\\.')}:${line}\\)$`
+  const expected = [
+    new RegExp(`^admin\\.token: environment variable WEIR_TEST_UNSET_TOKEN is not set .*${at(1)}`),
+    new RegExp(`^routes\\[0\\]\\.timeoutz: unexpected property${at(6)}`),
+    new RegExp(`^routes\\[0\\]\\.weights: must sum to 100 \\(they sum to 110\\)${at(5)}`),
+    new RegExp(`^routes\\[0\\]\\.rollout\\.steps\\[2\\]: must be greater than the step before it \\(50\\)${at(7)}`),
+    new RegExp(`^routes\\[1\\]\\.name: duplicates route name "shop"${at(8)}`),
+  ]
+  const lines = run.stdout.trimEnd().split('\n')
+  for (const pattern of expected) t.equal(lines.filter((line) => pattern.test(line)).length, 1, `printed once: ${pattern}`)
+  t.equal(lines.length, expected.length, `and nothing else:\n${run.stdout}`)
+})
