@@ -194,7 +194,8 @@ export async function adminApi (app: FastifyInstance, options: AdminApiOptions):
   routeWrite('PUT', 'rules', operatorChange('rules.set', rulesChange))
   // Allowed while a rollout drives the route: a rollout drives weights, not shadow.
   routeWrite('PUT', 'shadow', operatorChange('shadow.set', shadowChange, true))
-  routeWrite('POST', 'switch', operatorChange('switch', switchChange))
+  // Empty, it answers 400 naming `to` (not 415): the emergency `curl -X POST …/switch` learns what it lacks.
+  routeWrite('POST', 'switch', operatorChange('switch', switchChange), true)
   routeWrite('POST', 'reset', operatorChange('reset', resetChange), true)
   routeWrite('POST', 'rollback', (route, _body, options, who) => rollouts.rollback(route, options, who), true)
 
