@@ -357,7 +357,8 @@ function restartOnlyChanges (running: Config, next: Config): string[] {
     ['ops', running.ops, next.ops],
     ['admin.host and admin.port', [running.admin.host, running.admin.port], [next.admin.host, next.admin.port]],
     ['state (file, events, etcd)', [running.stateFile, running.eventsFile, running.etcd], [next.stateFile, next.eventsFile, next.etcd]],
-    ['fleet', running.fleet, next.fleet],
+    // A derived fleet.id follows admin.port, whose own warning says it all.
+    ['fleet', fleetAsWritten(running), fleetAsWritten(next)],
     ['cookieSecret', running.cookieSecret, next.cookieSecret],
     ['maxHeaderBytes', running.maxHeaderBytes, next.maxHeaderBytes],
     ['timeouts.clientHeaders', running.clientHeadersTimeoutMs, next.clientHeadersTimeoutMs],
@@ -371,6 +372,11 @@ function restartOnlyChanges (running: Config, next: Config): string[] {
   }
   if (!sameTokens(next.admin.tokens, running.admin.tokens)) warnings.push('admin tokens changed: take effect after a restart')
   return warnings
+}
+
+function fleetAsWritten (config: Config): unknown {
+  const { id, idGiven, ...rest } = config.fleet
+  return { id: idGiven ? id : undefined, ...rest }
 }
 
 function sameTokens (a: Config['admin']['tokens'], b: Config['admin']['tokens']): boolean {

@@ -74,6 +74,7 @@ export function normalize (doc: ConfigInput, baseDir: string, envToken: string |
     fleet: {
       // An ephemeral admin port (0) says nothing: the pid keeps two such replicas on one host apart.
       id: doc.fleet.id ?? `${hostname()}-${doc.admin.port === 0 ? `pid${process.pid}` : doc.admin.port}`,
+      idGiven: doc.fleet.id !== undefined,
       advertise: doc.fleet.advertise?.replace(/\/$/, ''),
       leaseTtlSeconds: leaseTtlSeconds(doc.fleet.leaseTtl, problems),
     },

@@ -329,7 +329,7 @@ t.test('state.etcd: endpoints, prefix and timeout defaults; a fleet needs a shar
   t.ok(ok.ok)
   if (ok.ok) {
     t.same(ok.config.etcd, { endpoints: ['http://127.0.0.1:2379'], prefix: '/weir/', timeoutMs: 2000, auth: undefined, tls: undefined })
-    t.same(ok.config.fleet, { id: 'edge-1', advertise: 'http://10.0.0.5:9901', leaseTtlSeconds: 5 })
+    t.same(ok.config.fleet, { id: 'edge-1', idGiven: true, advertise: 'http://10.0.0.5:9901', leaseTtlSeconds: 5 })
   }
   const ttl = buildConfig({ cookieSecret: 'a-fleet-wide-secret', state: { etcd: { endpoints: ['http://127.0.0.1:2379'] } }, fleet: { leaseTtl: '2s' }, routes: [route] })
   t.ok(!ttl.ok && ttl.problems.some((p) => p.path === 'fleet.leaseTtl'), 'a lease under 3 s is refused')
