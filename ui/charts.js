@@ -101,7 +101,7 @@ export function createCharts (container) {
       axes: [{}, { size: 56, values: (_u, splits) => splits.map((s) => format(s, '')) }],
     }
     const data = [[], ...chart.versions.map(() => [])]
-    plots.push({ chart, holder, plot: new uPlot(options, data, holder) })
+    plots.push({ chart, figure, holder, plot: new uPlot(options, data, holder) })
   }
   const resize = () => {
     for (const { holder, plot } of plots) plot.setSize({ width: Math.max(280, holder.clientWidth), height: 180 })
@@ -109,7 +109,12 @@ export function createCharts (container) {
   window.addEventListener('resize', resize)
   return {
     update (series) {
-      for (const { chart, plot } of plots) plot.setData([series.t, ...chart.versions.map((v) => series[chart.key][v])])
+      for (const { chart, figure, plot } of plots) {
+        plot.setData([series.t, ...chart.versions.map((v) => series[chart.key][v])])
+        // What is drawn, for a test or a curious operator: the points, and the versions with a value above 0.
+        figure.dataset.points = String(series.t.length)
+        figure.dataset.drawn = chart.versions.filter((v) => series[chart.key][v].some((value) => value !== null && value > 0)).join(' ')
+      }
     },
     destroy () {
       window.removeEventListener('resize', resize)

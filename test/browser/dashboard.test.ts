@@ -19,9 +19,10 @@ t.before(async () => {
 })
 t.teardown(() => browser?.close())
 
-async function setup (t: Test, admin: Record<string, unknown>): Promise<{ proxy: TestProxy; page: Page; problems: string[] }> {
-  const [stable, canary] = await startUpstreams(t, 'stable', 'canary')
-  const proxy = await startProxy(configDoc([{ name: 'app', upstreams: { stable: stable!.url, canary: canary!.url } }], { admin }))
+async function setup (t: Test, admin: Record<string, unknown>, route: Record<string, unknown> = {}): Promise<{ proxy: TestProxy; page: Page; problems: string[] }> {
+  const [stable, canary, shadow] = await startUpstreams(t, 'stable', 'canary', 'shadow')
+  const upstreams = { stable: stable!.url, canary: canary!.url, ...(route.shadow === undefined ? {} : { shadow: shadow!.url }) }
+  const proxy = await startProxy(configDoc([{ name: 'app', ...route, upstreams }], { admin }))
   t.teardown(() => proxy.close())
   const traffic = startTraffic(proxy.url, { rate: 50, maxMs: 60_000 })
   t.teardown(() => traffic.stop())
@@ -139,4 +140,47 @@ t.test('without a token configured, on loopback, the page needs no sign-in', asy
   t.ok(await page.locator('#sign-in').isHidden(), 'no sign-in form')
   t.ok(await page.getByRole('button', { name: 'Sign out' }).isHidden(), 'nothing to sign out of')
   t.same(problems, [])
+})
+
+t.test('the charts draw the traffic, a shadow\'s mismatches are listed, and pause, resume and rollback act through the API', async (t) => {
+  // The shadow is another upstream: its answer names another version, so every copy mismatches.
+  const { proxy, page, problems } = await setup(t, { host: '127.0.0.1', port: 0, token: TOKEN }, { shadow: { percent: 100, compare: true } })
+  const api = adminClient(proxy.adminUrl, TOKEN)
+  await page.goto(proxy.adminUrl + '/ui#/routes/app')
+  await page.getByLabel('Admin token').fill(TOKEN)
+  await page.getByRole('button', { name: 'Sign in' }).click()
+
+  // The page samples the stats every 2 s: after three samples, stable's request rate is drawn.
+  const rate = page.locator('figure[data-chart="rate"]')
+  await page.waitForFunction(() => Number(document.querySelector('figure[data-chart="rate"]')?.getAttribute('data-points') ?? 0) >= 3, null, { timeout: 15_000 })
+  t.match(await rate.getAttribute('data-drawn'), /\bstable\b/, 'the request-rate chart has points for stable, above 0')
+  t.match(await page.locator('figure[data-chart="weights"]').getAttribute('data-drawn'), /\bstable\b/, 'the weights chart too')
+  t.equal(await page.locator('figure.chart canvas').count() >= 4, true, 'uPlot drew a canvas for each of the four charts')
+
+  await page.locator('#mismatch-body tr', { hasText: 'GET' }).first().waitFor({ timeout: 10_000 })
+  const rows = await page.locator('#mismatch-body tr').count()
+  t.ok(rows >= 1, `the shadow's mismatch samples are listed (${rows} rows)`)
+  t.match(await page.locator('#mismatch-body').textContent(), /200 \/ 200/, 'with both statuses')
+  const recorded = (await api.get('/api/v1/routes/app/shadow/mismatches?limit=1')).json<{ recorded: number }>().recorded
+  t.ok(recorded >= rows, `the API recorded them too (${recorded})`)
+
+  t.equal((await api.call('POST', '/api/v1/routes/app/rollout', { steps: [10, 50, 100], interval: '5m' })).status, 201)
+  await phase(page, 'progressing').waitFor()
+  const rolloutPhase = async (): Promise<string> => (await api.get('/api/v1/routes/app/rollout')).json<{ phase: string }>().phase
+  await page.getByRole('button', { name: 'Pause' }).click()
+  await phase(page, 'paused').waitFor()
+  t.equal(await rolloutPhase(), 'paused', 'Pause paused the rollout (the API says so)')
+  t.ok(await page.getByRole('button', { name: 'Pause' }).isDisabled(), 'and is no longer offered')
+  await page.getByRole('button', { name: 'Resume' }).click()
+  await phase(page, 'progressing').waitFor()
+  t.equal(await rolloutPhase(), 'progressing', 'Resume resumed it')
+
+  let asked = ''
+  page.once('dialog', (dialog) => { asked = dialog.message(); void dialog.accept() })
+  await page.getByRole('button', { name: 'Rollback' }).click()
+  await phase(page, 'failed').waitFor()
+  t.match(asked, /Roll app back\?/, 'the page asked before rolling back')
+  const after = (await api.get('/api/v1/routes/app/rollout')).json<{ phase: string; weights: Record<string, number> }>()
+  t.same([after.phase, after.weights], ['failed', { stable: 100, canary: 0, green: 0 }], 'Rollback: the rollout ended failed and stable has 100 % (the API says so)')
+  t.same(problems, [], 'no script error or CSP refusal in the page')
 })
