@@ -152,7 +152,9 @@ t.test('the charts draw the traffic, a shadow\'s mismatches are listed, and paus
 
   // The page samples the stats every 2 s: after three samples, stable's request rate is drawn.
   const rate = page.locator('figure[data-chart="rate"]')
-  await page.waitForFunction(() => Number(document.querySelector('figure[data-chart="rate"]')?.getAttribute('data-points') ?? 0) >= 3, null, { timeout: 15_000 })
+  const deadline = Date.now() + 15_000
+  while (Number(await rate.getAttribute('data-points') ?? 0) < 3 && Date.now() < deadline) await page.waitForTimeout(200)
+  t.ok(Number(await rate.getAttribute('data-points')) >= 3, 'three samples within 15 s')
   t.match(await rate.getAttribute('data-drawn'), /\bstable\b/, 'the request-rate chart has points for stable, above 0')
   t.match(await page.locator('figure[data-chart="weights"]').getAttribute('data-drawn'), /\bstable\b/, 'the weights chart too')
   t.equal(await page.locator('figure.chart canvas').count() >= 4, true, 'uPlot drew a canvas for each of the four charts')
