@@ -16,7 +16,7 @@ import { RolloutController } from './controller/controller.ts'
 import { HostHealthBook, type HostChange } from './metrics/host-health-book.ts'
 import { createRecorder } from './metrics/recorder.ts'
 import { createMetrics, type Metrics } from './metrics/registry.ts'
-import { BUCKET_COUNT, StatsRegistry, shownStats } from './metrics/rolling-stats.ts'
+import { BUCKET_COUNT, StatsRegistry, shownSeries, shownStats } from './metrics/rolling-stats.ts'
 import { etcdFleet, soloFleet } from './fleet/fleet.ts'
 import { fleetHistograms, fleetRouteStats, toWire, type FleetStatsOptions } from './fleet/fleet-stats.ts'
 import { createDataPath } from './proxy/data-path.ts'
@@ -252,11 +252,15 @@ export async function buildApps (initial: Config, options: BuildOptions = {}): P
       rollouts: controller,
       // Each version's window, plus what the shadow's comparisons found over the same window.
       stats: {
-        forRoute: async (route, window, scope) => {
+        forRoute: async (route, window, scope, seriesSeconds) => {
+          // The workers' readings first: the series and the window then hold the same requests.
           await dataPlane.flush()
           const found = scope === 'fleet' ? await fleetRouteStats(fleetStats, route, window) : stats.forRoute(route, window)
           const versions = Object.fromEntries(Object.entries(found.versions).map(([version, s]) => [version, shownStats(s)]))
-          return { ...found, versions, shadow: recorder.summary(route, window) }
+          const series = seriesSeconds === null
+            ? {}
+            : { series: { interval: seriesSeconds, versions: Object.fromEntries(Object.entries(stats.seriesForRoute(route, window, seriesSeconds)).map(([version, points]) => [version, shownSeries(points)])) } }
+          return { ...found, versions, ...series, shadow: recorder.summary(route, window) }
         },
         histograms: async (route, window) => {
           await dataPlane.flush()
