@@ -7,7 +7,7 @@ import { chromium, type Browser, type Page } from 'playwright-core'
 import { adminClient } from '../helpers/admin.ts'
 import { configDoc, startProxy, type TestProxy } from '../helpers/proxy.ts'
 import { startUpstreams } from '../helpers/upstream.ts'
-import { startTraffic } from '../helpers/traffic.ts'
+import { startTraffic, type Traffic } from '../helpers/traffic.ts'
 
 const TOKEN = 'browser-test-token-' + 'y'.repeat(24)
 /** How long the page may take to show a change: it polls every second. */
@@ -19,7 +19,7 @@ t.before(async () => {
 })
 t.teardown(() => browser?.close())
 
-async function setup (t: Test, admin: Record<string, unknown>, route: Record<string, unknown> = {}): Promise<{ proxy: TestProxy; page: Page; problems: string[] }> {
+async function setup (t: Test, admin: Record<string, unknown>, route: Record<string, unknown> = {}): Promise<{ proxy: TestProxy; page: Page; problems: string[]; traffic: Traffic }> {
   const [stable, canary, shadow] = await startUpstreams(t, 'stable', 'canary', 'shadow')
   const upstreams = { stable: stable!.url, canary: canary!.url, ...(route.shadow === undefined ? {} : { shadow: shadow!.url }) }
   const proxy = await startProxy(configDoc([{ name: 'app', ...route, upstreams }], { admin }))
@@ -36,7 +36,7 @@ async function setup (t: Test, admin: Record<string, unknown>, route: Record<str
   page.on('console', (m) => {
     if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) problems.push(m.text())
   })
-  return { proxy, page, problems }
+  return { proxy, page, problems, traffic }
 }
 
 const weight = (page: Page, version: string) => page.locator(`#route-weights li[data-version="${version}"] b`)
@@ -184,5 +184,29 @@ t.test('the charts draw the traffic, a shadow\'s mismatches are listed, and paus
   t.match(asked, /Roll app back\?/, 'the page asked before rolling back')
   const after = (await api.get('/api/v1/routes/app/rollout')).json<{ phase: string; weights: Record<string, number> }>()
   t.same([after.phase, after.weights], ['failed', { stable: 100, canary: 0, green: 0 }], 'Rollback: the rollout ended failed and stable has 100 % (the API says so)')
+  t.same(problems, [], 'no script error or CSP refusal in the page')
+})
+
+t.test('a page opened after the traffic stopped draws the last minutes at once, from the stats\' series', async (t) => {
+  // Loopback without a token: a fresh page needs no sign-in.
+  const { proxy, page, problems, traffic } = await setup(t, { host: '127.0.0.1', port: 0 })
+  await new Promise((resolve) => setTimeout(resolve, 3000))
+  const sent = (await traffic.stop()).filter((r) => r.status === 200).length
+  t.ok(sent > 50, `traffic for 3 s (${sent} answers)`)
+  // Until the interval the traffic ended in has ended too, and the 3-s samples see none of it.
+  const stoppedAt = Date.now()
+  await new Promise((resolve) => setTimeout(resolve, Math.max(Math.ceil(stoppedAt / 10_000) * 10_000 + 500, stoppedAt + 4000) - Date.now()))
+
+  const openedAt = Date.now() / 1000
+  await page.goto(proxy.adminUrl + '/ui#/routes/app')
+  const rate = page.locator('figure[data-chart="rate"]')
+  await page.locator('figure[data-chart="rate"][data-drawn~="stable"]').waitFor()
+  const first = Number(await rate.getAttribute('data-first'))
+  t.ok(first > 0 && first < openedAt - 4, `the first point is from before the page opened (${(openedAt - first).toFixed(1)} s before)`)
+  t.ok(Number(await rate.getAttribute('data-points')) >= 2, 'the points of the last 10 minutes')
+  t.match(await rate.getAttribute('data-drawn'), /\bstable\b/, 'the request-rate chart draws stable\'s traffic, which no sample since saw')
+  t.match(await page.locator('figure[data-chart="p99"]').getAttribute('data-drawn'), /\bstable\b/, 'and the p99 chart its latency')
+  const sample = (await adminClient(proxy.adminUrl).get('/api/v1/routes/app/stats?window=3')).json<{ versions: Record<string, { requests: number }> }>()
+  t.equal(sample.versions.stable?.requests, 0, 'the 3-s window the page samples holds no request now')
   t.same(problems, [], 'no script error or CSP refusal in the page')
 })
