@@ -113,12 +113,19 @@ function banner (url: string, adminUrl: string, route: RouteConfig, live: RouteC
       `  curl -s${auth} ${adminUrl}/api/v1/routes/${route.name}/shadow/mismatches?limit=2`)
   }
   if (route.upstreams.canary !== undefined) {
-    lines.push('  # a rollout: canary 10 % → 50 % → promoted, 5 s per step, while traffic flows (the controller needs data)',
-      `  for i in $(seq 600); do curl -s -o /dev/null -H "${user}: u$i" ${url}/; sleep 0.03; done &`,
-      `  curl -s${auth} -H 'content-type: application/json' -X POST ${adminUrl}/api/v1/routes/${route.name}/rollout -d '{"steps":[10,50],"interval":"5s","analysis":{"minRequests":10}}'`,
-      `  curl -s${auth} ${adminUrl}/api/v1/routes/${route.name}/rollout`)
+    const traffic = (users: number): string => `  for i in $(seq ${users}); do curl -s -o /dev/null -H "${user}: u$i" ${url}/ & sleep 0.03; done &`
+    const rollout = (extra: string): string => `  curl -s${auth} -H 'content-type: application/json' -X POST ${adminUrl}/api/v1/routes/${route.name}/rollout -d '{"steps":[10,50],"interval":"5s","analysis":{"minRequests":10}${extra}}'`
+    lines.push('  # a rollout: canary 10 % → 50 % → promoted, 5 s per step, while traffic flows (about 30 req/s; the controller needs data)',
+      traffic(1200),
+      rollout(''),
+      `  curl -s${auth} ${adminUrl}/api/v1/routes/${route.name}/rollout   # phase "succeeded" some 10-15 s later`)
     const canary = route.upstreams.canary[0] as string
-    lines.push('  # break the canary (it answers 500 to everything) while the rollout runs: the fast guard reverts it within a second',
+    lines.push('  # then a failing canary: the file\'s values again (a promotion points stable at the canary\'s upstream), traffic,',
+      '  # a rollout whose fast guard reverts after 5 failures in a row, then break the canary (500 to everything):',
+      '  # within a few seconds the rollout fails',
+      `  curl -s${auth} -X POST ${adminUrl}/api/v1/routes/${route.name}/reset`,
+      traffic(600),
+      rollout(',"guard":{"minRequests":5}'),
       `  curl -s -X POST ${canary}/__demo/break`,
       `  curl -s${auth} ${adminUrl}/api/v1/routes/${route.name}/rollout   # phase "failed", reason "fast guard: …"; weir's log says it too`,
       `  curl -s -X POST ${canary}/__demo/heal`)

@@ -16,7 +16,7 @@ import { RolloutController } from './controller/controller.ts'
 import { HostHealthBook, type HostChange } from './metrics/host-health-book.ts'
 import { createRecorder } from './metrics/recorder.ts'
 import { createMetrics, type Metrics } from './metrics/registry.ts'
-import { BUCKET_COUNT, StatsRegistry, shownStats } from './metrics/rolling-stats.ts'
+import { BUCKET_COUNT, StatsRegistry, shownSeries, shownStats } from './metrics/rolling-stats.ts'
 import { etcdFleet, soloFleet } from './fleet/fleet.ts'
 import { fleetHistograms, fleetRouteStats, toWire, type FleetStatsOptions } from './fleet/fleet-stats.ts'
 import { createDataPath } from './proxy/data-path.ts'
@@ -256,11 +256,15 @@ export async function buildApps (initial: Config, options: BuildOptions = {}): P
       rollouts: controller,
       // Each version's window, plus what the shadow's comparisons found over the same window.
       stats: {
-        forRoute: async (route, window, scope) => {
+        forRoute: async (route, window, scope, seriesSeconds) => {
+          // The workers' readings first: the series and the window then hold the same requests.
           await dataPlane.flush()
           const found = scope === 'fleet' ? await fleetRouteStats(fleetStats, route, window) : stats.forRoute(route, window)
           const versions = Object.fromEntries(Object.entries(found.versions).map(([version, s]) => [version, shownStats(s)]))
-          return { ...found, versions, shadow: recorder.summary(route, window) }
+          const series = seriesSeconds === null
+            ? {}
+            : { series: { interval: seriesSeconds, versions: Object.fromEntries(Object.entries(stats.seriesForRoute(route, window, seriesSeconds)).map(([version, points]) => [version, shownSeries(points)])) } }
+          return { ...found, versions, ...series, shadow: recorder.summary(route, window) }
         },
         histograms: async (route, window) => {
           await dataPlane.flush()
@@ -361,7 +365,8 @@ function restartOnlyChanges (running: Config, next: Config): string[] {
     ['ops', running.ops, next.ops],
     ['admin.host and admin.port', [running.admin.host, running.admin.port], [next.admin.host, next.admin.port]],
     ['state (file, events, etcd)', [running.stateFile, running.eventsFile, running.etcd], [next.stateFile, next.eventsFile, next.etcd]],
-    ['fleet', running.fleet, next.fleet],
+    // A derived fleet.id follows admin.port, whose own warning says it all.
+    ['fleet', fleetAsWritten(running), fleetAsWritten(next)],
     ['cookieSecret', running.cookieSecret, next.cookieSecret],
     ['maxHeaderBytes', running.maxHeaderBytes, next.maxHeaderBytes],
     ['timeouts.clientHeaders', running.clientHeadersTimeoutMs, next.clientHeadersTimeoutMs],
@@ -375,6 +380,11 @@ function restartOnlyChanges (running: Config, next: Config): string[] {
   }
   if (!sameTokens(next.admin.tokens, running.admin.tokens)) warnings.push('admin tokens changed: take effect after a restart')
   return warnings
+}
+
+function fleetAsWritten (config: Config): unknown {
+  const { id, idGiven, ...rest } = config.fleet
+  return { id: idGiven ? id : undefined, ...rest }
 }
 
 function sameTokens (a: Config['admin']['tokens'], b: Config['admin']['tokens']): boolean {

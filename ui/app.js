@@ -4,7 +4,7 @@
 // samples (in memory).
 
 import { ApiError, SignInNeeded, get, post, routePath, setToken, token } from './api.js'
-import { RouteSeries, SAMPLE_WINDOW, WEIGHTED, createCharts } from './charts.js'
+import { RouteSeries, SAMPLE_WINDOW, SEED_QUERY, WEIGHTED, createCharts } from './charts.js'
 import { $, clock, fill, h, number, percent } from './dom.js'
 
 const POLL_MS = 1000
@@ -160,13 +160,16 @@ function buildRoutePage (name) {
 async function refreshRoute (name) {
   const now = Date.now()
   const wantStats = now - lastStatsAt >= STATS_EVERY_MS - 100
-  const [route, rollout, stats, mismatches] = await Promise.all([
+  const wantSeed = !series.get(name).seeded
+  const [route, rollout, stats, mismatches, seed] = await Promise.all([
     get(routePath(name)),
     get(routePath(name, 'rollout')),
     wantStats ? get(`${routePath(name, 'stats')}?window=${SAMPLE_WINDOW}`) : null,
     wantStats ? get(`${routePath(name, 'shadow', 'mismatches')}?limit=10`) : null,
+    wantSeed ? get(`${routePath(name, 'stats')}?${SEED_QUERY}`) : null,
   ])
   if (currentPage().name !== name || charts === null) return
+  if (seed !== null) series.get(name).seed(seed)
   fill($('#route-phase'), phaseBadge(rollout.phase), ` revision ${route.revision}`, route.source === 'live' ? ` · changed ${clock(route.updatedAt)}` : ' · as configured')
   fill($('#route-weights'), weightsView(route.weights))
   fill($('#route-upstreams'), Object.entries(route.upstreams).map(([v, urls]) =>

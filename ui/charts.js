@@ -1,6 +1,7 @@
 // The route page's charts: per-version weights, request rate, error rate and p99 over the last
-// 10 minutes, drawn with uPlot. The admin API gives windowed totals, not a time series, so the
-// page samples `stats?window=3` every 2 s and keeps the points here (docs/dashboard.md).
+// 10 minutes, drawn with uPlot. A page starts from the server's 10-s series of the last 10
+// minutes (`stats?window=600&series=10`), then samples `stats?window=3` every 2 s and keeps the
+// points here (docs/dashboard.md).
 
 import uPlot from './vendor/uPlot.esm.js'
 
@@ -8,6 +9,8 @@ export const VERSIONS = ['stable', 'canary', 'green', 'shadow']
 export const WEIGHTED = ['stable', 'canary', 'green']
 /** The stats window each sample asks for, in seconds. */
 export const SAMPLE_WINDOW = 3
+/** What a page starts from: the last 10 minutes in 10-s intervals. */
+export const SEED_QUERY = 'window=600&series=10'
 const KEEP_SECONDS = 600
 
 /**
@@ -27,6 +30,29 @@ export class RouteSeries {
     this.rate = Object.fromEntries(VERSIONS.map((v) => [v, []]))
     this.errorRate = Object.fromEntries(VERSIONS.map((v) => [v, []]))
     this.p99 = Object.fromEntries(VERSIONS.map((v) => [v, []]))
+    /** Whether the server's series has been put in (once per route and tab). */
+    this.seeded = false
+  }
+
+  /**
+   * The server's series (a `stats?series=` reply), put before the samples: a new tab shows the
+   * last 10 minutes at once. Its last interval is still counting, so it is left to the samples.
+   * The API keeps no history of weights: theirs start with the first sample.
+   */
+  seed (reply) {
+    this.seeded = true
+    const byVersion = reply?.series?.versions ?? {}
+    const ends = Object.values(byVersion)[0]?.map((p) => p.t) ?? []
+    const before = this.t[0] ?? Infinity
+    const kept = ends.map((_t, i) => i).filter((i) => i < ends.length - 1 && ends[i] < before)
+    const point = (v, i) => byVersion[v]?.[i] ?? null
+    this.t.unshift(...kept.map((i) => ends[i]))
+    for (const v of WEIGHTED) this.weights[v].unshift(...kept.map(() => null))
+    for (const v of VERSIONS) {
+      this.rate[v].unshift(...kept.map((i) => point(v, i)?.rps ?? null))
+      this.errorRate[v].unshift(...kept.map((i) => (point(v, i) === null || point(v, i).requests === 0 ? null : point(v, i).errorRate * 100)))
+      this.p99[v].unshift(...kept.map((i) => point(v, i)?.p99 ?? null))
+    }
   }
 
   /** A sample taken at `now` (epoch ms): the stats answer and the route's weights then. */
@@ -101,7 +127,7 @@ export function createCharts (container) {
       axes: [{}, { size: 56, values: (_u, splits) => splits.map((s) => format(s, '')) }],
     }
     const data = [[], ...chart.versions.map(() => [])]
-    plots.push({ chart, holder, plot: new uPlot(options, data, holder) })
+    plots.push({ chart, figure, holder, plot: new uPlot(options, data, holder) })
   }
   const resize = () => {
     for (const { holder, plot } of plots) plot.setSize({ width: Math.max(280, holder.clientWidth), height: 180 })
@@ -109,7 +135,14 @@ export function createCharts (container) {
   window.addEventListener('resize', resize)
   return {
     update (series) {
-      for (const { chart, plot } of plots) plot.setData([series.t, ...chart.versions.map((v) => series[chart.key][v])])
+      for (const { chart, figure, plot } of plots) {
+        plot.setData([series.t, ...chart.versions.map((v) => series[chart.key][v])])
+        // What is drawn, for a test or a curious operator: the points, the first one's time (unix
+        // seconds), and the versions with a value above 0.
+        figure.dataset.points = String(series.t.length)
+        figure.dataset.first = series.t.length === 0 ? '' : String(series.t[0])
+        figure.dataset.drawn = chart.versions.filter((v) => series[chart.key][v].some((value) => value !== null && value > 0)).join(' ')
+      }
     },
     destroy () {
       window.removeEventListener('resize', resize)

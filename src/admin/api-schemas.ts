@@ -23,6 +23,11 @@ const Ms = Type.Integer({ minimum: 0, description: 'Milliseconds.' })
 
 export const RouteNameParamSchema = RouteSchema.properties.name
 export const WindowParamSchema = Type.Integer({ minimum: 1, maximum: MAX_WINDOW_SECONDS, default: 60, description: 'Seconds, counting the current partial one.' })
+export const SeriesParamSchema = Type.Integer({
+  minimum: 1,
+  maximum: MAX_WINDOW_SECONDS,
+  description: 'Seconds per interval: the window cut into intervals at unix multiples of it (series=10&window=600: the last 10 minutes in 10-s points). Absent: no series. Not with scope=fleet.',
+})
 export const EventLimitParamSchema = Type.Integer({ minimum: 1, maximum: 1000, default: 1000, description: 'Events per page at most.' })
 export const EventSinceParamSchema = Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: 'Events with a greater id, oldest first; absent: the newest.' })
 export const MismatchLimitParamSchema = Type.Integer({ minimum: 1, maximum: MISMATCH_SAMPLE_SIZE, default: MISMATCH_SAMPLE_SIZE, description: 'Samples at most, newest first.' })
@@ -213,6 +218,16 @@ const WindowStatsSchema = object({
   p99: nullable(Type.Number({ minimum: 0 })),
 })
 
+const SeriesPointSchema = object({
+  t: Type.Integer({ description: 'Unix seconds the interval ends at (exclusive).' }),
+  seconds: Type.Number({ minimum: 0, description: 'Seconds of the interval the window covers: less for the first (clipped to the window) and the current one.' }),
+  requests: Count,
+  rps: Type.Number({ minimum: 0, description: 'requests / seconds.' }),
+  errors: Count,
+  errorRate: Type.Number({ minimum: 0, maximum: 1 }),
+  p99: nullable(Type.Number({ minimum: 0, description: 'Milliseconds, 3 significant digits; null without requests.' })),
+})
+
 /** One optional entry per upstream name (the versions that have stats). */
 const perUpstream = (schema: TSchema) =>
   object(Object.fromEntries(UPSTREAM_NAMES.map((v) => [v, Type.Optional(schema)])) as Record<typeof UPSTREAM_NAMES[number], TOptional<TSchema>>)
@@ -223,6 +238,10 @@ export const RouteStatsSchema = object({
   replicas: Type.Optional(Type.Array(Type.String(), { description: 'scope=fleet: the replicas counted.' })),
   missing: Type.Optional(Type.Array(Type.String(), { description: 'scope=fleet: the replicas that did not answer in time.' })),
   versions: perUpstream(WindowStatsSchema),
+  series: Type.Optional(object({
+    interval: SeriesParamSchema,
+    versions: perUpstream(Type.Array(SeriesPointSchema, { description: 'Oldest first, the same intervals for every version; the last holds the current second and is still counting.' })),
+  }, '?series=N: this replica\'s window cut into N-second intervals.')),
   shadow: object({
     compared: Count,
     mismatches: Count,

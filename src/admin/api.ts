@@ -23,7 +23,7 @@ import { ROLLOUT_COMMANDS, type Command } from '../vocabulary.ts'
 import type { FleetView } from '../fleet/fleet.ts'
 import type { WorkerInfo } from '../workers/worker-set.ts'
 import {
-  EventLimitParamSchema, EventSinceParamSchema, IfMatchHeaderSchema, MismatchLimitParamSchema, ScopeParamSchema, WindowParamSchema,
+  EventLimitParamSchema, EventSinceParamSchema, IfMatchHeaderSchema, MismatchLimitParamSchema, ScopeParamSchema, SeriesParamSchema, WindowParamSchema,
 } from './api-schemas.ts'
 import { createAuthenticator, isCrossSiteWrite, isJsonContentType, isLoopbackHostHeader } from './guard.ts'
 import { cohortOf } from './cohort.ts'
@@ -39,8 +39,11 @@ const SCOPES: readonly unknown[] = ScopeParamSchema.anyOf.map((s) => s.const)
 const WEIR_VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version
 
 export interface StatsSource {
-  /** Async: with workers, their latest readings are collected first; `fleet`: over every replica (docs/fleet.md). */
-  forRoute (route: string, windowSeconds: number, scope: 'self' | 'fleet'): Promise<unknown>
+  /**
+   * Async: with workers, their latest readings are collected first; `fleet`: over every replica
+   * (docs/fleet.md). `seriesSeconds` (self only): also the window in intervals of that length.
+   */
+  forRoute (route: string, windowSeconds: number, scope: 'self' | 'fleet', seriesSeconds: number | null): Promise<unknown>
   /** This replica's per-version histograms (sparse), for another replica's fleet-wide merge. */
   histograms (route: string, windowSeconds: number): Promise<unknown>
 }
@@ -194,7 +197,8 @@ export async function adminApi (app: FastifyInstance, options: AdminApiOptions):
   routeWrite('PUT', 'rules', operatorChange('rules.set', rulesChange))
   // Allowed while a rollout drives the route: a rollout drives weights, not shadow.
   routeWrite('PUT', 'shadow', operatorChange('shadow.set', shadowChange, true))
-  routeWrite('POST', 'switch', operatorChange('switch', switchChange))
+  // Empty, it answers 400 naming `to` (not 415): the emergency `curl -X POST …/switch` learns what it lacks.
+  routeWrite('POST', 'switch', operatorChange('switch', switchChange), true)
   routeWrite('POST', 'reset', operatorChange('reset', resetChange), true)
   routeWrite('POST', 'rollback', (route, _body, options, who) => rollouts.rollback(route, options, who), true)
 
@@ -230,7 +234,10 @@ export async function adminApi (app: FastifyInstance, options: AdminApiOptions):
     if (scope !== undefined && !SCOPES.includes(scope)) {
       throw new WeirError('WEIR_ERR_ADMIN_INVALID', 'scope must be self or fleet', { problems: [{ path: 'scope', reason: 'must be self or fleet' }] })
     }
-    return await stats.forRoute(request.params.route, window, scope === 'fleet' ? 'fleet' : 'self')
+    const series = request.query.series === undefined ? null : integerParam(request.query.series, 'series', SeriesParamSchema)
+    // A series is this replica's: the fleet shares histograms of a window, not per-second records.
+    if (series !== null && scope === 'fleet') throw invalid('series: not with scope=fleet (a series is per replica)', 'series', 'not with scope=fleet')
+    return await stats.forRoute(request.params.route, window, scope === 'fleet' ? 'fleet' : 'self', series)
   })
 
   app.get<{ Params: { route: string }; Querystring: Record<string, string | string[]> }>('/routes/:route/cohort', async (request) => {

@@ -9,7 +9,7 @@ import {
   CohortCookieParamSchema, CohortSchema, CohortUserIdParamSchema, ErrorReplySchema, EventLimitParamSchema, EventSinceParamSchema, EventsSchema, FailSafeSchema, FlagParamSchema, FleetSchema,
   HealthSchema, IfMatchHeaderSchema, PhaseSchema, MismatchesSchema, MismatchLimitParamSchema, ReadySchema, RolloutBodySchema,
   RolloutPlanSchema, RolloutSummarySchema, RolloutViewSchema, RouteHistogramsSchema, RouteNameParamSchema, RouteStatsSchema,
-  RouteViewSchema, ScopeParamSchema, UpstreamsViewSchema, WeightsViewSchema, WindowParamSchema, WorkersSchema,
+  RouteViewSchema, ScopeParamSchema, SeriesParamSchema, UpstreamsViewSchema, WeightsViewSchema, WindowParamSchema, WorkersSchema,
 } from './api-schemas.ts'
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json }
@@ -232,13 +232,14 @@ const PATHS: Record<string, Record<string, Operation>> = {
     get: {
       operationId: 'getStats',
       summary: 'Per-version stats over a window',
-      description: 'Latencies in milliseconds to 3 significant digits (they are within 2 %). histograms=true: this replica\'s exact histograms instead (what a fleet merges).',
+      description: 'Latencies in milliseconds to 3 significant digits (they are within 2 %). series=N: also the window in N-second intervals (this replica\'s). histograms=true: this replica\'s exact histograms instead (what a fleet merges).',
       api: true,
       parameters: [
         route,
         { name: 'window', in: 'query', schema: WindowParamSchema },
         { name: 'scope', in: 'query', schema: ScopeParamSchema },
         { name: 'histograms', in: 'query', schema: FlagParamSchema },
+        { name: 'series', in: 'query', schema: SeriesParamSchema },
       ],
       replies: {
         200: { description: 'The stats (or, with histograms=true, the histograms).', schema: Type.Union([RouteStatsSchema, RouteHistogramsSchema]) },

@@ -8,7 +8,8 @@ import { LineCounter, parseDocument, type Document } from 'yaml'
 import type { Problem } from '../errors.ts'
 import { extractEnvRefs, interpolate } from './env.ts'
 import type { Config } from './model.ts'
-import { normalize, reportRouteRules } from './normalize.ts'
+import { normalize, type SecretsFromEnv } from './normalize.ts'
+import { passingPart } from './passing-part.ts'
 import { schemaProblems } from './problems.ts'
 import { ConfigSchema, type ConfigInput } from './schema.ts'
 
@@ -27,7 +28,7 @@ export function loadConfigFile (file: string, options: LoadOptions = {}): LoadRe
   }
   const { text: safeText, refs } = extractEnvRefs(text)
   const parsed = parseText(safeText, extname(path).toLowerCase())
-  if (!parsed.ok) return parsed
+  if (!parsed.ok) return { ok: false, problems: parsed.problems.map((p) => ({ ...p, file })) }
   const unset: Problem[] = []
   const interpolated = interpolate(parsed.value, refs, options.env ?? process.env, '', unset)
   // An unset variable hides nothing else: the rest of the file is checked too, except what
@@ -76,8 +77,9 @@ function parseText (text: string, ext: string): { ok: true; value: unknown } | {
   const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: true })
   if (doc.errors.length > 0) {
     // The first syntax error is the useful one; the rest usually follow from it.
-    const first = doc.errors[0]?.message.split('\n')[0] ?? ''
-    return { ok: false, problems: [{ path: '(file)', reason: `invalid YAML: ${first}` }] }
+    const first = doc.errors[0]
+    const line = first?.linePos?.[0]?.line
+    return { ok: false, problems: [{ path: '(file)', reason: `invalid YAML: ${first?.message.split('\n')[0] ?? ''}`, ...(line === undefined ? {} : { line }) }] }
   }
   return { ok: true, value: doc.toJS({ maxAliasCount: 100 }) }
 }
@@ -87,14 +89,40 @@ export function buildConfig (input: unknown, options: LoadOptions & { file?: str
   const withDefaults = Value.Default(ConfigSchema, Value.Clone(input))
   const problems = schemaProblems(ConfigSchema, withDefaults)
   const baseDir = options.file !== undefined ? dirname(options.file) : process.cwd()
+  const secrets: SecretsFromEnv = { adminToken: options.env?.WEIR_ADMIN_TOKEN, webhookSecret: options.env?.WEIR_WEBHOOK_SECRET }
   if (problems.length > 0) {
-    reportRouteRules(withDefaults, problems)
+    problems.push(...rulesOfPassingPart(withDefaults, baseDir, secrets, problems))
     return { ok: false, problems }
   }
 
   const doc = withDefaults as ConfigInput
-  const config = normalize(doc, baseDir, { adminToken: options.env?.WEIR_ADMIN_TOKEN, webhookSecret: options.env?.WEIR_WEBHOOK_SECRET }, problems)
+  const config = normalize(doc, baseDir, secrets, problems)
   if (problems.length > 0) return { ok: false, problems }
   config.file = options.file
   return { ok: true, config }
+}
+
+/**
+ * The rule problems of the part of the file that passed the schema, so they print with the
+ * schema's own in one run. A rule problem at, inside or around something the schema refused
+ * is left out (it would follow from that value being gone), and so are a route's version
+ * checks (weights, rules, shadow percent) when its upstreams were refused.
+ */
+function rulesOfPassingPart (doc: unknown, baseDir: string, secrets: SecretsFromEnv, shapeProblems: readonly Problem[]): Problem[] {
+  const part = passingPart(doc)
+  if (part === undefined) return []
+  const refused = [...shapeProblems.map((p) => p.path), ...part.cut]
+  for (const path of refused) {
+    const upstreams = /^(routes\[[0-9]+\])\.upstreams\b/.exec(path)
+    if (upstreams !== null) refused.push(...['weights', 'rules', 'shadow.percent'].map((key) => `${upstreams[1]}.${key}`))
+  }
+  const ruleProblems: Problem[] = []
+  normalize(part.doc as ConfigInput, baseDir, secrets, ruleProblems)
+  return ruleProblems.filter((p) => !refused.some((path) => related(p.path, path)))
+}
+
+/** One path is the other, or inside it. */
+function related (a: string, b: string): boolean {
+  const inside = (x: string, y: string): boolean => x === y || x.startsWith(y + '.') || x.startsWith(y + '[')
+  return inside(a, b) || inside(b, a)
 }

@@ -133,8 +133,12 @@ export interface Config {
   stateFile: string
   /** Live state in etcd instead of the state file (docs/fleet.md); undefined: the state file. */
   etcd: EtcdSettings | undefined
-  /** This replica's name and the admin URL others reach it at (undefined: the admin listener's address). */
-  fleet: { id: string; advertise: string | undefined; leaseTtlSeconds: number }
+  /**
+   * This replica's name and the admin URL others reach it at (undefined: the admin listener's
+   * address). idGiven: the file names the id (else it is derived from the host and admin port,
+   * so a reload that changes only admin.port does not change the fleet the operator wrote).
+   */
+  fleet: { id: string; idGiven: boolean; advertise: string | undefined; leaseTtlSeconds: number }
   eventsFile: string
   cookieSecret: string | undefined
   /** Default HMAC key of webhook signatures (a webhook's own `secret` wins). */

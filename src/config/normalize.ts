@@ -5,14 +5,13 @@
 import { accessSync, constants } from 'node:fs'
 import { availableParallelism, hostname } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
-import { Value } from '@sinclair/typebox/value'
 import type { Problem } from '../errors.ts'
 import { parseJsonPath } from '../shadow/json-path.ts'
 import { VERSIONS, type UpstreamName, type Version } from '../vocabulary.ts'
 import type { AdminToken, Config, EtcdSettings, UpstreamPolicy, MatchRule, RouteConfig, ShadowConfig, WeightsBp } from './model.ts'
 import { rolloutPolicyProblems } from './rollout-policy-rules.ts'
 import { buildTrustedProxies, checkUpstreamUrl, checkWeights, hasAtMostTwoDecimals, isLoopbackHost, ruleConditions, TWO_DECIMALS } from './rules.ts'
-import { UpstreamsSchema, WEBHOOK_SECRET_MIN_LENGTH, WeightsSchema, type ConfigInput, type RouteInput, type RuleInput, type ShadowInput, type Weights } from './schema.ts'
+import { WEBHOOK_SECRET_MIN_LENGTH, type ConfigInput, type RouteInput, type RuleInput, type ShadowInput, type Weights } from './schema.ts'
 import { byteSize, durationMs } from './units.ts'
 
 /**
@@ -22,21 +21,6 @@ import { byteSize, durationMs } from './units.ts'
 function withDefaults<T> (value: T | undefined, path: string): T {
   if (value === undefined) throw new TypeError(`${path}: the schema's default was not applied`)
   return value
-}
-
-/**
- * When the schema failed somewhere, still report the cross-field problems of the parts that
- * passed it, so one `weir validate` run lists every mistake.
- */
-export function reportRouteRules (doc: unknown, problems: Problem[]): void {
-  const { routes } = (doc ?? {}) as { routes?: unknown }
-  if (!Array.isArray(routes)) return
-  routes.forEach((route: { upstreams?: unknown; weights?: unknown } | null, i) => {
-    if (route === null || typeof route !== 'object' || !Value.Check(UpstreamsSchema, route.upstreams)) return
-    const path = `routes[${i}]`
-    const upstreams = normalizeUpstreams(route.upstreams, path, problems)
-    if (Value.Check(WeightsSchema, route.weights)) normalizeWeights(route.weights, upstreams, path, problems)
-  })
 }
 
 /** The environment's fallbacks for secrets the file leaves out (an empty value counts as unset). */
@@ -98,6 +82,7 @@ export function normalize (doc: ConfigInput, baseDir: string, env: SecretsFromEn
     fleet: {
       // An ephemeral admin port (0) says nothing: the pid keeps two such replicas on one host apart.
       id: doc.fleet.id ?? `${hostname()}-${doc.admin.port === 0 ? `pid${process.pid}` : doc.admin.port}`,
+      idGiven: doc.fleet.id !== undefined,
       advertise: doc.fleet.advertise?.replace(/\/$/, ''),
       leaseTtlSeconds: leaseTtlSeconds(doc.fleet.leaseTtl, problems),
     },

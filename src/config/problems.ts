@@ -22,6 +22,18 @@ export function schemaProblems (schema: TSchema, value: unknown, prefix = ''): P
   return problems
 }
 
+/** Where `value` breaks `schema`, each place as its keys (`['routes', 0, 'weights']`), deepest first within a union. */
+export function schemaErrorKeys (schema: TSchema, value: unknown): (string | number)[][] {
+  return [...expandUnions(Value.Errors(schema, value))].map((error) => pointerKeys(error.path))
+}
+
+/** `['routes', 0, 'weights']` → "routes[0].weights" */
+export function keysToPath (keys: readonly (string | number)[]): string {
+  let out = ''
+  for (const key of keys) out += typeof key === 'number' ? `[${key}]` : (out === '' ? key : `.${key}`)
+  return out === '' ? '(root)' : out
+}
+
 /**
  * A union whose value has the shape of exactly one branch (an object where the others are
  * literals: `override: {…} | false`) reports that branch's errors, which name the field.
@@ -47,13 +59,16 @@ export function formatProblems (problems: readonly Problem[]): string {
 
 /** "/routes/0/weights/stable" → "routes[0].weights.stable" */
 function pointerToPath (pointer: string): string {
-  if (pointer === '') return '(root)'
-  let out = ''
-  for (const raw of pointer.slice(1).split('/')) {
+  return keysToPath(pointerKeys(pointer))
+}
+
+/** "/routes/0/weights" → ['routes', 0, 'weights'] */
+function pointerKeys (pointer: string): (string | number)[] {
+  if (pointer === '') return []
+  return pointer.slice(1).split('/').map((raw) => {
     const part = raw.replace(/~1/g, '/').replace(/~0/g, '~')
-    out += /^[0-9]+$/.test(part) ? `[${part}]` : (out === '' ? part : `.${part}`)
-  }
-  return out
+    return /^[0-9]+$/.test(part) ? Number(part) : part
+  })
 }
 
 function lowerFirst (text: string): string {

@@ -99,6 +99,33 @@ export function shownStats (stats: WindowStats): WindowStats {
   return { ...stats, p50: round(stats.p50), p90: round(stats.p90), p99: round(stats.p99) }
 }
 
+/** One interval of GET .../stats?series=N as shown (docs/admin-api.md). */
+export interface SeriesPoint {
+  /** Unix seconds the interval ends at. */
+  t: number
+  seconds: number
+  requests: number
+  /** requests / seconds. */
+  rps: number
+  errors: number
+  errorRate: number
+  p99: number | null
+}
+
+/** A series as an operator reads it: rates and covered seconds to the millisecond, p99 as shownStats. */
+export function shownSeries (points: readonly IntervalStats[]): SeriesPoint[] {
+  const milli = (x: number): number => Math.round(x * 1000) / 1000
+  return points.map((p) => ({
+    t: p.end,
+    seconds: milli(p.seconds),
+    requests: p.requests,
+    rps: milli(p.requests / p.seconds),
+    errors: p.errors,
+    errorRate: p.errorRate,
+    p99: shownStats(p).p99,
+  }))
+}
+
 // ---- rolling window -----------------------------------------------------------------------------
 
 /** Requests, errors and the latency histogram of a window: `counts[bucket]`, buckets in increasing latency. */
@@ -117,6 +144,14 @@ export interface WindowStats {
   p50: number | null
   p90: number | null
   p99: number | null
+}
+
+/** One interval of `RollingStats.series`. */
+export interface IntervalStats extends WindowStats {
+  /** The clock second the interval ends at (exclusive): unix seconds with a wall clock. */
+  end: number
+  /** Seconds of the window it covers: the interval's length, less at the window's start and for the current one. */
+  seconds: number
 }
 
 /** Milliseconds from any fixed origin; only differences and whole seconds matter. */
@@ -266,27 +301,49 @@ export class RollingStats {
   /** Totals and latency quantiles over the last `windowSeconds` (1–600) clock seconds. */
   snapshot (windowSeconds: number): WindowStats {
     const { requests, errors } = this.accumulate(windowSeconds)
-    if (requests === 0) return { requests: 0, errors: 0, errorRate: 0, p50: null, p90: null, p99: null }
+    return statsOfScratch(requests, errors)
+  }
 
-    // Nearest rank: the value at rank ⌈q·n⌉. `n · percent / 100` keeps the product exact, so
-    // ceil does not turn 99.00000000000001 into 100.
-    const rank50 = Math.ceil((requests * 50) / 100)
-    const rank90 = Math.ceil((requests * 90) / 100)
-    const rank99 = Math.ceil((requests * 99) / 100)
-    let p50 = -1
-    let p90 = -1
-    let p99 = -1
-    let seen = 0
-    for (let bucket = 0; bucket < BUCKET_COUNT; bucket++) {
-      const count = scratch[bucket] as number
-      if (count === 0) continue
-      scratch[bucket] = 0 // leaves the scratch zeroed for the next snapshot
-      seen += count
-      if (p50 < 0 && seen >= rank50) p50 = VALUE[bucket] as number
-      if (p90 < 0 && seen >= rank90) p90 = VALUE[bucket] as number
-      if (p99 < 0 && seen >= rank99) p99 = VALUE[bucket] as number
+  /**
+   * The window of `snapshot(windowSeconds)` cut into intervals of `intervalSeconds` (1–600),
+   * oldest first: interval k holds the clock seconds [k·i, k·i + i), so successive calls cut at
+   * the same seconds. The first interval is clipped to the window's start; the last holds the
+   * current second and is still counting. Their totals add up to the snapshot's. Walks every
+   * second of the window (≤ 600 sealed seconds' log words): for readers, not the data path.
+   */
+  series (windowSeconds: number, intervalSeconds: number): IntervalStats[] {
+    checkWindow(windowSeconds)
+    checkWindow(intervalSeconds)
+    const nowSeconds = this.now() / 1000
+    const current = Math.max(Math.floor(nowSeconds), this.second)
+    const first = current - windowSeconds + 1
+    const out: IntervalStats[] = []
+    for (let k = Math.floor(first / intervalSeconds); k * intervalSeconds <= current; k++) {
+      const from = Math.max(k * intervalSeconds, first)
+      const to = Math.min((k + 1) * intervalSeconds - 1, current)
+      let requests = 0
+      let errors = 0
+      for (let s = from; s <= to; s++) {
+        if (s === this.second) {
+          requests += this.requests
+          errors += this.errors
+          for (let j = 0; j < this.touchedCount; j++) {
+            const bucket = this.touched[j] as number
+            scratch[bucket] = (scratch[bucket] as number) + (this.counts[bucket] as number)
+          }
+          continue
+        }
+        const slot = slotOf(s, SLOTS)
+        if (s > this.second || this.slotSecond[slot] !== s) continue
+        requests += this.slotRequests[slot] as number
+        errors += this.slotErrors[slot] as number
+        this.addLogWords(this.slotStart[slot] as number, this.slotLength[slot] as number)
+      }
+      // The current second counts for the part of it gone (a clock that went back: a sliver).
+      const seconds = to < current ? to - from + 1 : current - from + Math.min(1, Math.max(0.001, nowSeconds - current))
+      out.push({ end: (k + 1) * intervalSeconds, seconds, ...statsOfScratch(requests, errors) })
     }
-    return { requests, errors, errorRate: errors / requests, p50, p90, p99 }
+    return out
   }
 
   /**
@@ -507,6 +564,30 @@ export class RollingStats {
   }
 }
 
+/** Totals and nearest-rank quantiles of the histogram in `scratch`, which it leaves zeroed. */
+function statsOfScratch (requests: number, errors: number): WindowStats {
+  if (requests === 0) return { requests: 0, errors: 0, errorRate: 0, p50: null, p90: null, p99: null }
+  // Nearest rank: the value at rank ⌈q·n⌉. `n · percent / 100` keeps the product exact, so
+  // ceil does not turn 99.00000000000001 into 100.
+  const rank50 = Math.ceil((requests * 50) / 100)
+  const rank90 = Math.ceil((requests * 90) / 100)
+  const rank99 = Math.ceil((requests * 99) / 100)
+  let p50 = -1
+  let p90 = -1
+  let p99 = -1
+  let seen = 0
+  for (let bucket = 0; bucket < BUCKET_COUNT; bucket++) {
+    const count = scratch[bucket] as number
+    if (count === 0) continue
+    scratch[bucket] = 0 // leaves the scratch zeroed for the next reader
+    seen += count
+    if (p50 < 0 && seen >= rank50) p50 = VALUE[bucket] as number
+    if (p90 < 0 && seen >= rank90) p90 = VALUE[bucket] as number
+    if (p99 < 0 && seen >= rank99) p99 = VALUE[bucket] as number
+  }
+  return { requests, errors, errorRate: errors / requests, p50, p90, p99 }
+}
+
 function checkWindow (windowSeconds: number): void {
   if (!Number.isInteger(windowSeconds) || windowSeconds < 1 || windowSeconds > MAX_WINDOW_SECONDS) {
     throw new RangeError(`window must be a whole number of seconds from 1 to ${MAX_WINDOW_SECONDS}, got ${windowSeconds}`)
@@ -563,6 +644,13 @@ export class StatsRegistry {
       for (const [version, stats] of byVersion) versions[version] = stats.snapshot(windowSeconds)
     }
     return { window: windowSeconds, versions }
+  }
+
+  /** Every version's `series` of a route: the same intervals for each (see RollingStats.series). */
+  seriesForRoute (route: string, windowSeconds: number, intervalSeconds: number): Partial<Record<UpstreamName, IntervalStats[]>> {
+    const out: Partial<Record<UpstreamName, IntervalStats[]>> = {}
+    for (const [version, stats] of this.routes.get(route) ?? []) out[version] = stats.series(windowSeconds, intervalSeconds)
+    return out
   }
 
   /** Every version's latency histogram of a route over the window (for merging across replicas). */

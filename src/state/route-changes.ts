@@ -107,7 +107,7 @@ export function shadowChange (body: unknown, route: RouteConfig, state: RouteSta
 
 /** POST switch: `{to: "green" | "stable"}` takes 100 % at once (blue/green). */
 export function switchChange (body: unknown, route: RouteConfig, state: RouteState | undefined): ChangeResult {
-  requireBody(body, 'body')
+  if (body === undefined) problemsOrThrow([{ path: 'body.to', reason: 'is required: the version to switch to, as {"to": "green"} or {"to": "stable"}' }])
   problemsOrThrow(schemaProblems(SwitchBodySchema, body, 'body'))
   const to = (body as { to: 'stable' | 'green' }).to
   if (effectiveUpstreams(route, state)[to] === undefined) {

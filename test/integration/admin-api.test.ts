@@ -378,19 +378,49 @@ t.test('a reload applies the edited config file the same way', async (t) => {
 })
 
 t.test('a reload warns for each key it cannot apply live, and keeps the running value', async (t) => {
-  const { proxy } = await setup(t)
+  const { proxy, api } = await setup(t)
   const { mustBuild } = await import('../helpers/proxy.ts')
+  const { closedPort } = await import('../helpers/upstream.ts')
+  const header = (bytes: number): Record<string, string> => ({ 'x-big': 'a'.repeat(bytes) })
+  const headerStatus = async (bytes: number): Promise<number> => (await bareRequest(proxy.url, 'GET', '/', header(bytes))).status
+  t.equal(proxy.config.maxHeaderBytes, 16384)
+  t.equal(await headerStatus(20_000), 431, 'before: over the 16 KiB default')
+  const newAdminPort = await closedPort()
   const edited = mustBuild({
-    ...(configDoc([{ name: 'shop', upstreams: { stable: 'http://127.0.0.1:1' } }]) as Record<string, unknown>),
-    maxHeaderBytes: 8192,
+    ...(configDoc([{ name: 'shop', upstreams: { stable: 'http://127.0.0.1:1' } }], { cookieSecret: 'another-secret-another-secret' }) as Record<string, unknown>),
+    maxHeaderBytes: 65536,
     timeouts: { clientHeaders: '7s', clientIdle: '9s' },
-    admin: { host: '127.0.0.1', port: 19999 },
+    admin: { host: '127.0.0.1', port: newAdminPort },
+    workers: proxy.config.workers + 1,
   })
-  const running = { ...edited, routes: proxy.config.routes, stateFile: proxy.config.stateFile, eventsFile: proxy.config.eventsFile, listen: proxy.config.listen, cookieSecret: proxy.config.cookieSecret, workers: proxy.config.workers, fleet: proxy.config.fleet }
-  const warnings = await proxy.apps.reload(running)
-  for (const key of ['maxHeaderBytes', 'timeouts.clientHeaders', 'timeouts.clientIdle', 'admin.host and admin.port']) {
-    t.ok(warnings.some((w) => w.startsWith(`${key} changed: takes effect after a restart`)), `${key} (${warnings.join(' | ')})`)
+  // The routes stay as they run, so only the restart-only keys differ (configDoc gave a new state file).
+  const warnings = await proxy.apps.reload({ ...edited, routes: proxy.config.routes, listen: proxy.config.listen })
+  for (const key of ['maxHeaderBytes', 'timeouts.clientHeaders', 'timeouts.clientIdle', 'admin.host and admin.port', 'state (file, events, etcd)', 'cookieSecret', 'workers']) {
+    t.equal(warnings.filter((w) => w.startsWith(`${key} changed: takes effect after a restart (the running value is kept)`)).length, 1, `${key} (${warnings.join(' | ')})`)
   }
+  t.notOk(warnings.some((w) => w.startsWith('fleet changed')), 'the derived fleet.id follows admin.port: no warning of its own')
+  t.equal(warnings.length, 7, warnings.join(' | '))
+  // What the warnings say is so: the running values are kept.
+  t.equal(await headerStatus(20_000), 431, 'maxHeaderBytes: still the old limit (64 KiB would have let 20 000 bytes through)')
+  t.equal(await headerStatus(8000), 200, 'and under it, served')
+  t.equal((await api.get('/api/v1/routes/shop')).status, 200, 'admin: the old port still answers')
+  await t.rejects(bareRequest(`http://127.0.0.1:${newAdminPort}`, 'GET', '/healthz'), { code: 'ECONNREFUSED' }, 'and nothing listens on the new one')
+})
+
+t.test('a reload that changes only admin.port warns for admin.port alone; a fleet.id written in the file warns when it changes', async (t) => {
+  const [stable] = await startUpstreams(t, 'stable') as [Upstream]
+  const { mustBuild } = await import('../helpers/proxy.ts')
+  const { closedPort } = await import('../helpers/upstream.ts')
+  const doc = configDoc([{ name: 'shop', upstreams: { stable: stable.url } }])
+  const proxy = await startProxy(doc)
+  t.teardown(() => proxy.close())
+  t.equal(proxy.config.fleet.idGiven, false, 'the test config names no fleet.id: it is derived from the admin port')
+  const moved = mustBuild({ ...doc, admin: { host: '127.0.0.1', port: await closedPort() } })
+  t.not(moved.fleet.id, proxy.config.fleet.id, 'the derived id did change')
+  t.same(await proxy.apps.reload(moved), ['admin.host and admin.port changed: takes effect after a restart (the running value is kept)'])
+  const named = mustBuild({ ...doc, fleet: { id: 'edge-2' } })
+  t.match(await proxy.apps.reload(named), ['admin.host and admin.port changed: takes effect after a restart (the running value is kept)', 'fleet changed: takes effect after a restart (the running value is kept)'],
+    'against the running config (port 0 again), and the named id is a change of its own')
 })
 
 t.test('unknown /api/v1 paths and methods are JSON 404s', async (t) => {
@@ -435,7 +465,8 @@ t.test('an empty write without a content type is still refused when cross-site, 
     ['POST', 'rollback', { 'content-length': '2' }, '{}', 415, 'WEIR_ERR_ADMIN_MEDIA_TYPE'],
     ['POST', 'rollback', { 'transfer-encoding': 'chunked' }, '0\r\n\r\n', 415, 'WEIR_ERR_ADMIN_MEDIA_TYPE'],
     ['POST', 'rollout/abort', { 'content-length': '2' }, '{}', 415, 'WEIR_ERR_ADMIN_MEDIA_TYPE'],
-    ['POST', 'switch', {}, '', 415, 'WEIR_ERR_ADMIN_MEDIA_TYPE'],
+    ['POST', 'switch', { 'content-length': '2' }, '{}', 415, 'WEIR_ERR_ADMIN_MEDIA_TYPE'],
+    ['POST', 'switch', { origin: 'http://evil.example' }, '', 403, 'WEIR_ERR_ADMIN_CROSS_SITE'],
     ['PUT', 'weights', {}, '', 415, 'WEIR_ERR_ADMIN_MEDIA_TYPE'],
   ]
   for (const [method, path, headers, body, status, code] of cases) {
@@ -443,6 +474,12 @@ t.test('an empty write without a content type is still refused when cross-site, 
     const name = `${method} ${path} ${JSON.stringify(headers)}`
     t.equal(reply.status, status, name)
     t.equal(JSON.parse(reply.body).error, code, name)
+  }
+  // An empty switch is an incomplete request, not a wrong media type: it names what it lacks.
+  for (const headers of [{}, { 'content-length': '0' }, { 'content-type': 'application/json' }]) {
+    const empty = await bareRequest(proxy.adminUrl, 'POST', '/api/v1/routes/shop/switch', headers, '')
+    t.equal(empty.status, 400, `empty switch ${JSON.stringify(headers)}: ${empty.body}`)
+    t.match(JSON.parse(empty.body), { error: 'WEIR_ERR_ADMIN_INVALID', problems: [{ path: 'body.to', reason: /^is required/ }] })
   }
   t.equal((await api.get('/api/v1/routes/shop')).json().revision, before, 'nothing changed')
   t.match((await api.get('/api/v1/routes/shop')).json(), { weights: { stable: 90, canary: 10 } })

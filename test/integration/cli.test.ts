@@ -355,3 +355,62 @@ t.test('usage errors exit 2; the config commands keep their behaviour', async (t
   t.equal(valid.code, 0, valid.stderr)
   t.equal(valid.stdout, `${file}: valid (1 route)\n`)
 })
+
+t.test('weir validate prints every problem of a file in one run, each once with its file and line, and exits 1', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'weir-cli-'))
+  const file = join(dir, 'weir.yaml')
+  writeFileSync(file, `admin: { host: 127.0.0.1, token: \${WEIR_TEST_UNSET_TOKEN} }
+routes:
+  - name: shop
+    upstreams: { stable: "http://127.0.0.1:3001", canary: "http://127.0.0.1:3002" }
+    weights: { stable: 100, canary: 10 }
+    timeoutz: { connect: 2s }
+    rollout: { steps: [10, 50, 25] }
+  - name: shop
+    upstreams: { stable: "http://127.0.0.1:3003" }
+`)
+  const run = await cli(t, ['validate', '--config', file])
+  t.equal(run.code, 1, run.stderr)
+  const at = (line: number): string => ` \\(${file.replaceAll('.', '\\.')}:${line}\\)$`
+  const expected = [
+    new RegExp(`^admin\\.token: environment variable WEIR_TEST_UNSET_TOKEN is not set .*${at(1)}`),
+    new RegExp(`^routes\\[0\\]\\.timeoutz: unexpected property${at(6)}`),
+    new RegExp(`^routes\\[0\\]\\.weights: must sum to 100 \\(they sum to 110\\)${at(5)}`),
+    new RegExp(`^routes\\[0\\]\\.rollout\\.steps\\[2\\]: must be greater than the step before it \\(50\\)${at(7)}`),
+    new RegExp(`^routes\\[1\\]\\.name: duplicates route name "shop"${at(8)}`),
+  ]
+  const lines = run.stdout.trimEnd().split('\n')
+  for (const pattern of expected) t.equal(lines.filter((line) => pattern.test(line)).length, 1, `printed once: ${pattern}`)
+  t.equal(lines.length, expected.length, `and nothing else:\n${run.stdout}`)
+})
+
+t.test('status shows a running rollout\'s phase and step; rollout watch -o json prints one rollout view a line until the rollout ends', async (t) => {
+  const { proxy, weir } = await setup(t)
+  const traffic = startTraffic(proxy.url, { rate: 50, maxMs: 20_000 })
+  t.teardown(() => traffic.stop())
+  const started = await weir('rollout', 'start', 'app', '--steps', '10,50,100', '--interval', '5m')
+  t.equal(started.code, 0, started.stderr)
+  const table = await weir('status')
+  t.equal(table.code, 0, table.stderr)
+  const lines = table.stdout.trim().split('\n')
+  t.match(lines[1], /^app\s+[0-9]+\s+progressing 1\/3\s+stable\s+90\s/, `the rollout's phase and step, with the weights it set:\n${table.stdout}`)
+  t.match(lines[2], /^\s+canary\s+10\s/)
+  const json = JSON.parse((await weir('status', '-o', 'json')).stdout) as { rollout: { phase: string; step: number } | null }[]
+  t.match(json[0]?.rollout, { phase: 'progressing', step: 0 })
+
+  const watch = start(t, ['--admin', proxy.adminUrl, 'rollout', 'watch', 'app', '-o', 'json', '--interval-ms', '200'])
+  await printed(t, watch, /"phase":"progressing"/, 5000)
+  const promoted = await weir('rollout', 'promote', 'app')
+  t.equal(promoted.code, 0, promoted.stderr)
+  await printed(t, watch, /"step":1,"weight":50/, 5000)
+  t.equal((await weir('rollout', 'abort', 'app')).code, 0)
+  const run = await watch.done
+  t.equal(run.code, 1, `an aborted rollout ends the watch with 1: ${run.stderr}`)
+  const views = run.stdout.trim().split('\n').map((line) => JSON.parse(line) as { route: string; phase: string; weights: Record<string, number>; rollout: { step: number } })
+  t.ok(views.length >= 3, `every line is a JSON rollout view (${views.length}), and nothing else`)
+  t.match(views[0], { route: 'app', phase: 'progressing', weights: { stable: 90, canary: 10 }, rollout: { step: 0 } })
+  t.ok(views.some((v) => v.rollout.step === 1 && v.weights.canary === 50), 'the promotion to 50 % is one of them')
+  t.match(views.at(-1), { phase: 'failed', weights: { stable: 100, canary: 0 } }, 'the last is the end')
+  t.ok(views.every((v, i) => i === 0 || JSON.stringify(v) !== JSON.stringify(views[i - 1])), 'a line only when the view changed')
+  await traffic.stop()
+})

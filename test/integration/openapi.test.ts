@@ -265,6 +265,11 @@ t.test('real replies of every endpoint validate against the document', async (t)
     const value = stats.versions.stable?.[q] as number
     t.ok(value > 0 && Number(value.toPrecision(3)) === value, `${q} ${value} has at most 3 significant digits`)
   }
+  const series = await api.get('/api/v1/routes/shop/stats?window=600&series=10')
+  check('GET', '/api/v1/routes/{route}/stats', series)
+  const points = series.json<{ series: { versions: Record<string, { requests: number; p99: number | null }[]> } }>().series.versions.stable ?? []
+  t.ok(points.some((p) => p.requests > 0 && p.p99 !== null) && points.some((p) => p.requests === 0 && p.p99 === null), 'the series validated has points with traffic and without')
+  await get('/api/v1/routes/{route}/stats', '/api/v1/routes/shop/stats?series=0')
   await get('/api/v1/routes/{route}/stats', '/api/v1/routes/shop/stats?window=30&scope=fleet')
   await get('/api/v1/routes/{route}/stats', '/api/v1/routes/shop/stats?histograms=true')
   await get('/api/v1/routes/{route}/stats', '/api/v1/routes/shop/stats?window=0')

@@ -151,6 +151,50 @@ routes:
   t.match(formatProblems(problems), new RegExp(`^admin\\.token: .* \\(${f.replaceAll('.', '\\.')}:2\\)$`, 'm'), 'printed as path: reason (file:line)')
 })
 
+t.test('shape and rule problems print together, each once: an unknown key hides no rule of the rest of the file', async (t) => {
+  const f = file('mixed.yaml', `admin: { host: 0.0.0.0 }
+routes:
+  - name: shop
+    upstreams: { stable: http://127.0.0.1:3001, canary: http://127.0.0.1:3002 }
+    timeoutz: { connect: 2s }
+    shadow: { percent: 5 }
+    rollout: { steps: [10, 50, 50] }
+  - name: broken
+    weights: { stable: 100 }
+  - name: shop
+    upstreams: { stable: 7 }
+    weights: { stable: 90, canary: 10 }
+  - name: api
+    upstreams: { stable: http://127.0.0.1:3003 }
+    weights: { stable: 90, canary: 10 }
+`)
+  const r = loadConfigFile(f, { env: {} })
+  const problems = r.ok ? [] : r.problems
+  const lines = problems.map((p) => `${p.path}: ${p.reason} @${p.line}`).sort()
+  t.match(lines, [
+    /^admin\.token: is required when admin\.host is not a loopback address @1$/,
+    /^routes\[0\]\.rollout\.steps\[2\]: must be greater than the step before it \(50\) @7$/,
+    /^routes\[0\]\.shadow\.percent: must be 0: the route has no shadow upstream .* @6$/,
+    /^routes\[0\]\.timeoutz: unexpected property @5$/,
+    /^routes\[1\]\.upstreams: expected required property @8$/,
+    /^routes\[2\]\.name: duplicates route name "shop" @10$/,
+    /^routes\[2\]\.upstreams\.stable: /,
+    /^routes\[3\]\.weights\.canary: must be 0: version canary has no upstream @15$/,
+  ], lines.join('\n'))
+  t.equal(problems.length, 8, 'each once, and no version check on the route whose upstreams were refused (routes[2].weights)')
+  t.equal(new Set(lines).size, lines.length)
+})
+
+t.test('a file that is only shape problems still has its top-level rules checked', async (t) => {
+  t.same(problemsOf({ admin: { host: '10.0.0.1', hots: 1 }, routes: [{ name: 'Bad_Name', upstreams: {} }] }).sort(), [
+    'admin.hots: unexpected property',
+    'admin.token: is required when admin.host is not a loopback address',
+    'routes[0].name: expected string to match \'^[a-z0-9-]+$\'',
+    'routes[0].upstreams.stable: must be an http(s):// URL or a non-empty list of them',
+  ].sort(), 'a route that cannot stand hides nothing else')
+  t.same(problemsOf(42), ['(root): expected object'], 'nothing to check the rules on')
+})
+
 t.test('WEIR_ADMIN_TOKEN is the admin token when the file has none', async (t) => {
   const f = file('tok.yaml', 'routes: [{ name: a, upstreams: { stable: "http://127.0.0.1:1" } }]\n')
   const r = loadConfigFile(f, { env: { WEIR_ADMIN_TOKEN: 'from-env' } })
@@ -172,8 +216,12 @@ t.test('WEIR_WEBHOOK_SECRET is the webhook signing key when the file sets no web
 })
 
 t.test('syntax errors and unreadable files are one clear problem', async (t) => {
-  t.match(loadConfigFile(file('bad.yaml', 'routes: [\n'), { env: {} }), { ok: false, problems: [{ path: '(file)', reason: /invalid YAML/ }] })
-  t.match(loadConfigFile(file('bad.json', '{"routes": '), { env: {} }), { ok: false, problems: [{ path: '(file)', reason: /invalid JSON/ }] })
+  const yaml = file('bad.yaml', 'admin: {}\nroutes: [\n')
+  t.match(loadConfigFile(yaml, { env: {} }), { ok: false, problems: [{ path: '(file)', reason: /invalid YAML/, file: yaml, line: 3 }] })
+  const badYaml = loadConfigFile(yaml, { env: {} })
+  t.match(formatProblems(badYaml.ok ? [] : badYaml.problems), new RegExp(`^\\(file\\): invalid YAML: .* \\(${yaml.replaceAll('.', '\\.')}:3\\)$`), 'the printed line names the file')
+  const json = file('bad.json', '{"routes": ')
+  t.match(loadConfigFile(json, { env: {} }), { ok: false, problems: [{ path: '(file)', reason: /invalid JSON/, file: json }] })
   t.match(loadConfigFile(join(dir, 'missing.yaml'), { env: {} }), { ok: false, problems: [{ path: '(file)', reason: /cannot read .*ENOENT/ }] })
   t.match(loadConfigFile(file('dup.yaml', 'routes: []\nroutes: []\n'), { env: {} }), { ok: false, problems: [{ path: '(file)', reason: /invalid YAML/ }] })
 })
@@ -295,7 +343,7 @@ t.test('state.etcd: endpoints, prefix and timeout defaults; a fleet needs a shar
   t.ok(ok.ok)
   if (ok.ok) {
     t.same(ok.config.etcd, { endpoints: ['http://127.0.0.1:2379'], prefix: '/weir/', timeoutMs: 2000, auth: undefined, tls: undefined })
-    t.same(ok.config.fleet, { id: 'edge-1', advertise: 'http://10.0.0.5:9901', leaseTtlSeconds: 5 })
+    t.same(ok.config.fleet, { id: 'edge-1', idGiven: true, advertise: 'http://10.0.0.5:9901', leaseTtlSeconds: 5 })
   }
   const ttl = buildConfig({ cookieSecret: 'a-fleet-wide-secret', state: { etcd: { endpoints: ['http://127.0.0.1:2379'] } }, fleet: { leaseTtl: '2s' }, routes: [route] })
   t.ok(!ttl.ok && ttl.problems.some((p) => p.path === 'fleet.leaseTtl'), 'a lease under 3 s is refused')

@@ -287,6 +287,46 @@ t.test('windows outside 1–600 whole seconds are refused', async (t) => {
   t.throws(() => new StatsRegistry({ now: () => 0 }).forRoute('none', 0), RangeError)
 })
 
+t.test('series cuts the window at multiples of the interval: exact counts, the first clipped, the last still counting, totals as the snapshot', async (t) => {
+  const clock = manualClock(1_000_000_000) // second 1 000 000, a multiple of 10
+  const stats = new RollingStats({ now: clock.now })
+  // Second s (from the start) gets s requests of s ms, every third of them an error, for 95 s.
+  const model: { second: number; latency: number; error: boolean }[] = []
+  let n = 0
+  for (let s = 0; s < 95; s++) {
+    clock.set(1_000_000_000 + s * 1000 + 100)
+    for (let i = 0; i < s; i++) {
+      const error = n++ % 3 === 0
+      stats.record(s, error)
+      model.push({ second: 1_000_000 + s, latency: s, error })
+    }
+  }
+  clock.set(1_000_000_000 + 94_500) // half-way through second 94
+  const points = stats.series(60, 10) // seconds 35..94
+  t.same(points.map((p) => p.end), [1_000_040, 1_000_050, 1_000_060, 1_000_070, 1_000_080, 1_000_090, 1_000_100], 'ends at unix multiples of 10')
+  t.same(points.map((p) => p.seconds), [5, 10, 10, 10, 10, 10, 4.5], 'the first clipped to the window, the last 4.5 s in')
+  for (const p of points) {
+    const inside = model.filter((m) => m.second >= Math.max(p.end - 10, 1_000_035) && m.second < p.end)
+    t.equal(p.requests, inside.length, `requests of the interval ending ${p.end}`)
+    t.equal(p.errors, inside.filter((m) => m.error).length, `errors of the interval ending ${p.end}`)
+    const latencies = inside.map((m) => m.latency).sort((a, b) => a - b)
+    t.equal(p.p99, bucketValue(bucketOf(latencies[Math.ceil(latencies.length * 0.99) - 1] as number)), `p99 of the interval ending ${p.end}`)
+  }
+  const total = stats.snapshot(60)
+  t.equal(points.reduce((sum, p) => sum + p.requests, 0), total.requests, 'the points add up to the window')
+  t.equal(points.reduce((sum, p) => sum + p.errors, 0), total.errors)
+  // The whole 600 s: 60 intervals (second 94 is the fourth of its ten), only those with traffic non-empty.
+  const all = stats.series(600, 10)
+  t.equal(all.length, 61, 'a window that does not start at a multiple spans one interval more')
+  t.same(all.filter((p) => p.requests > 0).map((p) => p.end), [1_000_010, 1_000_020, 1_000_030, 1_000_040, 1_000_050, 1_000_060, 1_000_070, 1_000_080, 1_000_090, 1_000_100])
+  t.same(all[0], { end: 999_500, seconds: 5, ...EMPTY }, 'intervals without traffic: 0 requests, null quantiles')
+  // Idle time since the last record counts as time, without requests.
+  clock.set(1_000_000_000 + 112_500)
+  t.same(stats.series(10, 10).map((p) => [p.end, p.requests, p.seconds]), [[1_000_110, 0, 7], [1_000_120, 0, 2.5]])
+  t.throws(() => stats.series(60, 0), RangeError)
+  t.throws(() => stats.series(60, 601), RangeError)
+})
+
 t.test('snapshots match a naive model under random traffic, gaps and log growth', async (t) => {
   // The model keeps every sample; the histogram must give the same counts and, for each
   // quantile, exactly the read-back value of the exact nearest-rank sample's bucket.
