@@ -118,7 +118,9 @@ export async function buildApps (initial: Config, options: BuildOptions = {}): P
   const log = pino({ level: config.logLevel })
   // Every event is also a log line: the log tells what happened without asking the admin API.
   events = loggedEventLog(events, log)
-  const startWarnings = await reconcileWithConfig(config, store, events, { reportOverrides: true })
+  // The store writes each change's event with the change (with etcd, in the same transaction).
+  store.recordEventsIn(events)
+  const startWarnings = await reconcileWithConfig(config, store, { reportOverrides: true })
   const cookieSecret = config.cookieSecret ?? cookieSecretFor(config.stateFile)
   const metrics = createMetrics({ processDefaults: options.processMetrics ?? true, build: { version: WEIR_VERSION, node: process.version } })
   const stats = new StatsRegistry({ now: clock })
@@ -211,7 +213,6 @@ export async function buildApps (initial: Config, options: BuildOptions = {}): P
   })
   const writer = new RouteWriter({
     store,
-    events,
     config: () => config,
     summarizeRollout: (rollout) => rolloutSummary(readRollout(rollout)),
     inForce: () => inForce,
@@ -319,7 +320,7 @@ export async function buildApps (initial: Config, options: BuildOptions = {}): P
       // Every worker must be able to build the new table and read the listener's certificate
       // before anything changes (all or none).
       await dataPlane.check(snapshotOf(next, reloads + 1))
-      const warnings = await reconcileWithConfig(next, store, events)
+      const warnings = await reconcileWithConfig(next, store)
       warnings.push(...restartOnlyChanges(config, next))
       config = next
       reloads++

@@ -1,6 +1,8 @@
 // The fleet's event log in etcd (docs/fleet.md): one key per event under `<prefix>events/`, its
 // id the etcd revision that wrote it (increasing over the fleet's life, not consecutive), so
-// every replica's `GET /api/v1/events` reads the same events in the same order. Each replica
+// every replica's `GET /api/v1/events` reads the same events in the same order. The event of a
+// route change is written by the state store in the change's own transaction (`stage`), so the
+// change and its event share that revision and stand or fail together. Each replica
 // holds the newest `maxInMemory` in memory, fed by a watch; the oldest beyond `retain` are
 // deleted from etcd as new ones come (retention by count). While the watch is away (etcd down,
 // a reconnect with back-off) the events after the last one it delivered are read every 500 ms,
@@ -9,7 +11,7 @@
 import { randomBytes } from 'node:crypto'
 import type { Namespace, Watcher } from 'etcd3'
 import { WeirError } from '../errors.ts'
-import { buildEvent, eventsSince, type EventInput, type EventLog, type WeirEvent } from './event-log.ts'
+import { buildEvent, eventsSince, type EventInput, type EventLog, type StagedEvent, type WeirEvent } from './event-log.ts'
 
 export interface EtcdEventLogOptions {
   /** Events served by `since` (default 10 000). */
@@ -22,11 +24,14 @@ export interface EtcdEventLogOptions {
   endpoints: readonly string[]
 }
 
+/** Where the events lie under the fleet's prefix. */
+const EVENTS = 'events/'
+
 /** Appends between two retention passes of one replica, by default. */
 const TRIM_EVERY = 100
 
 export async function openEtcdEventLog (client: Namespace, options: EtcdEventLogOptions & { replica: string }): Promise<EventLog> {
-  const events = client.namespace('events/')
+  const events = client.namespace(EVENTS)
   const maxInMemory = Math.max(1, options.maxInMemory ?? 10_000)
   const retain = Math.max(1, options.retain ?? 10_000)
   const trimEvery = Math.max(1, options.trimEvery ?? TRIM_EVERY)
@@ -122,31 +127,46 @@ export async function openEtcdEventLog (client: Namespace, options: EtcdEventLog
     await Promise.all(oldest.map((key) => events.delete().key(key).exec()))
   }
 
+  /** An event's key and value, and what makes it the log's once etcd has written it (at `revision`, its id). */
+  const stage = (input: EventInput): StagedEvent => {
+    if (closed) throw new WeirError('WEIR_ERR_EVENTLOG_CLOSED', `the event log in ${where} is closed`)
+    if (typeof input.actor !== 'string' || input.actor === '' || typeof input.action !== 'string' || input.action === '') {
+      throw new TypeError('an event needs a non-empty actor and action')
+    }
+    // Each event says which replica made the change: the log is the whole fleet's.
+    const draft = buildEvent(0, { ...input, replica: options.replica }) as unknown as Record<string, unknown>
+    delete draft.id
+    // Time-ordered, unique key; the order that counts is etcd's revision, the event's id.
+    const key = `${EVENTS}${Date.now().toString(36).padStart(9, '0')}-${randomBytes(4).toString('hex')}`
+    return {
+      key,
+      value: JSON.stringify(draft),
+      committed (revision: number): WeirEvent {
+        const event = { ...draft, id: revision } as unknown as WeirEvent
+        remember(event)
+        if (++appended % trimEvery === 0) void trim().catch(() => undefined)
+        return event
+      },
+    }
+  }
+
   return {
-    path: `${where} ${'events/'}`,
+    path: `${where} ${EVENTS}`,
     get lastId () { return memory.at(-1)?.id ?? 0 },
 
+    stage,
+
+    /** An event that records no state change (a refused write, a host ejected): a put of its own. */
     async append (input: EventInput): Promise<WeirEvent> {
-      if (closed) throw new WeirError('WEIR_ERR_EVENTLOG_CLOSED', `the event log in ${where} is closed`)
-      if (typeof input.actor !== 'string' || input.actor === '' || typeof input.action !== 'string' || input.action === '') {
-        throw new TypeError('an event needs a non-empty actor and action')
-      }
-      // Each event says which replica made the change: the log is the whole fleet's.
-      const draft = buildEvent(0, { ...input, replica: options.replica }) as unknown as Record<string, unknown>
-      delete draft.id
-      // Time-ordered, unique key; the order that counts is etcd's revision, the event's id.
-      const key = `${Date.now().toString(36).padStart(9, '0')}-${randomBytes(4).toString('hex')}`
+      const staged = stage(input)
       let revision: number
       try {
-        const put = await events.put(key).value(JSON.stringify(draft)).exec()
+        const put = await client.put(staged.key).value(staged.value).exec()
         revision = Number(put.header.revision)
       } catch (err) {
         throw new WeirError('WEIR_ERR_EVENTLOG_WRITE_FAILED', `could not write to the event log in ${where}: ${(err as Error).message}`, { cause: err })
       }
-      const event = { ...draft, id: revision } as unknown as WeirEvent
-      remember(event)
-      if (++appended % trimEvery === 0) void trim().catch(() => undefined)
-      return event
+      return staged.committed(revision)
     },
 
     since: (afterId, limit) => eventsSince(memory, maxInMemory, afterId, limit),

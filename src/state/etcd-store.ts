@@ -2,7 +2,8 @@
 // prefix, `<prefix>routes/<name>`, holding the same JSON a state file holds per route. Every
 // replica keeps the whole map in memory (reads stay synchronous, the data path never waits),
 // writes are etcd transactions that compare the key's mod_revision with the one this replica
-// last saw, and a watch on the prefix feeds every replica's listeners with the others' writes.
+// last saw and put the change's event with the change (etcd-event-log.ts), and a watch on the
+// prefix feeds every replica's listeners with the others' writes.
 // While etcd is away, reads serve the last state seen and writes fail with
 // WEIR_ERR_STATE_UNAVAILABLE (nothing changed); when it is back the watch resumes and the map is
 // read again whole.
@@ -14,9 +15,10 @@ import {
 } from 'etcd3'
 import type { EtcdSettings } from '../config/model.ts'
 import { WeirError } from '../errors.ts'
+import type { EventInput, EventLog, StagedEvent } from './event-log.ts'
 import {
   checkArgs, checkRouteState, deepFreeze, matches, nextState, normalizeUpdate,
-  type CompareAndSetResult, type RemoveResult, type WriteGuard, type RouteState, type RouteUpdate, type StateListener, type StateStore,
+  type CompareAndSetResult, type RemoveResult, type StoreWriteOptions, type RouteState, type RouteUpdate, type StateListener, type StateStore,
 } from './store.ts'
 
 export interface EtcdStateStore extends StateStore {
@@ -72,6 +74,8 @@ class EtcdStore implements EtcdStateStore {
   /** mod_revision of each route's key as last seen: what a write compares against. */
   readonly #modRevisions = new Map<string, string>()
   readonly #listeners = new Set<StateListener>()
+  /** Where each write's event goes, in the write's transaction (the fleet's log, etcd-event-log.ts). */
+  #events: EventLog | null = null
   #queue: Promise<unknown> = Promise.resolve()
   #watcher: Watcher | null = null
   #closed = false
@@ -105,7 +109,12 @@ class EtcdStore implements EtcdStateStore {
 
   onFenceRefused: (route: string, why: string) => void = () => {}
 
-  compareAndSet (route: string, expectedRevision: number | null, next: RouteUpdate, options: WriteGuard = {}): Promise<CompareAndSetResult> {
+  recordEventsIn (events: EventLog): void {
+    if (events.stage === undefined) throw new TypeError('the etcd state store writes each change\'s event in its transaction: it needs the event log in etcd')
+    this.#events = events
+  }
+
+  compareAndSet (route: string, expectedRevision: number | null, next: RouteUpdate, options: StoreWriteOptions = {}): Promise<CompareAndSetResult> {
     let update: Record<string, unknown>
     try {
       checkArgs(route, expectedRevision)
@@ -117,6 +126,7 @@ class EtcdStore implements EtcdStateStore {
       const current = this.#states.get(route)
       if (!matches(current, expectedRevision)) return { ok: false, current }
       const state = nextState(current, update)
+      const frozen = deepFreeze(state) as unknown as RouteState
       const body = JSON.stringify(state)
       const known = this.#modRevisions.get(route)
       const key = this.#prefix + ROUTES + route
@@ -125,10 +135,15 @@ class EtcdStore implements EtcdStateStore {
         this.onFenceRefused(route, 'this replica does not lead (any more)')
         return { ok: false, current }
       }
+      const event = options.event === undefined ? null : this.#stage(options.event(frozen))
       // Keys are absolute here: the fence (the election's key) lies outside the routes' namespace.
+      // One transaction compares the route's revision (and the fence) and puts the route and its
+      // event: both are written at one etcd revision, the event's id, or neither is.
       const txn = known === undefined ? this.#root.if(key, 'Create', '==', 0) : this.#root.if(key, 'Mod', '==', known)
       if (fence !== null) txn.and(fence, 'Create', '>', 0)
-      const result = await this.#call(`write route ${route}`, () => txn.then(this.#root.put(key).value(body)).commit())
+      const puts = [this.#root.put(key).value(body)]
+      if (event !== null) puts.push(this.#root.put(this.#prefix + event.key).value(event.value))
+      const result = await this.#call(`write route ${route}`, () => txn.then(...puts).commit())
       if (!result.succeeded) {
         // The route changed, or the fence is gone: etcd does not say which compare failed.
         if (fence !== null && (await this.#call(`read the fence ${fence}`, () => this.#root.get(fence).exists()).catch(() => true)) === false) {
@@ -138,9 +153,11 @@ class EtcdStore implements EtcdStateStore {
         await this.#refresh(route)
         return { ok: false, current: this.#states.get(route) }
       }
-      const frozen = deepFreeze(state) as unknown as RouteState
-      this.#apply(route, frozen, String(result.header?.revision ?? ''))
-      return { ok: true, state: frozen }
+      const revision = String(result.header.revision)
+      // In the log before the listeners hear of the change: whoever reads the change finds its event.
+      const written = event?.committed(Number(revision))
+      this.#apply(route, frozen, revision)
+      return written === undefined ? { ok: true, state: frozen } : { ok: true, state: frozen, event: written }
     })
   }
 
@@ -302,6 +319,11 @@ class EtcdStore implements EtcdStateStore {
       const verb = isRefusal(err) ? 'refused' : 'did not answer'
       throw new WeirError('WEIR_ERR_STATE_UNAVAILABLE', `etcd (${this.endpoints.join(', ')}) ${verb} to ${what}: ${(err as Error).message}`, { cause: err })
     }
+  }
+
+  #stage (input: EventInput): StagedEvent {
+    if (this.#events?.stage === undefined) throw new TypeError('a write with an event needs recordEventsIn first')
+    return this.#events.stage(input)
   }
 
   #enqueue<T> (task: () => Promise<T>): Promise<T> {

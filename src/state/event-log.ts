@@ -51,8 +51,26 @@ export interface EventLog {
    * Only the newest `maxInMemory` events are served.
    */
   since (afterId?: number, limit?: number): WeirEvent[]
+  /**
+   * Only a log kept in the same store as the route state (etcd): prepares an event that the
+   * state store writes in the same transaction as the change it records, so both or neither
+   * are written (store.ts, `StoreWriteOptions.event`).
+   */
+  stage?: (event: EventInput) => StagedEvent
   /** Waits for pending appends, then closes the file. */
   close (): Promise<void>
+}
+
+/** An event to write in a state change's transaction (etcd-event-log.ts). */
+export interface StagedEvent {
+  /** The key to put, relative to the prefix the store and the log share (`events/…`). */
+  readonly key: string
+  readonly value: string
+  /**
+   * Called once the transaction is written, with its revision (the event's id): the log takes
+   * the event in at once (its watch brings it again, and to the other replicas) and returns it.
+   */
+  committed (revision: number): WeirEvent
 }
 
 const SECRET_KEY = /token|authori[sz]ation|passw(?:or)?d|secret|api[-_]?key|credential|private[-_]?key|cookie-?value/i

@@ -6,9 +6,10 @@ import { constants } from 'node:fs'
 import { access, mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises'
 import { basename, dirname, join, resolve } from 'node:path'
 import { WeirError } from '../errors.ts'
+import type { EventLog } from './event-log.ts'
 import {
   checkArgs, checkRouteState, deepFreeze, matches, nextState, normalizeUpdate,
-  type CompareAndSetResult, type RemoveResult, type RouteState, type RouteUpdate, type StateListener, type StateStore,
+  type CompareAndSetResult, type RemoveResult, type StoreWriteOptions, type RouteState, type RouteUpdate, type StateListener, type StateStore,
 } from './store.ts'
 
 /** The on-disk format version this code reads and writes. */
@@ -48,6 +49,8 @@ class FileStore implements FileStateStore {
   /** Top-level fields of the file this version does not know; written back unchanged. */
   readonly #extra: Record<string, unknown>
   readonly #listeners = new Set<StateListener>()
+  /** Where each write's event is appended once the state file holds the change (event-log.ts). */
+  #events: EventLog | null = null
   /** Tail of the write chain: every change runs after the previous one settled. */
   #queue: Promise<unknown> = Promise.resolve()
   #closed = false
@@ -68,11 +71,16 @@ class FileStore implements FileStateStore {
     return this.#routes
   }
 
-  compareAndSet (route: string, expectedRevision: number | null, next: RouteUpdate): Promise<CompareAndSetResult> {
+  recordEventsIn (events: EventLog): void {
+    this.#events = events
+  }
+
+  compareAndSet (route: string, expectedRevision: number | null, next: RouteUpdate, options: StoreWriteOptions = {}): Promise<CompareAndSetResult> {
     let update: Record<string, unknown>
     try {
       checkArgs(route, expectedRevision)
       update = normalizeUpdate(route, next)
+      if (options.event !== undefined && this.#events === null) throw new TypeError('a write with an event needs recordEventsIn first')
     } catch (err) {
       return Promise.reject(err)
     }
@@ -84,7 +92,15 @@ class FileStore implements FileStateStore {
       const routes = new Map(this.#routes)
       routes.set(route, frozen)
       await this.#commit(routes, route, frozen)
-      return { ok: true, state: frozen }
+      if (options.event === undefined) return { ok: true, state: frozen }
+      // Not one transaction: the state file, then the event log, each fsynced in turn. One process
+      // writes both, in this queue, so events are in the order of the changes; only a crash or a
+      // failed append between the two leaves a change without its event (the caller is told).
+      try {
+        return { ok: true, state: frozen, event: await (this.#events as EventLog).append(options.event(frozen)) }
+      } catch (err) {
+        return { ok: true, state: frozen, eventError: err }
+      }
     })
   }
 

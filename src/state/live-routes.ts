@@ -15,7 +15,6 @@ import type { RuleInput, ShadowInput } from '../config/schema.ts'
 import { WeirError, type Problem } from '../errors.ts'
 import type { DataPathSnapshot } from '../snapshot.ts'
 import { isActiveRollout, UPSTREAM_NAMES, VERSIONS, type UpstreamName, type Version } from '../vocabulary.ts'
-import type { EventLog } from './event-log.ts'
 import type { ConfiguredValues, RouteState, RouteUpdate, StateStore } from './store.ts'
 
 /** The file's weights, upstreams, shadow settings and rules of a route, as recorded in states written against it. */
@@ -153,9 +152,10 @@ export function shadowSettingsView (shadow: Readonly<ShadowInput>): ShadowInput 
 /**
  * Brings the live state in line with a config file at start and on reload: for each route with
  * state whose file values were edited since that state was written, the edited field (weights,
- * upstreams, shadow settings, or several) is taken from the file. Returns warnings worth logging.
+ * upstreams, shadow settings, or several) is taken from the file, with a `config.applied` event
+ * (the store commits it with the change: recordEventsIn first). Returns warnings worth logging.
  */
-export async function reconcileWithConfig (config: Config, store: StateStore, events: EventLog, options: { reportOverrides?: boolean } = {}): Promise<string[]> {
+export async function reconcileWithConfig (config: Config, store: StateStore, options: { reportOverrides?: boolean } = {}): Promise<string[]> {
   const warnings: string[] = []
   const names = new Set(config.routes.map((r) => r.name))
   for (const name of store.all().keys()) {
@@ -182,7 +182,7 @@ export async function reconcileWithConfig (config: Config, store: StateStore, ev
         warnings.push(`route ${route.name}: the config file's weights or upstreams changed while a rollout drives the route; the rollout's state is kept`)
       }
       // A rollout drives weights, not shadow or rules: edited ones apply all the same.
-      if (shadowEdited || rulesEdited) await applyShadowOnly(route, state, file, { shadow: shadowEdited, rules: rulesEdited }, store, events, warnings)
+      if (shadowEdited || rulesEdited) await applyShadowOnly(route, state, file, { shadow: shadowEdited, rules: rulesEdited }, store, warnings)
       continue
     }
     let upstreams = upstreamsEdited ? undefined : state.upstreams
@@ -226,16 +226,18 @@ export async function reconcileWithConfig (config: Config, store: StateStore, ev
     const why = edited !== ''
       ? `the config file's ${edited} changed since the live state was written`
       : weightsOk ? 'the live shadow settings no longer fit the upstreams' : 'the live weights no longer fit the upstreams'
-    const result = await store.compareAndSet(route.name, state.revision, next)
-    if (!result.ok) throw new WeirError('WEIR_ERR_STATE_CONFLICT', `route ${route.name} changed while the config was being applied; try again`)
-    await events.append({
-      actor: 'config',
-      route: route.name,
-      action: 'config.applied',
-      old: { weights: state.weights, upstreams: state.upstreams ?? null, shadow: state.shadow ?? null, rules: state.rules ?? null },
-      new: { weights, upstreams: upstreams ?? null, shadow: shadow ?? null, rules: rules ?? null },
-      reason: why,
+    const result = await store.compareAndSet(route.name, state.revision, next, {
+      event: () => ({
+        actor: 'config',
+        route: route.name,
+        action: 'config.applied',
+        old: { weights: state.weights, upstreams: state.upstreams ?? null, shadow: state.shadow ?? null, rules: state.rules ?? null },
+        new: { weights, upstreams: upstreams ?? null, shadow: shadow ?? null, rules: rules ?? null },
+        reason: why,
+      }),
     })
+    if (!result.ok) throw new WeirError('WEIR_ERR_STATE_CONFLICT', `route ${route.name} changed while the config was being applied; try again`)
+    if (result.eventError !== undefined) throw result.eventError
     warnings.push(`route ${route.name}: ${why}; the file's values now apply (revision ${result.state.revision})`)
   }
   return warnings
@@ -248,7 +250,7 @@ export async function reconcileWithConfig (config: Config, store: StateStore, ev
  */
 async function applyShadowOnly (
   route: RouteConfig, state: RouteState, file: Required<ConfiguredValues>, edited: { shadow: boolean; rules: boolean },
-  store: StateStore, events: EventLog, warnings: string[]
+  store: StateStore, warnings: string[]
 ): Promise<void> {
   const { revision: _revision, updatedAt: _updatedAt, shadow, rules, configured, ...rest } = state
   const next: RouteUpdate = {
@@ -262,18 +264,20 @@ async function applyShadowOnly (
       rules: edited.rules ? file.rules : configured?.rules ?? file.rules,
     },
   }
-  const result = await store.compareAndSet(route.name, state.revision, next)
-  if (!result.ok) throw new WeirError('WEIR_ERR_STATE_CONFLICT', `route ${route.name} changed while the config was being applied; try again`)
   const what = [edited.shadow && 'shadow settings', edited.rules && 'rules'].filter((x) => x !== false).join(' and ')
   const why = `the config file's ${what} changed since the live state was written`
-  await events.append({
-    actor: 'config',
-    route: route.name,
-    action: 'config.applied',
-    old: { ...(edited.shadow ? { shadow: state.shadow ?? null } : {}), ...(edited.rules ? { rules: state.rules ?? null } : {}) },
-    new: { ...(edited.shadow ? { shadow: null } : {}), ...(edited.rules ? { rules: null } : {}) },
-    reason: why,
+  const result = await store.compareAndSet(route.name, state.revision, next, {
+    event: () => ({
+      actor: 'config',
+      route: route.name,
+      action: 'config.applied',
+      old: { ...(edited.shadow ? { shadow: state.shadow ?? null } : {}), ...(edited.rules ? { rules: state.rules ?? null } : {}) },
+      new: { ...(edited.shadow ? { shadow: null } : {}), ...(edited.rules ? { rules: null } : {}) },
+      reason: why,
+    }),
   })
+  if (!result.ok) throw new WeirError('WEIR_ERR_STATE_CONFLICT', `route ${route.name} changed while the config was being applied; try again`)
+  if (result.eventError !== undefined) throw result.eventError
   warnings.push(`route ${route.name}: ${why}; the file's ${what} now apply (revision ${result.state.revision}), the rollout continues`)
 }
 

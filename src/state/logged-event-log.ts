@@ -2,7 +2,7 @@
 // what happened (a step, a hold and why, a revert, who changed the weights) without asking the
 // admin API. The line carries the whole event under `event`; its message says it in words.
 
-import type { EventInput, EventLog, WeirEvent } from './event-log.ts'
+import type { EventInput, EventLog, StagedEvent, WeirEvent } from './event-log.ts'
 
 export interface EventLogger {
   info (obj: object, msg: string): void
@@ -14,16 +14,26 @@ const WARN_ACTIONS = new Set(['rollout.failed', 'rollout.aborted', 'rollback', '
 
 /** `events`, with a log line for each event once it is written. */
 export function loggedEventLog (events: EventLog, log: EventLogger): EventLog {
+  const logged = (event: WeirEvent): WeirEvent => {
+    const line = { event }
+    if (WARN_ACTIONS.has(event.action)) log.warn(line, describeEvent(event))
+    else log.info(line, describeEvent(event))
+    return event
+  }
+  const stage = events.stage
   return {
     get path () { return events.path },
     get lastId () { return events.lastId },
-    async append (input: EventInput): Promise<WeirEvent> {
-      const event = await events.append(input)
-      const line = { event }
-      if (WARN_ACTIONS.has(event.action)) log.warn(line, describeEvent(event))
-      else log.info(line, describeEvent(event))
-      return event
-    },
+    append: async (input: EventInput): Promise<WeirEvent> => logged(await events.append(input)),
+    // An event a state store writes with its change is logged once that transaction is written.
+    ...(stage === undefined
+      ? {}
+      : {
+          stage: (input: EventInput): StagedEvent => {
+            const staged = stage.call(events, input)
+            return { key: staged.key, value: staged.value, committed: (revision) => logged(staged.committed(revision)) }
+          },
+        }),
     since: (afterId, limit) => events.since(afterId, limit),
     close: () => events.close(),
   }

@@ -1,12 +1,12 @@
 // The route write pipeline every change goes through, from the admin API, the controller or a
 // rollout command: per-route queue, validation against the state in force, compare-and-set on the
-// revision (retried on a lost race unless the caller pinned one), and the event appended. It
+// revision (retried on a lost race unless the caller pinned one), with the change's event. It
 // throws domain errors (WeirError); only the admin API turns them into HTTP answers.
 
 import type { Config, RouteConfig } from '../config/model.ts'
 import { WeirError } from '../errors.ts'
 import { isActiveRollout } from '../vocabulary.ts'
-import type { EventLog } from './event-log.ts'
+import type { EventInput } from './event-log.ts'
 import { configuredValues, effectiveUpstreams, liveRules, liveShadow, percentOf, shadowSettingsView, weightsFit } from './live-routes.ts'
 import type { RouteState, RouteUpdate, StateStore } from './store.ts'
 
@@ -36,8 +36,8 @@ export interface Written {
 }
 
 export interface RouteWriterOptions {
+  /** Writes each change with its event (the store's `recordEventsIn` names the log). */
   store: StateStore
-  events: EventLog
   /** The config in force (replaced on reload). */
   config: () => Config
   /** What an event records of a rollout (a summary of the persisted value). */
@@ -47,7 +47,7 @@ export interface RouteWriterOptions {
    * acknowledge asynchronously); a write answers only after it. Never rejects.
    */
   inForce?: () => Promise<void>
-  /** Told when a change was made but its event could not be logged (the change stands). */
+  /** Told when a change was made but its event could not be logged (a state file's log; the change stands). */
   onEventLogError: (err: unknown, route: string) => void
 }
 
@@ -134,9 +134,19 @@ export class RouteWriter {
       if ((shadow ?? route.shadowInput).percent > 0 && after.shadow === undefined) {
         throw new WeirError('WEIR_ERR_ADMIN_INVALID', 'shadow.percent: the route has no shadow upstream', { problems: [{ path: 'shadow.percent', reason: 'the route has no shadow upstream' }] })
       }
+      // The event is committed with the change by the store (on etcd in one transaction).
+      const event = (written: RouteState): EventInput => ({
+        actor: caller.actor,
+        route: name,
+        action: computed.action ?? action,
+        old: this.#summary(state, route, action),
+        new: this.#summary(written, route, action),
+        ...(computed.eventReason == null ? {} : { reason: computed.eventReason }),
+        ...(caller.requestId === undefined ? {} : { requestId: caller.requestId }),
+      })
       let result
       try {
-        result = await this.#o.store.compareAndSet(name, revision, next, fenced ? { fenced: true } : {})
+        result = await this.#o.store.compareAndSet(name, revision, next, fenced ? { fenced: true, event } : { event })
       } catch (err) {
         if (err instanceof WeirError) {
           // A store that is away (etcd) is not a write that failed (a full disk): its own code, so a
@@ -153,21 +163,9 @@ export class RouteWriter {
         }
         continue
       }
+      // The change is durable (a state file's event append failed after it): answering with an error would misreport it.
+      if (result.eventError !== undefined) this.#o.onEventLogError(result.eventError, name)
       await this.#o.inForce?.()
-      try {
-        await this.#o.events.append({
-          actor: caller.actor,
-          route: name,
-          action: computed.action ?? action,
-          old: this.#summary(state, route, action),
-          new: this.#summary(result.state, route, action),
-          ...(computed.eventReason == null ? {} : { reason: computed.eventReason }),
-          ...(caller.requestId === undefined ? {} : { requestId: caller.requestId }),
-        })
-      } catch (err) {
-        // The change is durable and in force: answering with an error would misreport it.
-        this.#o.onEventLogError(err, name)
-      }
       return { route, state: result.state }
     }
   }

@@ -6,6 +6,7 @@ import type { WeightsBp } from '../config/model.ts'
 import { RulesSchema, ShadowSchema, type RuleInput, type ShadowInput } from '../config/schema.ts'
 import { isPlainObject } from '../is-plain-object.ts'
 import { WeirError } from '../errors.ts'
+import type { EventInput, EventLog, WeirEvent } from './event-log.ts'
 import { UPSTREAM_NAMES, VERSIONS, type UpstreamName } from '../vocabulary.ts'
 
 /*
@@ -20,8 +21,9 @@ import { UPSTREAM_NAMES, VERSIONS, type UpstreamName } from '../vocabulary.ts'
  *   change, so every worker converges on the same revisions.
  * - Distributed (etcd): one key per route. `revision` maps to the key's mod_revision,
  *   `compareAndSet` to a Txn whose Compare is `mod_revision == expected` (`create_revision == 0`
- *   for "must not exist", no Compare for `null`), `remove` to a guarded delete, and `watch` to an
- *   etcd watch on the key prefix that also keeps the local snapshot current.
+ *   for "must not exist", no Compare for `null`) that also puts the change's event (one revision,
+ *   both or neither), `remove` to a guarded delete, and `watch` to an etcd watch on the key
+ *   prefix that also keeps the local snapshot current.
  *
  * `get` is synchronous on purpose: the data path picks a version per request and must never
  * await the control path. It reads an in-memory snapshot; the store pushes changes through
@@ -70,15 +72,30 @@ export interface ConfiguredValues {
  */
 export type RouteUpdate = Omit<RouteState, 'revision' | 'updatedAt'>
 
-/**
- * `fenced`: the write is a fleet leader's decision; a store shared by a fleet writes it only
- * while this replica still holds the leadership (else the result is not ok, as for a stale
- * revision). A store of one replica ignores it.
- */
-export interface WriteGuard { readonly fenced?: boolean }
+export interface StoreWriteOptions {
+  /**
+   * The write is a fleet leader's decision; a store shared by a fleet writes it only while this
+   * replica still holds the leadership (else the result is not ok, as for a stale revision). A
+   * store of one replica ignores it.
+   */
+  readonly fenced?: boolean
+  /**
+   * The event that records the change, made from the state written. It goes to the event log
+   * given to `recordEventsIn`, committed with the change: on etcd in the same transaction (both
+   * or neither are written), with a state file appended right after the file is durable.
+   */
+  readonly event?: (state: RouteState) => EventInput
+}
 
 export type CompareAndSetResult =
-  | { readonly ok: true; readonly state: RouteState }
+  | {
+    readonly ok: true
+    readonly state: RouteState
+    /** The change's event as written (with its id), when the write asked for one and it was written. */
+    readonly event?: WeirEvent
+    /** Why the change's event could not be written (a state file's log only: the change stands). */
+    readonly eventError?: unknown
+  }
   | { readonly ok: false; readonly current: RouteState | undefined }
 
 export type RemoveResult =
@@ -98,9 +115,11 @@ export interface StateStore {
    * exist; `null`: no check). Resolves once the change is durable; concurrent calls are
    * serialized, so of N calls expecting the same revision exactly one succeeds.
    */
-  compareAndSet (route: string, expectedRevision: number | null, next: RouteUpdate, options?: WriteGuard): Promise<CompareAndSetResult>
+  compareAndSet (route: string, expectedRevision: number | null, next: RouteUpdate, options?: StoreWriteOptions): Promise<CompareAndSetResult>
   /** Deletes the route (same `expectedRevision` rules); removing an absent route with `null` is ok. */
   remove (route: string, expectedRevision?: number | null): Promise<RemoveResult>
+  /** The log each write's `event` goes to (set once at start, before such a write). */
+  recordEventsIn (events: EventLog): void
   /** Subscribes to changes; returns the unsubscribe function. */
   watch (listener: StateListener): () => void
   /** Waits for pending writes, then refuses new ones. */

@@ -1,10 +1,12 @@
 // A fleet when things go wrong: the fast guard trips while etcd is away (the replica fails safe
-// and writes the revert later), a leader cut off from etcd steps down, and a member whose
+// and writes the revert later), etcd killed under a stream of writes leaves every change with its
+// event and no event without a change, a leader cut off from etcd steps down, and a member whose
 // advertised address reaches another replica is left out of the fleet's stats.
 
 import t from 'tap'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { Etcd3 } from 'etcd3'
 import { adminClient } from '../helpers/admin.ts'
 import { startEtcd } from '../helpers/etcd.ts'
 import { agreedLeader, eventsOf, eventually, fleetOf, fleetPrefix, fleetView, probe, settledPhase, type FleetBody, type EventRow, type Replica } from '../helpers/fleet.ts'
@@ -94,7 +96,7 @@ t.test('the controller holds while etcd is away: no step, no weight change, no p
     const view = (await adminClient(r.adminUrl).get('/api/v1/routes/app/rollout')).json<{ phase: string; weights: unknown; rollout: { step: number } | null }>()
     return { phase: view.phase, step: view.rollout?.step, weights: view.weights }
   }
-  // Stopped once the step's event is in too, so the outage starts between two decisions.
+  // A step and its event are written together: once the event is in, the outage starts between two decisions.
   const stepped = async (): Promise<boolean> => (await eventsOf(replicas[0] as Replica)).some((e) => e.action === 'rollout.step')
   t.ok(await eventually(10_000, stepped), 'the leader stepped the rollout once')
   await etcd.stop()
@@ -120,6 +122,93 @@ t.test('the controller holds while etcd is away: no step, no weight change, no p
   const history = (await adminClient(last.adminUrl).get('/api/v1/routes/app/rollout')).json<{ rollout: { history: { phase: string; weight: number }[] } }>().rollout.history
   const weights = history.filter((h) => h.phase === 'progressing').map((h) => h.weight).filter((w, i, all) => i === 0 || w !== all[i - 1])
   t.same(weights, steps, `every step once: none skipped or repeated over the outage (${JSON.stringify(history)})`)
+  // The fleet's event log says the same: each step's event once, and one event for each of the route's revisions.
+  type ChangeEvent = EventRow & { new?: { revision?: number; rollout?: { weight: number } | null } }
+  const events = (await adminClient(last.adminUrl).get('/api/v1/events')).json<{ events: ChangeEvent[] }>().events
+  t.same(events.filter((e) => e.action === 'rollout.started' || e.action === 'rollout.step').map((e) => e.new?.rollout?.weight), steps, 'the event log has each step once, in order')
+  const revision = (await adminClient(last.adminUrl).get('/api/v1/routes/app')).json<{ revision: number }>().revision
+  t.same(events.flatMap((e) => (typeof e.new?.revision === 'number' ? [e.new.revision] : [])), Array.from({ length: revision }, (_, i) => i + 1), `and one event for each of the route's ${revision} revisions, in id order`)
+})
+
+t.test('etcd killed three times under a stream of writes on two replicas: every change in the store has exactly one event, at the change\'s own etcd revision, and every event a change', async (t) => {
+  const etcd = await startEtcd(t)
+  const replicas = await fleetOf(t, etcd, 2)
+  /** `outage`: how many times etcd was killed before the write was sent. */
+  type Write = { replica: string; status: number; revision: number | undefined; outage: number }
+  const writes: Write[] = []
+  const stream = { running: true }
+  let outage = 0
+  // Two loops a replica: its route queue always holds the next write, so one is in flight at each kill.
+  const loop = async (replica: Replica, n: number): Promise<void> => {
+    for (let i = 0; stream.running; i++) {
+      const canary = (i * 7 + n * 13) % 101
+      const sentIn = outage
+      const reply = await adminClient(replica.adminUrl).call('PUT', '/api/v1/routes/app/weights', { stable: 100 - canary, canary })
+      writes.push({ replica: replica.id, status: reply.status, revision: reply.status === 200 ? reply.json<{ revision: number }>().revision : undefined, outage: sentIn })
+      // A store that is away answers at once: no need to ask hundreds of times a second.
+      if (reply.status === 503) await sleep(20)
+    }
+  }
+  const loops = replicas.flatMap((r, i) => [loop(r, 2 * i), loop(r, 2 * i + 1)])
+  t.teardown(async () => {
+    stream.running = false
+    await Promise.allSettled(loops)
+  })
+  const written = (r: Replica): number => writes.filter((w) => w.replica === r.id && w.outage === outage && w.status === 200).length
+  for (let round = 1; round <= 3; round++) {
+    t.ok(await eventually(15_000, async () => replicas.every((r) => written(r) >= 10)), `${round === 1 ? 'writes go through' : 'etcd back: writes go through again'} on both replicas`)
+    await etcd.stop()
+    outage = round
+    const stoppedAt = writes.length
+    t.ok(await eventually(10_000, async () => writes.slice(stoppedAt).filter((w) => w.status === 503).length >= 4), `etcd killed (${round}): writes answer 503`)
+    await sleep(300)
+    await etcd.start()
+  }
+  t.ok(await eventually(15_000, async () => replicas.every((r) => written(r) >= 1)), 'etcd back: both replicas write again')
+  stream.running = false
+  await Promise.all(loops)
+  const statuses = [...new Set(writes.map((w) => w.status))].sort()
+  t.ok(statuses.every((s) => s === 200 || s === 503 || s === 412), `every write answered 200, 503 (etcd away) or 412 (lost its races): ${statuses.join(', ')}`)
+  t.comment(`${writes.filter((w) => w.status === 200).length} writes answered 200, ${writes.filter((w) => w.status === 503).length} 503`)
+
+  // The store's side: the route key's history in etcd (no compaction in a test etcd) and the events kept there.
+  const client = new Etcd3({ hosts: etcd.url })
+  t.teardown(() => client.close())
+  const kvs = (await client.getAll().prefix('/').exec()).kvs
+  const routeKey = kvs.map((kv) => kv.key.toString()).find((key) => key.endsWith('/routes/app')) as string
+  const final = JSON.parse((await client.get(routeKey).string()) ?? '{}') as { revision: number }
+  type StoredEvent = { id: number; action: string; route?: string; replica?: string; new?: { revision: number; weights: Record<string, number> } }
+  const stored: StoredEvent[] = kvs.filter((kv) => /\/events\/[^/]+$/.test(kv.key.toString()))
+    .map((kv) => ({ ...JSON.parse(kv.value.toString()) as Omit<StoredEvent, 'id'>, id: Number(kv.mod_revision) }))
+    .filter((e) => e.route === 'app' && e.action === 'weights.set')
+    .sort((x, y) => x.id - y.id)
+  const revisions = stored.map((e) => e.new?.revision)
+  t.same(revisions, Array.from({ length: final.revision }, (_, i) => i + 1), `the events record revisions 1 … ${final.revision}, each once, in id order: no change without its event, no event without its change`)
+  const answered = writes.flatMap((w) => (w.revision === undefined ? [] : [w.revision]))
+  t.ok(answered.every((r) => revisions.includes(r)), 'every write answered 200 has its event')
+  // A transaction etcd committed as it was killed, before its reply: the write answered 503, yet
+  // the change stands with its event. At most one write of each replica is in flight at a kill.
+  const unanswered = stored.filter((e) => !answered.includes(e.new?.revision ?? 0))
+  t.ok(unanswered.length <= 3 * replicas.length, `${unanswered.length} change(s) committed with their event as etcd was killed, the reply lost (at most one a replica a kill)`)
+  // The route key as etcd held it at each event's revision: that revision wrote it, with the revision the event records.
+  const mismatched: string[] = []
+  for (const event of stored) {
+    const at = (await client.get(routeKey).revision(event.id).exec()).kvs[0]
+    const state = JSON.parse(at?.value.toString() ?? '{}') as { revision?: number; weights?: Record<string, number> }
+    if (Number(at?.mod_revision) !== event.id || state.revision !== event.new?.revision || state.weights?.canary !== 100 * (event.new?.weights.canary ?? -1)) {
+      mismatched.push(`event ${event.id} (revision ${event.new?.revision}): the key was last written at ${at?.mod_revision} with revision ${state.revision}`)
+    }
+  }
+  t.same(mismatched, [], `each of the ${stored.length} events was written by the transaction that wrote its change`)
+  // Both replicas serve that same log, and each event is a log line of the replica that made it.
+  for (const replica of replicas) {
+    const served = async (): Promise<number[]> => (await adminClient(replica.adminUrl).get('/api/v1/events?limit=1000')).json<{ events: StoredEvent[] }>().events
+      .filter((e) => e.route === 'app' && e.action === 'weights.set').map((e) => e.id)
+    t.ok(await eventually(5000, async () => JSON.stringify(await served()) === JSON.stringify(stored.map((e) => e.id))), `${replica.id}'s GET /events serves exactly these events`)
+    const lines = replica.weir.output().split('\n').filter((line) => line.includes('"event":{') && line.includes('"action":"weights.set"'))
+    const unlogged = stored.filter((e) => e.replica === replica.id && !unanswered.includes(e) && !lines.some((line) => new RegExp(`"id":${e.id}[,}]`).test(line)))
+    t.same(unlogged.map((e) => e.id), [], `every event of a write ${replica.id} answered is a log line of its own`)
+  }
 })
 
 t.test('a leader cut off from etcd loses leadership with its lease (fleet.leaseTtl 3s); etcd back: one replica leads again', async (t) => {

@@ -12,6 +12,11 @@ import { startTraffic } from '../helpers/traffic.ts'
 /** An event as GET /events answers it, with the rollout's summary a rollout event records. */
 interface StepEvent extends EventRow { new?: { revision: number; rollout?: { step: number; weight: number } | null } }
 
+/** The route revisions the log's change events record, in id order (a change and its event are one etcd transaction). */
+const changeRevisions = (events: readonly StepEvent[]): number[] => events.flatMap((e) => (typeof e.new?.revision === 'number' ? [e.new.revision] : []))
+
+const revisionsUpTo = (last: number): number[] => Array.from({ length: last }, (_, i) => i + 1)
+
 const STEPS = [10, 30, 60, 100]
 const INTERVAL_MS = 1000
 /** fleet.leaseTtl's default. */
@@ -75,6 +80,8 @@ t.test('a rollout started on a follower is driven by the leader; kill -9 of the 
   const steps = (logs[0] ?? []).filter((e) => e.action === 'rollout.started' || e.action === 'rollout.step')
     .map((e) => ({ step: stepOf(e), weight: e.new?.rollout?.weight }))
   t.same(steps, STEPS.map((weight, step) => ({ step, weight })), `the steps written: ${JSON.stringify(steps)}`)
+  const final = (await adminClient(survivor.adminUrl).get('/api/v1/routes/app')).json<{ revision: number }>().revision
+  t.same(changeRevisions(logs[0] ?? []), revisionsUpTo(final), `each of the route's ${final} revisions has one event, in id order (the killed leader's last write too)`)
 })
 
 t.test('a leader paused past its lease (SIGSTOP) is deposed: after SIGCONT it makes no decision, and the rollout is the new leader\'s', async (t) => {
@@ -100,8 +107,8 @@ t.test('a leader paused past its lease (SIGSTOP) is deposed: after SIGCONT it ma
   const next = await agreedLeader(rest, 15_000, leader.id)
   t.ok(next !== null, `${next} took over from the paused ${leader.id}`)
   // Let the new leader resume the rollout (its first decision) before the old one wakes up.
-  const decisionsOf = async (): Promise<StepEvent[]> => (await adminClient(starter.adminUrl).get('/api/v1/events')).json<{ events: StepEvent[] }>().events
-    .filter((e) => e.actor === 'controller')
+  const eventsOfStarter = async (): Promise<StepEvent[]> => (await adminClient(starter.adminUrl).get('/api/v1/events')).json<{ events: StepEvent[] }>().events
+  const decisionsOf = async (): Promise<StepEvent[]> => (await eventsOfStarter()).filter((e) => e.actor === 'controller')
   t.ok(await eventually(10_000, async () => (await decisionsOf()).some((e) => e.replica === next)), 'the new leader made its first decision')
   leader.weir.child.kill('SIGCONT')
   t.ok(await eventually(5000, async () => /is no longer the leader/.test(leader.weir.output())), `${leader.id} woke up and stepped down`)
@@ -109,19 +116,19 @@ t.test('a leader paused past its lease (SIGSTOP) is deposed: after SIGCONT it ma
   const decisions = await decisionsOf()
   const takeover = decisions.find((e) => e.replica === next) as StepEvent
   t.equal(takeover.action, 'rollout.restarted', 'the new leader took the rollout over where it was persisted')
-  // Decisions are ordered by the route revision each wrote, not by the event's id: a replica
-  // paused between its write and its event appends the event when it wakes, after the takeover's.
-  const wrote = (e: StepEvent): number => e.new?.revision ?? 0
-  const late = decisions.filter((e) => e.replica === leader.id && wrote(e) > wrote(takeover))
-  t.same(late.map((e) => e.action), [], `${leader.id} made no decision after the takeover (${decisions.map((e) => `${e.action} by ${e.replica} at revision ${wrote(e)}`).join(', ')})`)
-  t.same([...new Set(decisions.filter((e) => wrote(e) >= wrote(takeover)).map((e) => e.replica))], [next], 'every decision since is the new leader\'s')
+  // A decision and its event are one etcd transaction: the log's order (by id) is the order of
+  // the writes, whenever the writer was paused.
+  const late = decisions.filter((e) => e.replica === leader.id && e.id > takeover.id)
+  t.same(late.map((e) => e.action), [], `${leader.id} made no decision after the takeover (${decisions.map((e) => `${e.action} by ${e.replica} at revision ${e.new?.revision}`).join(', ')})`)
+  t.same([...new Set(decisions.filter((e) => e.id >= takeover.id).map((e) => e.replica))], [next], 'every decision since is the new leader\'s')
   // The rollout in the store is the new leader's last write, and every replica (the old leader too) reads it.
   const views = await Promise.all(replicas.map(async (r) => (await adminClient(r.adminUrl).get('/api/v1/routes/app/rollout')).json<{ revision: number; leader: string | null; rollout: { phase: string } | null }>()))
   const last = decisions.at(-1)
   t.equal(last?.replica, next, `the last decision (${last?.action}) is the new leader's`)
   t.same(views.map((v) => v.revision), replicas.map(() => last?.new?.revision), 'every replica holds the revision it wrote')
+  t.same(changeRevisions(await eventsOfStarter()), revisionsUpTo(views[0]?.revision ?? 0), 'each of the route\'s revisions has one event, in id order')
   t.same(views.map((v) => v.leader), replicas.map(() => next), 'and names it the leader')
-  const written = (await adminClient(starter.adminUrl).get('/api/v1/events')).json<{ events: StepEvent[] }>().events
+  const written = (await eventsOfStarter())
     .filter((e) => e.action === 'rollout.started' || e.action === 'rollout.step').map((e) => e.new?.rollout?.weight)
   t.same(written, steps, 'no step repeated or skipped')
   // A decision the old leader tried after waking is refused by the fence and logged (it may

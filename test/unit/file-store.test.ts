@@ -1,6 +1,7 @@
 import t from 'tap'
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { openEventLog } from '../../src/state/event-log.ts'
 import { openFileStore } from '../../src/state/file-store.ts'
 import { WeirError } from '../../src/errors.ts'
 import type { RouteState, RouteUpdate } from '../../src/state/store.ts'
@@ -88,6 +89,33 @@ t.test('watchers see each change after it is durable; unsubscribe stops them', a
   t.same([...store.all().keys()], ['web'])
   await store.close()
   t.same([...(await openFileStore(file)).all().keys()], ['web'], 'a removal is persisted')
+})
+
+t.test('a write\'s event is appended once the state file holds the change; an append that fails leaves the change and says why', async (t) => {
+  const dir = t.testdir()
+  const file = join(dir, 'state.json')
+  const store = await openFileStore(file)
+  const events = await openEventLog(join(dir, 'events.jsonl'))
+  t.teardown(() => store.close())
+  await t.rejects(store.compareAndSet('web', 0, split(1000), { event: () => ({ actor: 'test', action: 'weights.set' }) }), TypeError, 'an event needs a log to go to')
+  t.equal(store.get('web'), undefined, 'and nothing was written')
+  store.recordEventsIn(events)
+  let onDisk: number | undefined
+  const first = await store.compareAndSet('web', 0, split(1000), {
+    event: (state) => {
+      onDisk = (JSON.parse(readFileSync(file, 'utf8')) as { routes: Record<string, RouteState> }).routes.web?.revision
+      return { actor: 'test', route: 'web', action: 'weights.set', new: { revision: state.revision } }
+    },
+  })
+  t.equal(onDisk, 1, 'the event is made after the state file holds the change')
+  t.match(first, { ok: true, state: { revision: 1 }, event: { id: 1, route: 'web', new: { revision: 1 } } }, 'the write answers with its event')
+  t.match(events.since(), [{ id: 1, action: 'weights.set' }], 'which is in the log')
+  t.match(await store.compareAndSet('web', 0, split(2000), { event: () => ({ actor: 'test', action: 'weights.set' }) }), { ok: false }, 'a stale write')
+  t.equal(events.lastId, 1, 'writes no event')
+  await events.close()
+  const second = await store.compareAndSet('web', 1, split(3000), { event: () => ({ actor: 'test', action: 'weights.set' }) })
+  t.match(second, { ok: true, state: { revision: 2 }, eventError: { code: 'WEIR_ERR_EVENTLOG_CLOSED' } }, 'a log that cannot take the event: the change stands, and the write says why')
+  t.equal(second.ok && second.event, undefined, 'with no event')
 })
 
 t.test('fields this weir does not know are kept through a write', async (t) => {

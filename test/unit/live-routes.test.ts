@@ -22,6 +22,7 @@ async function open (t: Test) {
   const dir = mkdtempSync(join(tmpdir(), 'weir-live-'))
   const store = await openFileStore(join(dir, 'state.json'))
   const events = await openEventLog(join(dir, 'events.jsonl'))
+  store.recordEventsIn(events)
   t.teardown(async () => { await store.close(); await events.close() })
   return { store, events }
 }
@@ -35,7 +36,7 @@ t.test('unchanged file: live weights and upstream overrides win; nothing is writ
   const cfg = config([{ name: 'a', upstreams: { stable: S, canary: C }, weights: { stable: 90, canary: 10 } }])
   const route = cfg.routes[0]!
   await store.compareAndSet('a', 0, { weights: { stable: 5000, canary: 5000, green: 0 }, upstreams: { canary: [C2] }, configured: configuredValues(route) })
-  t.same(await reconcileWithConfig(cfg, store, events), [])
+  t.same(await reconcileWithConfig(cfg, store), [])
   t.equal(store.get('a')?.revision, 1)
   const live = liveConfig(cfg, store.all()).routes[0]!
   t.same(live.weights, { stable: 5000, canary: 5000, green: 0 })
@@ -49,29 +50,29 @@ t.test('edited upstreams drop the overrides; live weights that no longer fit fal
   const before = config([{ name: 'a', upstreams: { stable: S, canary: C } }])
   await store.compareAndSet('a', 0, { weights: { stable: 5000, canary: 5000, green: 0 }, configured: configuredValues(before.routes[0]!) })
   const after = config([{ name: 'a', upstreams: { stable: S } }])
-  const warnings = await reconcileWithConfig(after, store, events)
+  const warnings = await reconcileWithConfig(after, store)
   t.match(warnings, [/need an upstream the config no longer has/, /upstreams changed since the live state was written/])
   t.same(store.get('a')?.weights, { stable: 10_000, canary: 0, green: 0 })
   t.match(events.since(), [{ actor: 'config', action: 'config.applied', route: 'a' }])
 })
 
 t.test('a rollout in progress keeps its state when the file changes; a removed route keeps its state, unused', async (t) => {
-  const { store, events } = await open(t)
+  const { store } = await open(t)
   const before = config([{ name: 'a', upstreams: { stable: S, canary: C }, weights: { stable: 90, canary: 10 } }])
   await store.compareAndSet('a', 0, { weights: { stable: 7500, canary: 2500, green: 0 }, rollout: { phase: 'progressing' }, configured: configuredValues(before.routes[0]!) })
   await store.compareAndSet('gone', 0, { weights: { stable: 10_000, canary: 0, green: 0 } })
   const after = config([{ name: 'a', upstreams: { stable: S, canary: C }, weights: { stable: 100 } }])
-  const warnings = await reconcileWithConfig(after, store, events)
+  const warnings = await reconcileWithConfig(after, store)
   t.match(warnings, [/route gone has live state but is not in the config/, /route a: .*while a rollout drives the route/])
   t.same(store.get('a')?.weights, { stable: 7500, canary: 2500, green: 0 })
   t.ok(store.get('gone'), 'the removed route\'s state is kept')
 })
 
 t.test('a state written before `configured` existed keeps winning', async (t) => {
-  const { store, events } = await open(t)
+  const { store } = await open(t)
   await store.compareAndSet('a', 0, { weights: { stable: 2000, canary: 8000, green: 0 } })
   const cfg = config([{ name: 'a', upstreams: { stable: S, canary: C } }])
-  t.same(await reconcileWithConfig(cfg, store, events), [])
+  t.same(await reconcileWithConfig(cfg, store), [])
   t.same(liveConfig(cfg, store.all()).routes[0]?.weights, { stable: 2000, canary: 8000, green: 0 })
 })
 
@@ -87,7 +88,7 @@ t.test('unchanged file: live shadow settings win in the served route; nothing is
   const { store, events } = await open(t)
   const cfg = config([{ name: 'a', upstreams: { stable: S, shadow: SH }, shadow: { percent: 1 } }])
   await store.compareAndSet('a', 0, { weights: { stable: 10_000, canary: 0, green: 0 }, shadow: shadowSettings({ percent: 12.5, compare: true }), configured: configuredValues(cfg.routes[0]!) })
-  t.same(await reconcileWithConfig(cfg, store, events), [])
+  t.same(await reconcileWithConfig(cfg, store), [])
   t.equal(store.get('a')?.revision, 1)
   const live = liveConfig(cfg, store.all()).routes[0]!
   t.equal(live.shadow.percentBp, 1250)
@@ -107,7 +108,7 @@ t.test('an edited file shadow wins over the live one (actor config); the live we
     configured: configuredValues(before.routes[0]!),
   })
   const after = config([{ name: 'a', upstreams: { stable: S, canary: C, shadow: SH }, weights: { stable: 90, canary: 10 }, shadow: { percent: 2 } }])
-  const warnings = await reconcileWithConfig(after, store, events)
+  const warnings = await reconcileWithConfig(after, store)
   t.match(warnings, [/route a: the config file's shadow settings changed since the live state was written/])
   const state = store.get('a')
   t.equal(state?.shadow, undefined, 'the live shadow settings are dropped')
@@ -120,11 +121,11 @@ t.test('an edited file shadow wins over the live one (actor config); the live we
 })
 
 t.test('a weights edit in the file keeps the live shadow settings', async (t) => {
-  const { store, events } = await open(t)
+  const { store } = await open(t)
   const before = config([{ name: 'a', upstreams: { stable: S, canary: C, shadow: SH }, weights: { stable: 90, canary: 10 } }])
   await store.compareAndSet('a', 0, { weights: { stable: 5000, canary: 5000, green: 0 }, shadow: shadowSettings({ percent: 7 }), configured: configuredValues(before.routes[0]!) })
   const after = config([{ name: 'a', upstreams: { stable: S, canary: C, shadow: SH }, weights: { stable: 80, canary: 20 } }])
-  t.match(await reconcileWithConfig(after, store, events), [/the config file's weights changed/])
+  t.match(await reconcileWithConfig(after, store), [/the config file's weights changed/])
   t.same(store.get('a')?.weights, { stable: 8000, canary: 2000, green: 0 })
   t.equal(store.get('a')?.shadow?.percent, 7)
   t.equal(liveConfig(after, store.all()).routes[0]?.shadow.percentBp, 700)
@@ -135,7 +136,7 @@ t.test('live shadow settings that no longer fit (the file dropped the shadow ups
   const before = config([{ name: 'a', upstreams: { stable: S, shadow: SH } }])
   await store.compareAndSet('a', 0, { weights: { stable: 10_000, canary: 0, green: 0 }, shadow: shadowSettings({ percent: 5, maxInFlight: 3 }), configured: configuredValues(before.routes[0]!) })
   const after = config([{ name: 'a', upstreams: { stable: S } }])
-  const warnings = await reconcileWithConfig(after, store, events)
+  const warnings = await reconcileWithConfig(after, store)
   t.match(warnings, [/live shadow settings \(percent 5\) need a shadow upstream the config no longer has; using the config file's shadow settings/, /upstreams changed/])
   t.equal(store.get('a')?.shadow, undefined)
   const live = liveConfig(after, store.all()).routes[0]!
@@ -145,11 +146,11 @@ t.test('live shadow settings that no longer fit (the file dropped the shadow ups
 })
 
 t.test('the file\'s shadow settings, edited to copy traffic, bring back a shadow upstream the API had removed', async (t) => {
-  const { store, events } = await open(t)
+  const { store } = await open(t)
   const before = config([{ name: 'a', upstreams: { stable: S, shadow: SH } }])
   await store.compareAndSet('a', 0, { weights: { stable: 10_000, canary: 0, green: 0 }, upstreams: { canary: [C], shadow: [] }, configured: configuredValues(before.routes[0]!) })
   const after = config([{ name: 'a', upstreams: { stable: S, shadow: SH }, shadow: { percent: 5 } }])
-  const warnings = await reconcileWithConfig(after, store, events)
+  const warnings = await reconcileWithConfig(after, store)
   t.match(warnings, [/need its shadow upstream; the live removal of upstreams.shadow is dropped/, /shadow settings changed/])
   t.same(store.get('a')?.upstreams, { canary: [C] }, 'only the shadow removal is dropped')
   const live = liveConfig(after, store.all()).routes[0]!
@@ -163,7 +164,7 @@ t.test('while a rollout drives the route, an edited file shadow still applies; t
   const rollout = { phase: 'progressing', step: 2 }
   await store.compareAndSet('a', 0, { weights: { stable: 7500, canary: 2500, green: 0 }, rollout, shadow: shadowSettings({ percent: 3 }), configured: configuredValues(before.routes[0]!) })
   const after = config([{ name: 'a', upstreams: { stable: S, canary: C, shadow: SH }, weights: { stable: 100 }, shadow: { percent: 9 } }])
-  const warnings = await reconcileWithConfig(after, store, events)
+  const warnings = await reconcileWithConfig(after, store)
   t.match(warnings, [/weights or upstreams changed while a rollout drives the route/, /shadow settings now apply \(revision 2\), the rollout continues/])
   const state = store.get('a')
   t.same(state?.weights, { stable: 7500, canary: 2500, green: 0 })
@@ -192,9 +193,10 @@ t.test('a state file written before shadow settings were recorded is read and ke
   writeFileSync(file, text)
   const store = await openFileStore(file)
   const events = await openEventLog(join(dir, 'events.jsonl'))
+  store.recordEventsIn(events)
   t.teardown(async () => { await store.close(); await events.close() })
   const cfg = config([{ name: 'a', upstreams: { stable: S, canary: C, shadow: SH }, weights: { stable: 90, canary: 10 }, shadow: { percent: 4 } }])
-  t.same(await reconcileWithConfig(cfg, store, events), [])
+  t.same(await reconcileWithConfig(cfg, store), [])
   t.equal(readFileSync(file, 'utf8'), text)
   t.equal(events.lastId, 0)
   const live = liveConfig(cfg, store.all()).routes[0]!
