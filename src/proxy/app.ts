@@ -21,13 +21,11 @@ import { clientErrorHandler } from './client-errors.ts'
 import { Exchange, exchangeOf, kExchange, type WithExchange } from './exchange.ts'
 import { chooseHost } from './choose-host.ts'
 import { forward } from './forward.ts'
-import { isTlsRequest, isTrustedPeer, rewriteRequestHeaders, type OutgoingHeaders } from './forward-headers.ts'
+import { CONNECTION_CLOSE, isTlsRequest, isTrustedPeer, rewriteRequestHeaders, type OutgoingHeaders } from './forward-headers.ts'
 import { lazyChildLogger } from './lazy-logger.ts'
 import type { ProxyTable } from './proxy-routes.ts'
 import { originFormOf } from './request-target.ts'
 import { planShadowCopy } from './shadow-copy.ts'
-
-const CONNECTION_CLOSE: Readonly<OutgoingHeaders> = { connection: 'close' }
 
 /** Methods forwarded here; any other reaches fastify's 404 (the plugin registers no route for it). */
 const FORWARDED: ReadonlySet<string> = new Set(PROXIED_METHODS)

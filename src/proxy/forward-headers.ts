@@ -34,6 +34,9 @@ export function isTlsRequest (raw: IncomingMessage, trustedPeer: boolean): boole
 
 export type OutgoingHeaders = Record<string, string | string[] | undefined>
 
+/** The extra header of a reply after which the client's connection cannot be reused. */
+export const CONNECTION_CLOSE: Readonly<OutgoingHeaders> = { connection: 'close' }
+
 /** The names a Connection header lists (lower case), or null when it lists none but itself. */
 function listedIn (connection: string | string[] | undefined): string[] | null {
   // "keep-alive" and "close" are the usual values and list no other header.

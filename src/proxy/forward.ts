@@ -15,7 +15,7 @@ import { groupOf } from './choose-host.ts'
 import { guardBody } from './body-guard.ts'
 import { CLIENT_GONE, type Exchange } from './exchange.ts'
 import { failsOver, mayFailOver, mayRetry } from './failover.ts'
-import { rewriteResponseHeaders, upstreamHeaders, type OutgoingHeaders } from './forward-headers.ts'
+import { CONNECTION_CLOSE, rewriteResponseHeaders, upstreamHeaders, type OutgoingHeaders } from './forward-headers.ts'
 import { UPSTREAM_VERSION_HEADER } from './header-names.ts'
 import type { RetryBudget } from './retry-budget.ts'
 import type { UpstreamTarget } from './upstream-pools.ts'
@@ -279,5 +279,3 @@ class UpstreamHandler implements Dispatcher.DispatchHandler {
     writeErrorResponse(res, failure.code, this.request.id, extra)
   }
 }
-
-const CONNECTION_CLOSE: Readonly<OutgoingHeaders> = { connection: 'close' }
