@@ -327,17 +327,13 @@ export class RollingStats {
         if (s === this.second) {
           requests += this.requests
           errors += this.errors
-          for (let j = 0; j < this.touchedCount; j++) {
-            const bucket = this.touched[j] as number
-            scratch[bucket] = (scratch[bucket] as number) + (this.counts[bucket] as number)
-          }
+          this.addCurrentSecond()
           continue
         }
-        const slot = slotOf(s, SLOTS)
-        if (s > this.second || this.slotSecond[slot] !== s) continue
+        const slot = s > this.second ? -1 : this.addLoggedSecond(s)
+        if (slot === -1) continue
         requests += this.slotRequests[slot] as number
         errors += this.slotErrors[slot] as number
-        this.addLogWords(this.slotStart[slot] as number, this.slotLength[slot] as number)
       }
       // The current second counts for the part of it gone (a clock that went back: a sliver).
       const seconds = to < current ? to - from + 1 : current - from + Math.min(1, Math.max(0.001, nowSeconds - current))
@@ -350,6 +346,22 @@ export class RollingStats {
    * Adds the window's histogram into `scratch` (which the caller must zero again) and returns
    * its totals.
    */
+  /** Adds the current (unsealed) second's histogram to the scratch. */
+  private addCurrentSecond (): void {
+    for (let j = 0; j < this.touchedCount; j++) {
+      const bucket = this.touched[j] as number
+      scratch[bucket] = (scratch[bucket] as number) + (this.counts[bucket] as number)
+    }
+  }
+
+  /** Adds sealed second `s`'s histogram from the log to the scratch; its slot, or -1 when the log does not hold it. */
+  private addLoggedSecond (s: number): number {
+    const slot = slotOf(s, SLOTS)
+    if (this.slotSecond[slot] !== s) return -1
+    this.addLogWords(this.slotStart[slot] as number, this.slotLength[slot] as number)
+    return slot
+  }
+
   private accumulate (windowSeconds: number): { requests: number; errors: number } {
     checkWindow(windowSeconds)
     // Read-only: time that passed since the last record is accounted for here, not stored.
@@ -360,10 +372,7 @@ export class RollingStats {
     if (this.second >= first) {
       requests = this.requests
       errors = this.errors
-      for (let j = 0; j < this.touchedCount; j++) {
-        const bucket = this.touched[j] as number
-        scratch[bucket] = this.counts[bucket] as number
-      }
+      this.addCurrentSecond()
     }
     const minuteCounts = this.minuteCounts
     // Nothing was ever sealed with requests in it: nothing but the current second to read.
@@ -374,11 +383,10 @@ export class RollingStats {
       const firstWholeMinute = Math.ceil(first / 60)
       const logEnd = Math.min(firstWholeMinute * 60, this.second)
       for (let s = first; s < logEnd; s++) {
-        const slot = slotOf(s, SLOTS)
-        if (this.slotSecond[slot] !== s) continue
+        const slot = this.addLoggedSecond(s)
+        if (slot === -1) continue
         requests += this.slotRequests[slot] as number
         errors += this.slotErrors[slot] as number
-        this.addLogWords(this.slotStart[slot] as number, this.slotLength[slot] as number)
       }
       const lastMinute = Math.floor((this.second - 1) / 60)
       for (let minute = firstWholeMinute; minute <= lastMinute; minute++) {
