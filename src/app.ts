@@ -104,7 +104,7 @@ export async function buildApps (initial: Config, options: BuildOptions = {}): P
   let config = initial
   // Opened first: a corrupt or unreadable state file, or an etcd that does not answer, stops the
   // start before anything listens.
-  // etcd3 and the gRPC stack under it are ~35 MB of resident memory: loaded only by a fleet's replica.
+  // etcd3 and the gRPC stack under it (11-14 MB of resident memory, docs/performance.md) load only for a fleet's replica.
   const etcdStore = config.etcd === undefined ? null : await (await import('./state/etcd-store.ts')).openEtcdStore(config.etcd)
   const store: StateStore = etcdStore ?? await openFileStore(config.stateFile)
   let events: EventLog
