@@ -193,6 +193,53 @@ export function formatTable (rows: Row[], loadgen: string, rate: number): string
       ]))
 }
 
+/** One of issue 12's targets for one weir scenario, as this run measured it. */
+export interface TargetCheck {
+  target: string
+  scenario: string
+  /** The measured ratio (null: a row it needs is missing). */
+  value: number | null
+  limit: number
+  /** 'min': value ≥ limit holds; 'max': value ≤ limit holds. */
+  bound: 'min' | 'max'
+  holds: boolean | null
+}
+
+const TARGET_SCENARIOS = ['weir-user', 'weir-anon', 'weir-cookie']
+
+/**
+ * Issue 12's targets ("a lean data path") for each weir scenario in the run: req/s against the
+ * bare plugin's and the floor's, CPU per request against the floor's, and at the paced rate the
+ * added p50 and the p99 against the floor's. All from the rows as the table shows them.
+ */
+export function issueTargets (rows: Row[]): TargetCheck[] {
+  const floor = rows.find((r) => r.id === 'floor')
+  const per = (value: number | null | undefined, base: number | null | undefined): number | null =>
+    value == null || base == null || base <= 0 ? null : Math.round((value / base) * 100) / 100
+  const out: TargetCheck[] = []
+  for (const r of rows.filter((row) => TARGET_SCENARIOS.includes(row.id))) {
+    const check = (target: string, value: number | null, bound: 'min' | 'max', limit: number): void => {
+      out.push({ target, scenario: r.id, value, limit, bound, holds: value === null ? null : bound === 'min' ? value >= limit : value <= limit })
+    }
+    check('req/s ≥ 1.50× the bare plugin\'s', r.ratioVsBare, 'min', 1.5)
+    check('req/s ≥ 0.90× the floor\'s', r.ratioVsFloor, 'min', 0.9)
+    check('µs CPU per request ≤ 1.15× the floor\'s', per(r.proxyCpuUsPerReq, floor?.proxyCpuUsPerReq), 'max', 1.15)
+    check('paced: added p50 ≤ 1.25× the floor\'s', r.addedP50VsFloor, 'max', 1.25)
+    check('paced: p99 ≤ 2× the floor\'s', per(r.paced?.p99Ms, floor?.paced?.p99Ms), 'max', 2)
+  }
+  return out
+}
+
+/** The targets as one table: a row per target, a column per weir scenario. */
+export function formatTargets (checks: TargetCheck[]): string {
+  const scenarios = [...new Set(checks.map((c) => c.scenario))]
+  const targets = [...new Set(checks.map((c) => c.target))]
+  const cell = (c: TargetCheck | undefined): string =>
+    c === undefined || c.holds === null ? '-' : `${c.holds ? 'holds' : 'MISSED'} (${(c.value as number).toFixed(2)})`
+  return 'issue 12 targets (ratios of the table above):\n' + table(['target', ...scenarios],
+    targets.map((t) => [t, ...scenarios.map((s) => cell(checks.find((c) => c.target === t && c.scenario === s)))]))
+}
+
 /** A proxy row within this share of direct's req/s: the load side, not the proxy, may be the ceiling. */
 const CEILING_SHARE = 0.85
 

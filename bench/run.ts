@@ -13,11 +13,11 @@ import { ensureDebianPackage } from './debian.ts'
 import type { LoadResult, LoadSpec } from './load.ts'
 import { codeVersion, commandLine, machine } from './machine.ts'
 import { measured, type Generator } from './measure.ts'
-import { NGINX, NGINX_PACKAGES, startNginx } from './nginx.ts'
+import { NGINX, NGINX_PACKAGES, startNginx, startNginxUpstream } from './nginx.ts'
 import type { OpenLoopSpec } from './open-loop.ts'
 import { accessLogCost, baselineComparison, recordingCost, STEADY_STEAL_PCT } from './paired.ts'
 import { compareProfiles, formatComparison, formatProfile, summarizeProfile, type CpuProfile, type ProfileComparison, type ProfileSummary } from './profile.ts'
-import { buildRows, checks, formatTable, type Paced, type Saturating, type ScenarioRuns } from './run-report.ts'
+import { buildRows, checks, formatTable, formatTargets, issueTargets, type Paced, type Saturating, type ScenarioRuns } from './run-report.ts'
 import { scenarioSetting, setting } from './settings.ts'
 import { fmt } from './table.ts'
 import { anonymousCookies, canaryShare, stableBucketCookie } from './weir-checks.ts'
@@ -42,6 +42,8 @@ const { values: flags } = parseArgs({
     baseline: { type: 'string' },
     rate: { type: 'string' },
     loadgen: { type: 'string' },
+    upstream: { type: 'string' },
+    'body-bytes': { type: 'string' },
     modes: { type: 'string' },
     profile: { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
@@ -50,12 +52,13 @@ const { values: flags } = parseArgs({
 
 if (flags.help === true) {
   process.stdout.write(`usage: npm run bench [-- --duration S --warmup S --connections N --pipelining N --user-ids N --rounds N --scenarios a,b --baseline PATH
-                      --rate N --loadgen wrk|autocannon --modes saturating,paced --profile]
+                      --rate N --loadgen wrk|autocannon --upstream nginx|node --body-bytes N --modes saturating,paced --profile]
 env: BENCH_DURATION (10), BENCH_WARMUP (2), BENCH_CONNECTIONS (50), BENCH_PIPELINING (1), BENCH_USER_IDS (10000),
      BENCH_ROUNDS (1; >1 repeats every scenario in rotated order and reports the median round),
      BENCH_SCENARIOS (direct,bare,floor,nginx,weir-user,weir-anon,weir-cookie,weir-norecord,weir-accesslog), BENCH_PROFILE=1 (adds --cpu-prof runs of the bare plugin and weir),
      BENCH_BASELINE=PATH (adds weir-baseline: weir-user's config and load against PATH/bin/weir.js, another weir checkout),
      BENCH_RATE (5000: req/s of the paced runs), BENCH_LOADGEN (wrk when it is or can be installed, else autocannon),
+     BENCH_UPSTREAM (nginx when it is or can be installed, else node: what serves stable and canary), BENCH_BODY_BYTES (1024: their JSON body),
      BENCH_MODES (saturating,paced)
 `)
   process.exit(0)
@@ -69,6 +72,7 @@ const settings = {
   userIds: setting(flags['user-ids'], 'BENCH_USER_IDS', 10_000),
   rounds: setting(flags.rounds, 'BENCH_ROUNDS', 1),
   rate: setting(flags.rate, 'BENCH_RATE', 5000),
+  bodyBytes: setting(flags['body-bytes'], 'BENCH_BODY_BYTES', 1024),
 }
 const profile = flags.profile === true || process.env.BENCH_PROFILE === '1'
 
@@ -77,6 +81,14 @@ const loadgenAsked = ((): 'wrk' | 'autocannon' | null => {
   const raw = flags.loadgen ?? process.env.BENCH_LOADGEN ?? ''
   if (raw === '') return null
   if (raw !== 'wrk' && raw !== 'autocannon') throw new Error(`BENCH_LOADGEN: expected wrk or autocannon, got "${raw}"`)
+  return raw
+})()
+
+/** What serves stable and canary as asked for: unset means nginx if it can be had, else node:http. */
+const upstreamAsked = ((): 'nginx' | 'node' | null => {
+  const raw = flags.upstream ?? process.env.BENCH_UPSTREAM ?? ''
+  if (raw === '') return null
+  if (raw !== 'nginx' && raw !== 'node') throw new Error(`BENCH_UPSTREAM: expected nginx or node, got "${raw}"`)
   return raw
 })()
 
@@ -234,6 +246,17 @@ async function main (): Promise<void> {
       }
     }
   }
+  // The upstreams: nginx (light, so CPU 1 is the generator's), else node:http.
+  let upstreamKind: 'nginx' | 'node' = 'node'
+  if (upstreamAsked !== 'node') {
+    const nginx = ensureDebianPackage(NGINX, NGINX_PACKAGES, log)
+    if (nginx.ok) upstreamKind = 'nginx'
+    else if (upstreamAsked === 'nginx') throw new Error(`BENCH_UPSTREAM=nginx: ${nginx.why}`)
+    else {
+      notes.nginxUpstreamMissing = nginx.why
+      log(`  no nginx (${nginx.why}): node:http servers (bench/servers/upstream.ts) are the upstreams`)
+    }
+  }
   if (active.includes('nginx')) {
     const nginx = ensureDebianPackage(NGINX, NGINX_PACKAGES, log)
     if (!nginx.ok) {
@@ -249,12 +272,15 @@ async function main (): Promise<void> {
       ? `wrk ${debVersion('wrk')} -t1 -c${settings.connections}, Lua request() per request`
       : `autocannon ${autocannonVersion} -c${settings.connections} -p${settings.pipelining}, setupRequest per request`,
     paced: `bench/open-loop.ts (open loop, ${settings.rate} req/s over ${settings.connections} keep-alive connections, latency from each request's due time)`,
+    upstream: upstreamKind === 'nginx'
+      ? `nginx ${NGINX_PACKAGES.map(debVersion).find((v) => v !== '') ?? '?'}, one process, return 200 with a ${settings.bodyBytes}-byte JSON body`
+      : `bench/servers/upstream.ts (node:http, one process per version), a ${settings.bodyBytes}-byte JSON body`,
     ...(active.includes('nginx') ? { nginx: `nginx ${NGINX_PACKAGES.map(debVersion).find((v) => v !== '') ?? '?'}` } : {}),
   }
 
   log(`weir bench: ${settings.duration} s measured after ${settings.warmup} s warm-up per scenario and mode (${modes.join(' + ')}), ` +
     `${settings.rounds} round(s), ${settings.connections} connections, ${settings.userIds} user ids\n` +
-    `  saturating: ${tools.saturating}\n  paced: ${tools.paced}\n` +
+    `  saturating: ${tools.saturating}\n  paced: ${tools.paced}\n  upstreams: ${tools.upstream}\n` +
     (pinned ? `  proxy on CPU ${PROXY_CPU}, upstreams + load generator on CPU ${LOAD_CPU}` : '  taskset not found: not pinned'))
   /** The baseline checkout as measured: its path, commit and any modified src/ or bin/ files. */
   const baselineCode = baseline === null ? null : { path: baseline, ...codeVersion(baseline) }
@@ -263,11 +289,13 @@ async function main (): Promise<void> {
       (baselineCode.modified.length > 0 ? `, ${baselineCode.modified.length} modified src/bin file(s)` : ''))
   }
 
-  const stable = startChild('upstream stable', LOAD_CPU, ['bench/servers/upstream.ts', String(PORTS.stable), 'stable'])
-  const canary = startChild('upstream canary', LOAD_CPU, ['bench/servers/upstream.ts', String(PORTS.canary), 'canary'])
-  await waitForPort(stable, PORTS.stable)
-  await waitForPort(canary, PORTS.canary)
-  const upstreamPids = [stable.proc.pid, canary.proc.pid]
+  const upstreams = upstreamKind === 'nginx'
+    ? [startNginxUpstream(`${TMP}/nginx-upstream`, LOAD_CPU, { stable: PORTS.stable, canary: PORTS.canary }, settings.bodyBytes)]
+    : (['stable', 'canary'] as const).map((version) =>
+        startChild(`upstream ${version}`, LOAD_CPU, ['bench/servers/upstream.ts', String(PORTS[version]), version, String(settings.bodyBytes)]))
+  // One nginx serves both ports; a node:http server each.
+  for (const [i, port] of [PORTS.stable, PORTS.canary].entries()) await waitForPort(upstreams[upstreams.length === 1 ? 0 : i] as Child, port)
+  const upstreamPids = upstreams.map((u) => u.proc.pid)
   const stableUrl = `http://127.0.0.1:${PORTS.stable}`
   const weirUrl = `http://127.0.0.1:${PORTS.weir}/`
   const weirConfig = writeWeirConfig({
@@ -397,8 +425,7 @@ async function main (): Promise<void> {
   let profiles: ProfileReport | null = null
   if (profile) profiles = await profileRuns(stableUrl, weirConfig, upstreamPids)
 
-  await stopChild(stable)
-  await stopChild(canary)
+  for (const upstream of upstreams) await stopChild(upstream)
 
   const rows = buildRows([...runs.values()])
   process.stdout.write('\n' + formatTable(rows, tools.saturating, settings.rate))
@@ -410,22 +437,8 @@ async function main (): Promise<void> {
       'every paced latency includes it, +p50 vs direct takes direct\'s p50 off')
   }
 
-  const weirUser = rows.find((r) => r.id === 'weir-user')
-  const target = weirUser?.ratioVsBare ?? null
-  const holds = target === null ? null : target >= 0.95
-  const cpuTarget = weirUser?.cpuRatioVsBare ?? null
-  const verdict = (r: number): string => `${r >= 0.95 ? 'HOLDS' : 'MISSED'} (ratio ${r.toFixed(3)}: ${(Math.abs(1 - r) * 100).toFixed(1)} % ${r <= 1 ? 'less' : 'more'})`
-  if (target !== null) {
-    log('\nweir user-id routing costs at most 5 % of throughput vs bare @fastify/http-proxy:\n' +
-      `  by req/s:                      ${verdict(target)}`)
-    if (cpuTarget !== null) log(`  by req per proxy CPU-second:   ${verdict(cpuTarget)}`)
-    const busy = Math.max(...rows.map((r) => r.cpuBusyPct[`cpu${PROXY_CPU}`] ?? 0))
-    const own = Math.min(...rows.flatMap((r) => (r.proxyCpuPct === null ? [] : [r.proxyCpuPct])))
-    if (busy - own > 15) {
-      log(`  note: CPU ${PROXY_CPU} was up to ${busy} % busy while a proxy used as little as ${own} %: other processes ` +
-        'shared it, so req/s ratios are noisy; the CPU-normalized ratio is the steadier one. Try BENCH_ROUNDS=3.')
-    }
-  }
+  const targets = issueTargets(rows)
+  if (targets.length > 0) log('\n' + formatTargets(targets))
   const saturatingRuns = new Map([...runs].map(([id, r]) => [id, r.saturating]))
   const recording = recordingCost(saturatingRuns)
   if (recording !== null) {
@@ -471,17 +484,11 @@ async function main (): Promise<void> {
     machine: machine(),
     code: codeVersion(),
     ...(baselineCode !== null ? { baseline: baselineCode } : {}),
-    settings: { ...settings, scenarios: active, modes, loadgen },
+    settings: { ...settings, scenarios: active, modes, loadgen, upstream: upstreamKind },
     tools,
     rows,
     warnings,
-    target: {
-      statement: 'weir user-id routing costs at most 5 % of throughput vs bare @fastify/http-proxy',
-      ratio: target,
-      holds,
-      cpuNormalizedRatio: cpuTarget,
-      cpuNormalizedHolds: cpuTarget === null ? null : cpuTarget >= 0.95,
-    },
+    targets,
     notes,
     ...(recording !== null ? { recordingCost: recording } : {}),
     ...(accessLog !== null ? { accessLogCost: accessLog } : {}),
