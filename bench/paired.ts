@@ -17,6 +17,10 @@ export const round1 = (n: number | null): number | null => (n === null ? null : 
 /** Hypervisor steal (% of a CPU) above which a round is too disturbed to compare two runs a few % apart. */
 export const STEADY_STEAL_PCT = 10
 
+/** The most the hypervisor stole of either CPU (%) during a run. */
+export const stealOf = (m: { cpuBusyPct: Record<string, number> }): number =>
+  Math.max(m.cpuBusyPct[`cpu${PROXY_CPU}steal`] ?? 0, m.cpuBusyPct[`cpu${LOAD_CPU}steal`] ?? 0)
+
 /** Two scenarios compared round by round (each round ran both): a's figures ÷ b's. */
 interface Pairing {
   rounds: number
@@ -40,8 +44,7 @@ function pairing (runs: Runs, a: string, b: string): Pairing | null {
   const both = Array.from({ length: rounds }, (_, i) => [on[i], off[i]] as [Saturating, Saturating])
   const roundRatios = both.map(([x, y]) => ratio(x.reqPerSec, y.reqPerSec) ?? 0)
   const cost = (list: Saturating[]): number | null => medianOf(list.flatMap((m) => usPerRequest(m) ?? []), (c) => c) ?? null
-  const steal = (m: Saturating): number => Math.max(m.cpuBusyPct[`cpu${PROXY_CPU}steal`] ?? 0, m.cpuBusyPct[`cpu${LOAD_CPU}steal`] ?? 0)
-  const steadyRounds = both.flatMap(([x, y], i) => (steal(x) <= STEADY_STEAL_PCT && steal(y) <= STEADY_STEAL_PCT ? [i] : []))
+  const steadyRounds = both.flatMap(([x, y], i) => (stealOf(x) <= STEADY_STEAL_PCT && stealOf(y) <= STEADY_STEAL_PCT ? [i] : []))
   return {
     rounds,
     roundRatios,

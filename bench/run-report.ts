@@ -7,7 +7,7 @@ import type { LoadResult } from './load.ts'
 import { usPerRequest, type Measured } from './measure.ts'
 import { medianOf } from './median.ts'
 import type { OpenLoopResult } from './open-loop.ts'
-import { round1, STEADY_STEAL_PCT } from './paired.ts'
+import { round1, STEADY_STEAL_PCT, stealOf } from './paired.ts'
 import { fmt, ratio, table } from './table.ts'
 
 export type Saturating = Measured<LoadResult>
@@ -51,8 +51,10 @@ export interface PacedRow {
   proxyCpuUsPerReq: number | null
   loadCpuPct: number
   cpuBusyPct: Record<string, number>
-  /** Every round's p99 (the row shows the round with the median one). */
+  /** Every round's p99 (the row shows the round with the median one of its steady rounds). */
   roundsP99Ms: number[]
+  /** Rounds (0-based) the row's paced figures were chosen from (as Row.steadyRounds). */
+  steadyRounds: number[]
 }
 
 export interface Row {
@@ -77,6 +79,8 @@ export interface Row {
   loadCpuPct: number | null
   cpuBusyPct: Record<string, number>
   roundsReqPerSec: number[]
+  /** Rounds (0-based) whose saturating run the row's figures come from: those with steal ≤ STEADY_STEAL_PCT, or all when none was. */
+  steadyRounds: number[]
   /** Peak RSS of the proxy process over all its runs (VmHWM, max over rounds). */
   peakRssMb: number | null
   paced: PacedRow | null
@@ -90,7 +94,19 @@ export interface Row {
 const pct = (ms: number, wallSec: number): number => (wallSec > 0 ? Math.round((ms / (wallSec * 1000)) * 100) : 0)
 const ms3 = (n: number): number => Math.round(n * 1000) / 1000
 
-function pacedRow (list: Paced[]): PacedRow | null {
+/**
+ * The rounds (0-based) a row is made of: those in which the hypervisor stole at most
+ * STEADY_STEAL_PCT of either CPU, or every round when none was that quiet. On this VM steal comes
+ * and goes within minutes, and a stolen run is slower by about what was stolen.
+ */
+export function steadyRoundsOf (list: { cpuBusyPct: Record<string, number> }[]): number[] {
+  const steady = list.flatMap((m, i) => (stealOf(m) <= STEADY_STEAL_PCT ? [i] : []))
+  return steady.length > 0 ? steady : list.map((_, i) => i)
+}
+
+function pacedRow (all: Paced[]): PacedRow | null {
+  const steadyRounds = steadyRoundsOf(all)
+  const list = steadyRounds.map((i) => all[i] as Paced)
   const m = medianOf(list, (p) => p.latencyP99)
   if (m === undefined) return null
   const cost = usPerRequest(m)
@@ -118,21 +134,23 @@ function pacedRow (list: Paced[]): PacedRow | null {
     proxyCpuUsPerReq: round1(cost),
     loadCpuPct: pct(m.loadCpuMs, m.durationSec),
     cpuBusyPct: m.cpuBusyPct,
-    roundsP99Ms: list.map((p) => p.latencyP99),
+    roundsP99Ms: all.map((p) => p.latencyP99),
+    steadyRounds,
   }
 }
 
 export function buildRows (scenarios: ScenarioRuns[]): Row[] {
+  const steadyOf = (s: ScenarioRuns): Saturating[] => steadyRoundsOf(s.saturating).map((i) => s.saturating[i] as Saturating)
   const costOf = (s: ScenarioRuns | undefined): number | undefined =>
-    s === undefined ? undefined : medianOf(s.saturating.flatMap((m) => usPerRequest(m) ?? []), (c) => c)
+    s === undefined ? undefined : medianOf(steadyOf(s).flatMap((m) => usPerRequest(m) ?? []), (c) => c)
   const rateOf = (s: ScenarioRuns | undefined): number | undefined =>
-    s === undefined ? undefined : medianOf(s.saturating, (m) => m.reqPerSec)?.reqPerSec
+    s === undefined ? undefined : medianOf(steadyOf(s), (m) => m.reqPerSec)?.reqPerSec
   const find = (id: string): ScenarioRuns | undefined => scenarios.find((s) => s.id === id)
   const [bare, floor] = [find('bare'), find('floor')]
   const cpuRatio = (cost: number | undefined, base: number | undefined): number | null =>
     cost === undefined || base === undefined ? null : ratio(base, cost)
   const rows = scenarios.map((s): Row => {
-    const m = medianOf(s.saturating, (r) => r.reqPerSec)
+    const m = medianOf(steadyOf(s), (r) => r.reqPerSec)
     const cost = costOf(s)
     return {
       id: s.id,
@@ -153,6 +171,7 @@ export function buildRows (scenarios: ScenarioRuns[]): Row[] {
       loadCpuPct: m === undefined ? null : pct(m.loadCpuMs, m.durationSec),
       cpuBusyPct: m?.cpuBusyPct ?? {},
       roundsReqPerSec: s.saturating.map((r) => Math.round(r.reqPerSec)),
+      steadyRounds: steadyRoundsOf(s.saturating),
       peakRssMb: s.peakRssKb.length === 0 ? null : round1(Math.max(...s.peakRssKb) / 1024),
       paced: pacedRow(s.paced),
       addedP50Ms: null,
@@ -191,6 +210,17 @@ export function formatTable (rows: Row[], loadgen: string, rate: number): string
         fmt(r.addedP50Ms), fmt(r.addedP50VsFloor),
         String(r.errors + r.non2xx + (r.paced === null ? 0 : r.paced.errors + r.paced.timeouts + r.paced.non2xx)),
       ]))
+}
+
+/** Which rounds each row was made of, when steal left some out (null when every row used every round). */
+export function roundsNote (rows: Row[], rounds: number): string | null {
+  const parts = rows.flatMap((r) => {
+    const sat = r.roundsReqPerSec.length > 0 && r.steadyRounds.length < r.roundsReqPerSec.length ? [`saturating ${r.steadyRounds.length} of ${r.roundsReqPerSec.length}`] : []
+    const paced = r.paced !== null && r.paced.steadyRounds.length < r.paced.roundsP99Ms.length ? [`paced ${r.paced.steadyRounds.length} of ${r.paced.roundsP99Ms.length}`] : []
+    return sat.length + paced.length === 0 ? [] : [`${r.id} ${[...sat, ...paced].join(', ')}`]
+  })
+  if (parts.length === 0 || rounds < 2) return null
+  return `rows made of their rounds with steal <= ${STEADY_STEAL_PCT} % (the others left out): ${parts.join('; ')}`
 }
 
 /** One of issue 12's targets for one weir scenario, as this run measured it. */

@@ -17,7 +17,7 @@ import { NGINX, NGINX_PACKAGES, startNginx, startNginxUpstream } from './nginx.t
 import type { OpenLoopSpec } from './open-loop.ts'
 import { accessLogCost, baselineComparison, recordingCost, STEADY_STEAL_PCT } from './paired.ts'
 import { compareProfiles, formatComparison, formatProfile, summarizeProfile, type CpuProfile, type ProfileComparison, type ProfileSummary } from './profile.ts'
-import { buildRows, checks, formatTable, formatTargets, issueTargets, type Paced, type Saturating, type ScenarioRuns } from './run-report.ts'
+import { buildRows, checks, formatTable, formatTargets, issueTargets, roundsNote, type Paced, type Saturating, type ScenarioRuns } from './run-report.ts'
 import { scenarioSetting, setting } from './settings.ts'
 import { fmt } from './table.ts'
 import { anonymousCookies, canaryShare, stableBucketCookie } from './weir-checks.ts'
@@ -430,6 +430,8 @@ async function main (): Promise<void> {
   const rows = buildRows([...runs.values()])
   process.stdout.write('\n' + formatTable(rows, tools.saturating, settings.rate))
   const warnings = checks(rows, settings.rate)
+  const steadyNote = roundsNote(rows, settings.rounds)
+  if (steadyNote !== null) log(steadyNote)
   for (const w of warnings) log(`WARNING: ${w}`)
   const directPaced = rows.find((r) => r.id === 'direct')?.paced
   if (directPaced != null) {
