@@ -66,7 +66,8 @@ export async function createDataPath (first: DataPathSnapshot, options: DataPath
     },
     pools,
     smokeToken: digestOf(first.smokeToken),
-    signature: createBucketSigner(first.cookieSecret),
+    // Every bucket signed in the background once one is: anonymous clients' cookies stop waiting for an HMAC.
+    signature: createBucketSigner(first.cookieSecret, { prefill: true }),
     recorder: options.recorder,
     shadowGate: (route) => {
       let gate = gates.get(route)
