@@ -245,7 +245,7 @@ const TARGET_SCENARIOS = ['weir-user', 'weir-anon', 'weir-cookie']
 export function issueTargets (rows: Row[]): TargetCheck[] {
   const floor = rows.find((r) => r.id === 'floor')
   const per = (value: number | null | undefined, base: number | null | undefined): number | null =>
-    value == null || base == null || base <= 0 ? null : Math.round((value / base) * 100) / 100
+    value == null || base == null || base <= 0 ? null : ratio(value, base)
   const out: TargetCheck[] = []
   for (const r of rows.filter((row) => TARGET_SCENARIOS.includes(row.id))) {
     const check = (target: string, value: number | null, bound: 'min' | 'max', limit: number): void => {
@@ -265,7 +265,7 @@ export function formatTargets (checks: TargetCheck[]): string {
   const scenarios = [...new Set(checks.map((c) => c.scenario))]
   const targets = [...new Set(checks.map((c) => c.target))]
   const cell = (c: TargetCheck | undefined): string =>
-    c === undefined || c.holds === null ? '-' : `${c.holds ? 'holds' : 'MISSED'} (${(c.value as number).toFixed(2)})`
+    c === undefined || c.holds === null ? '-' : `${c.holds ? 'holds' : 'MISSED'} (${(c.value as number).toFixed(3)})`
   return 'issue 12 targets (ratios of the table above):\n' + table(['target', ...scenarios],
     targets.map((t) => [t, ...scenarios.map((s) => cell(checks.find((c) => c.target === t && c.scenario === s)))]))
 }
