@@ -342,10 +342,6 @@ export class RollingStats {
     return out
   }
 
-  /**
-   * Adds the window's histogram into `scratch` (which the caller must zero again) and returns
-   * its totals.
-   */
   /** Adds the current (unsealed) second's histogram to the scratch. */
   private addCurrentSecond (): void {
     for (let j = 0; j < this.touchedCount; j++) {
@@ -362,6 +358,10 @@ export class RollingStats {
     return slot
   }
 
+  /**
+   * Adds the window's histogram into `scratch` (which the caller must zero again) and returns
+   * its totals.
+   */
   private accumulate (windowSeconds: number): { requests: number; errors: number } {
     checkWindow(windowSeconds)
     // Read-only: time that passed since the last record is accounted for here, not stored.

@@ -34,7 +34,8 @@ export function createBucketSigner (secret: string, options: { prefill?: boolean
   const key = createSecretKey(Buffer.from(secret))
   const signatures: (string | undefined)[] = new Array(BUCKETS)
   let signed = 0
-  let filling = options.prefill !== true
+  // Set until the first signature starts the background fill.
+  let fillPending = options.prefill === true
   let next = 0
   const fill = (): void => {
     for (const end = Math.min(next + PREFILL_CHUNK, BUCKETS); next < end; next++) if (signatures[next] === undefined) sign(next)
@@ -45,8 +46,8 @@ export function createBucketSigner (secret: string, options: { prefill?: boolean
     const sig = createHmac('sha256', key).update('weir-bucket:' + bucket).digest().subarray(0, 16).toString('base64url')
     signatures[bucket] = sig
     signed++
-    if (!filling) {
-      filling = true
+    if (fillPending) {
+      fillPending = false
       setImmediate(fill).unref()
     }
     return sig
