@@ -213,13 +213,13 @@ export function formatTable (rows: Row[], loadgen: string, rate: number): string
 }
 
 /** Which rounds each row was made of, when steal left some out (null when every row used every round). */
-export function roundsNote (rows: Row[], rounds: number): string | null {
+export function roundsNote (rows: Row[]): string | null {
   const parts = rows.flatMap((r) => {
     const sat = r.roundsReqPerSec.length > 0 && r.steadyRounds.length < r.roundsReqPerSec.length ? [`saturating ${r.steadyRounds.length} of ${r.roundsReqPerSec.length}`] : []
     const paced = r.paced !== null && r.paced.steadyRounds.length < r.paced.roundsP99Ms.length ? [`paced ${r.paced.steadyRounds.length} of ${r.paced.roundsP99Ms.length}`] : []
     return sat.length + paced.length === 0 ? [] : [`${r.id} ${[...sat, ...paced].join(', ')}`]
   })
-  if (parts.length === 0 || rounds < 2) return null
+  if (parts.length === 0) return null
   return `rows made of their rounds with steal <= ${STEADY_STEAL_PCT} % (the others left out): ${parts.join('; ')}`
 }
 

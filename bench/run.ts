@@ -267,15 +267,16 @@ async function main (): Promise<void> {
     }
   }
   const autocannonVersion = (createRequire(import.meta.url)('autocannon/package.json') as { version: string }).version
+  const nginxVersion = `nginx ${NGINX_PACKAGES.map(debVersion).find((v) => v !== '') ?? '?'}`
   const tools = {
     saturating: loadgen === 'wrk'
       ? `wrk ${debVersion('wrk')} -t1 -c${settings.connections}, Lua request() per request`
       : `autocannon ${autocannonVersion} -c${settings.connections} -p${settings.pipelining}, setupRequest per request`,
     paced: `bench/open-loop.ts (open loop, ${settings.rate} req/s over ${settings.connections} keep-alive connections, latency from each request's due time)`,
     upstream: upstreamKind === 'nginx'
-      ? `nginx ${NGINX_PACKAGES.map(debVersion).find((v) => v !== '') ?? '?'}, one process, return 200 with a ${settings.bodyBytes}-byte JSON body`
+      ? `${nginxVersion}, one process, return 200 with a ${settings.bodyBytes}-byte JSON body`
       : `bench/servers/upstream.ts (node:http, one process per version), a ${settings.bodyBytes}-byte JSON body`,
-    ...(active.includes('nginx') ? { nginx: `nginx ${NGINX_PACKAGES.map(debVersion).find((v) => v !== '') ?? '?'}` } : {}),
+    ...(active.includes('nginx') ? { nginx: nginxVersion } : {}),
   }
 
   log(`weir bench: ${settings.duration} s measured after ${settings.warmup} s warm-up per scenario and mode (${modes.join(' + ')}), ` +
@@ -430,7 +431,7 @@ async function main (): Promise<void> {
   const rows = buildRows([...runs.values()])
   process.stdout.write('\n' + formatTable(rows, tools.saturating, settings.rate))
   const warnings = checks(rows, settings.rate)
-  const steadyNote = roundsNote(rows, settings.rounds)
+  const steadyNote = roundsNote(rows)
   if (steadyNote !== null) log(steadyNote)
   for (const w of warnings) log(`WARNING: ${w}`)
   const directPaced = rows.find((r) => r.id === 'direct')?.paced
