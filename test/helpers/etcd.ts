@@ -7,6 +7,7 @@
 import type { Test } from 'tap'
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { rm } from 'node:fs/promises'
 import { request } from 'node:https'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -99,7 +100,11 @@ export async function startEtcd (t: Test, options: EtcdOptions = {}): Promise<Te
     running.kill('SIGKILL')
     await exited
   }
-  t.teardown(stop)
+  // etcd preallocates its WAL (about 120 MB a data dir): the test's directory goes with it.
+  t.teardown(async () => {
+    await stop()
+    await rm(dir, { recursive: true, force: true })
+  })
   await start()
   if (options.auth !== undefined) await enableAuth(url, tls, options.auth)
   return { url, ...(tls === undefined ? {} : { tls }), start, stop }
