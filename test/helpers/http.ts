@@ -1,7 +1,7 @@
 // A plain HTTP client for tests (node:http, one fresh connection per request unless an agent
 // is given), so what the proxy sends is observed without a client library's own rewriting.
 
-import { request as httpRequest, type Agent, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http'
+import { Agent, request as httpRequest, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http'
 
 export interface Reply {
   status: number
@@ -15,6 +15,16 @@ export interface SendOptions {
   headers?: OutgoingHttpHeaders
   body?: string | Buffer
   agent?: Agent | false
+}
+
+/**
+ * A keep-alive agent that lets idle connections go before the server closes them. Node's Agent
+ * honours the server's `Keep-Alive: timeout=N` hint (closing at N - 1 s) only when it has a
+ * `timeout` of its own: without one it keeps an idle socket until the server's idle timeout
+ * closes it, and a request sent on it in that instant fails with `socket hang up`.
+ */
+export function keepAliveAgent (maxSockets = Infinity): Agent {
+  return new Agent({ keepAlive: true, maxSockets, timeout: 5000 })
 }
 
 export function send (url: string, options: SendOptions = {}): Promise<Reply> {

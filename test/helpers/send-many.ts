@@ -1,8 +1,7 @@
 // Many requests at a fixed concurrency: a pool of workers taking the next index until all are
 // done, and on it sendMany, which sends them over keep-alive connections and keeps the replies.
 
-import { Agent } from 'node:http'
-import { send, type Reply } from './http.ts'
+import { keepAliveAgent, send, type Reply } from './http.ts'
 
 /** Runs `work(0)` … `work(count − 1)`, at most `concurrency` at a time, each index once, in order of start. */
 export async function inParallel (count: number, concurrency: number, work: (i: number) => Promise<void>): Promise<void> {
@@ -22,7 +21,7 @@ export interface RequestSpec {
 
 /** Sends `count` requests made by `make(i)` over `concurrency` keep-alive connections; returns the replies in order. */
 export async function sendMany (url: string, count: number, concurrency: number, make: (i: number) => RequestSpec): Promise<Reply[]> {
-  const agent = new Agent({ keepAlive: true, maxSockets: concurrency })
+  const agent = keepAliveAgent(concurrency)
   const replies: Reply[] = new Array(count)
   try {
     await inParallel(count, concurrency, async (i) => {

@@ -2,7 +2,8 @@
 // each with a random user id (so requests spread over every bucket), until stopped or a time
 // limit; every answer is kept with the version that served it.
 
-import { Agent, request } from 'node:http'
+import { request } from 'node:http'
+import { keepAliveAgent } from './http.ts'
 
 export interface TrafficResult {
   /** Epoch ms when the answer (or the failure) came. */
@@ -32,7 +33,7 @@ export interface TrafficOptions {
 export function startTraffic (url: string, options: TrafficOptions = {}): Traffic {
   const rate = options.rate ?? 200
   const maxMs = options.maxMs ?? 30_000
-  const agent = new Agent({ keepAlive: true, maxSockets: 32 })
+  const agent = keepAliveAgent(32)
   const results: TrafficResult[] = []
   const inFlight = new Set<Promise<void>>()
   const began = Date.now()

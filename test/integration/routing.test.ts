@@ -1,13 +1,12 @@
 // Routing through real sockets: weight shares, user-id stickiness, bucket cookie, override.
 
 import t, { type Test } from 'tap'
-import { Agent } from 'node:http'
 import { startUpstream, startUpstreams, type Upstream } from '../helpers/upstream.ts'
 import { configDoc, mustBuild, startProxy, type TestProxy } from '../helpers/proxy.ts'
-import { send } from '../helpers/http.ts'
+import { keepAliveAgent, send } from '../helpers/http.ts'
 import { sendMany } from '../helpers/send-many.ts'
 
-const keepAlive = new Agent({ keepAlive: true, maxSockets: 32 })
+const keepAlive = keepAliveAgent(32)
 t.teardown(() => keepAlive.destroy())
 
 async function threeVersions (t: Test, weights: Record<string, number>, extra: Record<string, unknown> = {}): Promise<{ proxy: TestProxy; ups: { stable: Upstream; canary: Upstream; green: Upstream } }> {
