@@ -25,7 +25,8 @@ export interface Child { proc: ChildProcess; name: string; stderr: () => string 
 
 /** Starts `node ...nodeArgs` on `cpu`, in `cwd` (this checkout by default). */
 /** `stdout`: ignored (/dev/null), piped to us, or an open file descriptor the child writes to (a log file). */
-export interface ChildOptions { stdout?: 'ignore' | 'pipe' | number; cwd?: string }
+/** `env`: added to this process's environment for the child. */
+export interface ChildOptions { stdout?: 'ignore' | 'pipe' | number; cwd?: string; env?: Record<string, string> }
 
 export function startChild (name: string, cpu: number, nodeArgs: string[], options: ChildOptions = {}): Child {
   return startCommand(name, cpu, NODE, nodeArgs, options)
@@ -34,7 +35,11 @@ export function startChild (name: string, cpu: number, nodeArgs: string[], optio
 /** Starts `file ...fileArgs` (nginx, wrk) on `cpu`; taskset execs it, so the child's pid is the program's own. */
 export function startCommand (name: string, cpu: number, file: string, fileArgs: string[], options: ChildOptions = {}): Child {
   const [command, args] = pinned ? [TASKSET, ['-c', String(cpu), file, ...fileArgs]] : [file, fileArgs]
-  const proc = spawn(command, args, { cwd: options.cwd ?? ROOT, stdio: ['ignore', options.stdout ?? 'ignore', 'pipe'] })
+  const proc = spawn(command, args, {
+    cwd: options.cwd ?? ROOT,
+    stdio: ['ignore', options.stdout ?? 'ignore', 'pipe'],
+    ...(options.env === undefined ? {} : { env: { ...process.env, ...options.env } }),
+  })
   children.add(proc)
   let err = ''
   proc.stderr?.on('data', (chunk: Buffer) => {

@@ -23,6 +23,8 @@ import { fmt } from './table.ts'
 import { anonymousCookies, canaryShare, stableBucketCookie } from './weir-checks.ts'
 import { writeWeirConfig } from './weir-config.ts'
 import { runWrk, WRK } from './wrk-load.ts'
+import type { TailProbeResult } from './servers/tail-probe.ts'
+import { formatTailRun, TAIL_SCENARIOS, type TailProbe, type TailRun, type TailScenario } from './tail-report.ts'
 
 const TMP = '/tmp/weir-bench'
 
@@ -34,6 +36,7 @@ const { values: flags } = parseArgs({
   options: {
     duration: { type: 'string' },
     warmup: { type: 'string' },
+    'process-warmup': { type: 'string' },
     connections: { type: 'string' },
     pipelining: { type: 'string' },
     'user-ids': { type: 'string' },
@@ -46,20 +49,21 @@ const { values: flags } = parseArgs({
     'body-bytes': { type: 'string' },
     modes: { type: 'string' },
     profile: { type: 'boolean' },
+    tail: { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
   },
 })
 
 if (flags.help === true) {
-  process.stdout.write(`usage: npm run bench [-- --duration S --warmup S --connections N --pipelining N --user-ids N --rounds N --scenarios a,b --baseline PATH
-                      --rate N --loadgen wrk|autocannon --upstream nginx|node --body-bytes N --modes saturating,paced --profile]
-env: BENCH_DURATION (10), BENCH_WARMUP (2), BENCH_CONNECTIONS (50), BENCH_PIPELINING (1), BENCH_USER_IDS (10000),
+  process.stdout.write(`usage: npm run bench [-- --duration S --warmup S --process-warmup S --connections N --pipelining N --user-ids N --rounds N --scenarios a,b --baseline PATH
+                      --rate N --loadgen wrk|autocannon --upstream nginx|node --body-bytes N --modes saturating,paced --profile --tail]
+env: BENCH_DURATION (10), BENCH_WARMUP (2), BENCH_PROCESS_WARMUP (15: a new proxy process's first warm-up, the paced run's), BENCH_CONNECTIONS (50), BENCH_PIPELINING (1), BENCH_USER_IDS (10000),
      BENCH_ROUNDS (1; >1 repeats every scenario in rotated order and reports the median round),
      BENCH_SCENARIOS (direct,bare,floor,nginx,weir-user,weir-anon,weir-cookie,weir-norecord,weir-accesslog), BENCH_PROFILE=1 (adds --cpu-prof runs of the bare plugin and weir),
      BENCH_BASELINE=PATH (adds weir-baseline: weir-user's config and load against PATH/bin/weir.js, another weir checkout),
      BENCH_RATE (5000: req/s of the paced runs), BENCH_LOADGEN (wrk when it is or can be installed, else autocannon),
      BENCH_UPSTREAM (nginx when it is or can be installed, else node: what serves stable and canary), BENCH_BODY_BYTES (1024: their JSON body),
-     BENCH_MODES (saturating,paced)
+     BENCH_MODES (saturating,paced), BENCH_TAIL=1 (adds a paced run of each Node proxy with an event-loop delay and GC probe)
 `)
   process.exit(0)
 }
@@ -67,6 +71,10 @@ env: BENCH_DURATION (10), BENCH_WARMUP (2), BENCH_CONNECTIONS (50), BENCH_PIPELI
 const settings = {
   duration: setting(flags.duration, 'BENCH_DURATION', 10),
   warmup: setting(flags.warmup, 'BENCH_WARMUP', 2),
+  // Each proxy process meets load first in its paced run: V8 is still compiling its hot code for
+  // the first ~15-20 s of load, on background threads that take the proxy's one CPU from its event
+  // loop for 20-30 ms at a time, so a shorter warm-up measures the JIT, not the proxy (bench/README, "The tail").
+  processWarmup: setting(flags['process-warmup'], 'BENCH_PROCESS_WARMUP', 15),
   connections: setting(flags.connections, 'BENCH_CONNECTIONS', 50),
   pipelining: setting(flags.pipelining, 'BENCH_PIPELINING', 1),
   userIds: setting(flags['user-ids'], 'BENCH_USER_IDS', 10_000),
@@ -75,6 +83,7 @@ const settings = {
   bodyBytes: setting(flags['body-bytes'], 'BENCH_BODY_BYTES', 1024),
 }
 const profile = flags.profile === true || process.env.BENCH_PROFILE === '1'
+const tail = flags.tail === true || process.env.BENCH_TAIL === '1'
 
 /** The saturating runs' generator as asked for: unset means wrk if it can be had, else autocannon. */
 const loadgenAsked = ((): 'wrk' | 'autocannon' | null => {
@@ -143,16 +152,22 @@ function saturatingGenerator (spec: LoadSpec): Generator<LoadResult> {
 async function warmAndMeasure (url: string, mode: LoadSpec['mode'], cookie: string | undefined,
   proxyPid: number | undefined, upstreamPids: (number | undefined)[], duration = settings.duration): Promise<Saturating> {
   const base = { url, connections: settings.connections, pipelining: settings.pipelining, mode, userIds: settings.userIds, ...(cookie !== undefined ? { cookie } : {}) }
-  await measured(saturatingGenerator({ ...base, duration: settings.warmup }), proxyPid, upstreamPids)
+  // Without a paced run before it, this is the new process's first load: its warm-up is the process's.
+  const warmup = modes.includes('paced') || proxyPid === undefined ? settings.warmup : settings.processWarmup
+  await measured(saturatingGenerator({ ...base, duration: warmup }), proxyPid, upstreamPids)
   return measured(saturatingGenerator({ ...base, duration }), proxyPid, upstreamPids)
 }
 
 /** The paced run: bench/open-loop.ts at settings.rate, its warm-up part of the same stream on the same connections. */
+/** `atWindowEdge` runs as the measured part of the stream starts and as its result arrives. */
 function pacedRun (url: string, mode: LoadSpec['mode'], cookie: string | undefined,
-  proxyPid: number | undefined, upstreamPids: (number | undefined)[]): Promise<Paced> {
-  const { rate, duration, warmup, connections, userIds } = settings
+  proxyPid: number | undefined, upstreamPids: (number | undefined)[], atWindowEdge: () => void = () => {}): Promise<Paced> {
+  const { rate, duration, processWarmup: warmup, connections, userIds } = settings
   const spec: OpenLoopSpec = { url, rate, duration, warmup, connections, mode, userIds, ...(cookie !== undefined ? { cookie } : {}) }
-  return measured((on) => startLoad('bench/open-loop.ts', spec, on).result, proxyPid, upstreamPids)
+  return measured((on) => startLoad('bench/open-loop.ts', spec, {
+    start: () => { on.start(); atWindowEdge() },
+    result: () => { on.result(); atWindowEdge() },
+  }).result, proxyPid, upstreamPids)
 }
 
 // ---- weir -------------------------------------------------------------------------------------
@@ -161,13 +176,14 @@ function pacedRun (url: string, mode: LoadSpec['mode'], cookie: string | undefin
  * `weir` is this checkout's bin/weir.js; `weir-norecord` bench/servers/weir-norecord.ts, the same
  * weir built with recordRequests: false; `weir-baseline` the baseline checkout's bin/weir.js, run in it.
  */
-async function startWeir (config: string, extraNodeArgs: string[] = [], kind: 'weir' | 'weir-norecord' | 'weir-baseline' = 'weir', stdout?: number): Promise<Child> {
+async function startWeir (config: string, extraNodeArgs: string[] = [], kind: 'weir' | 'weir-norecord' | 'weir-baseline' = 'weir', stdout?: number, env?: Record<string, string>): Promise<Child> {
   const entry = kind === 'weir-norecord'
     ? ['bench/servers/weir-norecord.ts', config]
     : [kind === 'weir-baseline' ? `${baseline}/bin/weir.js` : 'bin/weir.js', 'serve', '--config', config]
   const child = startChild(kind, PROXY_CPU, [...extraNodeArgs, ...entry], {
     ...(kind === 'weir-baseline' && baseline !== null ? { cwd: baseline } : {}),
     ...(stdout === undefined ? {} : { stdout }),
+    ...(env === undefined ? {} : { env }),
   })
   await waitForPort(child, PORTS.weir)
   return child
@@ -279,7 +295,7 @@ async function main (): Promise<void> {
     ...(active.includes('nginx') ? { nginx: nginxVersion } : {}),
   }
 
-  log(`weir bench: ${settings.duration} s measured after ${settings.warmup} s warm-up per scenario and mode (${modes.join(' + ')}), ` +
+  log(`weir bench: ${settings.duration} s measured per scenario and mode (${modes.join(' + ')}), after ${settings.processWarmup} s of warm-up for a new proxy process, ${settings.warmup} s for its next mode, ` +
     `${settings.rounds} round(s), ${settings.connections} connections, ${settings.userIds} user ids\n` +
     `  saturating: ${tools.saturating}\n  paced: ${tools.paced}\n  upstreams: ${tools.upstream}\n` +
     (pinned ? `  proxy on CPU ${PROXY_CPU}, upstreams + load generator on CPU ${LOAD_CPU}` : '  taskset not found: not pinned'))
@@ -328,18 +344,19 @@ async function main (): Promise<void> {
 
   /** Every mode against one URL (and proxy, whose VmHWM is read at the end: its peak RSS over all of them). */
   async function measureModes (url: string, mode: LoadSpec['mode'], withCookie: string | undefined, proxyPid: number | undefined): Promise<Round> {
-    const saturating = modes.includes('saturating') ? await warmAndMeasure(url, mode, withCookie, proxyPid, upstreamPids) : null
+    // Paced first: its long warm-up is the new process's (processWarmup, above).
     const paced = modes.includes('paced') ? await pacedRun(url, mode, withCookie, proxyPid, upstreamPids) : null
+    const saturating = modes.includes('saturating') ? await warmAndMeasure(url, mode, withCookie, proxyPid, upstreamPids) : null
     return { saturating, paced, peakRssKb: statusKb(proxyPid, 'VmHWM') }
   }
 
-  /** Starts a non-weir proxy alone on PROXY_CPU; its port. */
-  async function startProxy (id: 'bare' | 'floor' | 'nginx'): Promise<[Child, number]> {
+  /** Starts a non-weir proxy alone on PROXY_CPU; its port. `probe`: the tail probe's node arguments and environment. */
+  async function startProxy (id: 'bare' | 'floor' | 'nginx', probe?: TailProbe): Promise<[Child, number]> {
     const [child, port] = id === 'nginx'
       ? [startNginx(`${TMP}/nginx`, PROXY_CPU, PORTS.nginx, stableUrl), PORTS.nginx]
       : id === 'bare'
-        ? [startChild(id, PROXY_CPU, ['bench/servers/bare-plugin.ts', String(PORTS.bare), stableUrl]), PORTS.bare]
-        : [startChild(id, PROXY_CPU, ['bench/servers/undici-floor.ts', String(PORTS.floor), stableUrl]), PORTS.floor]
+        ? [startChild(id, PROXY_CPU, [...probe?.nodeArgs ?? [], 'bench/servers/bare-plugin.ts', String(PORTS.bare), stableUrl], probe === undefined ? {} : { env: probe.env }), PORTS.bare]
+        : [startChild(id, PROXY_CPU, [...probe?.nodeArgs ?? [], 'bench/servers/undici-floor.ts', String(PORTS.floor), stableUrl], probe === undefined ? {} : { env: probe.env }), PORTS.floor]
     await waitForPort(child, port)
     return [child, port]
   }
@@ -423,6 +440,44 @@ async function main (): Promise<void> {
     }
   }
 
+  /**
+   * BENCH_TAIL: one more paced run of each Node proxy of the run, with bench/servers/tail-probe.ts
+   * loaded into it: its event-loop delay and garbage collections over the measured window.
+   */
+  async function tailRuns (): Promise<TailRun[]> {
+    mkdirSync(`${TMP}/tail`, { recursive: true })
+    const out: TailRun[] = []
+    for (const id of active.filter((s): s is TailScenario => (TAIL_SCENARIOS as readonly string[]).includes(s))) {
+      const file = `${TMP}/tail/${id}.json`
+      rmSync(file, { force: true })
+      const probe: TailProbe = { nodeArgs: ['--import', './bench/servers/tail-probe.ts'], env: { WEIR_TAIL_PROBE_OUT: file } }
+      const [child, url] = id === 'bare' || id === 'floor'
+        ? await startProxy(id, probe).then(([c, port]) => [c, `http://127.0.0.1:${port}/`] as const)
+        : [await startWeir(weirConfig, probe.nodeArgs, 'weir', undefined, probe.env), weirUrl] as const
+      try {
+        const mode = id === 'weir-anon' ? 'anon' : id === 'weir-cookie' ? 'cookie' : 'user-id'
+        if (mode === 'cookie') cookie ??= await stableBucketCookie(weirUrl)
+        const pid = child.proc.pid
+        const paced = await pacedRun(url, mode, mode === 'cookie' ? cookie : undefined, pid, upstreamPids, () => { if (pid !== undefined) process.kill(pid, 'SIGUSR2') })
+        const deadline = Date.now() + 5000
+        while (!existsSync(file) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20))
+        if (!existsSync(file)) throw new Error(`the tail probe in ${id} wrote nothing to ${file}:\n${child.stderr()}`)
+        const run: TailRun = { id, label: LABELS[id], paced, probe: JSON.parse(readFileSync(file, 'utf8')) as TailProbeResult }
+        out.push(run)
+        log(formatTailRun(run))
+      } finally {
+        await stopChild(child)
+      }
+    }
+    return out
+  }
+
+  let tailReport: TailRun[] | null = null
+  if (tail) {
+    log('\ntail probe (BENCH_TAIL): one paced run of each Node proxy with an event-loop delay histogram and every GC, over the measured window')
+    tailReport = await tailRuns()
+  }
+
   let profiles: ProfileReport | null = null
   if (profile) profiles = await profileRuns(stableUrl, weirConfig, upstreamPids)
 
@@ -496,6 +551,7 @@ async function main (): Promise<void> {
     ...(recording !== null ? { recordingCost: recording } : {}),
     ...(accessLog !== null ? { accessLogCost: accessLog } : {}),
     ...(vsBaseline !== null ? { baselineComparison: vsBaseline } : {}),
+    ...(tailReport !== null ? { tail: tailReport } : {}),
     ...(profiles !== null
       ? {
           profile: {
