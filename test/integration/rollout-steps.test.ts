@@ -75,7 +75,7 @@ async function receiver (t: Test, answer: (payload: { type: string; step: number
 const BETA = { header: { name: 'x-beta', exact: 'yes' } }
 
 t.test('match, pause 1s, 20, 100: every step is walked; during the match step only x-beta: yes reaches the canary', async (t) => {
-  const { proxy, admin, view, until, events, stable, canary } = await setup(t, { steps: [{ match: BETA }, { pause: '1s' }, 20, 100] })
+  const { proxy, admin, view, until, event, events, stable, canary } = await setup(t, { steps: [{ match: BETA }, { pause: '1s' }, 20, 100] })
   // What each upstream got, and when: arrivals follow the proxy's decision closely (a client's
   // answer can end long after, on a loaded machine).
   const arrivals: { at: number; sentAt: number; upstream: string; beta: boolean }[] = []
@@ -125,6 +125,8 @@ t.test('match, pause 1s, 20, 100: every step is walked; during the match step on
   const at20 = arrivals.filter((a) => a.beta && a.sentAt >= atOf(2) + 100 && a.at <= atOf(3))
   t.ok(at20.some((a) => a.upstream === 'stable'), 'at the weight step the match rule is gone')
 
+  // The event is appended just after the state it records: the view can show 'succeeded' first.
+  t.ok(await event('rollout.succeeded'), 'the promotion is logged')
   const actions = (await events()).filter((e) => e.action.startsWith('rollout.') && e.action !== 'rollout.held').map((e) => e.action)
   t.same(actions, ['rollout.started', 'rollout.step', 'rollout.step', 'rollout.step', 'rollout.promoting', 'rollout.succeeded'])
   const after = await view()
