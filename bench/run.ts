@@ -7,7 +7,7 @@ import { createRequire } from 'node:module'
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { parseArgs } from 'node:util'
-import { LOAD_CPU, pinned, portOpen, PROXY_CPU, ROOT, runBench, safeExec, startChild, startLoad, stopChild, waitForPort, type Child } from './children.ts'
+import { LOAD_CPU, pinned, portOpen, PROXY_CPU, ROOT, runBench, safeExec, startChild, startLoad, stopChild, waitForPort, type Child, type ChildOptions } from './children.ts'
 import { statusKb } from './cpu-ticks.ts'
 import { ensureDebianPackage } from './debian.ts'
 import type { LoadResult, LoadSpec } from './load.ts'
@@ -158,8 +158,10 @@ async function warmAndMeasure (url: string, mode: LoadSpec['mode'], cookie: stri
   return measured(saturatingGenerator({ ...base, duration }), proxyPid, upstreamPids)
 }
 
-/** The paced run: bench/open-loop.ts at settings.rate, its warm-up part of the same stream on the same connections. */
-/** `atWindowEdge` runs as the measured part of the stream starts and as its result arrives. */
+/**
+ * The paced run: bench/open-loop.ts at settings.rate, its warm-up part of the same stream on the
+ * same connections. `atWindowEdge` runs as the measured part starts and as its result arrives.
+ */
 function pacedRun (url: string, mode: LoadSpec['mode'], cookie: string | undefined,
   proxyPid: number | undefined, upstreamPids: (number | undefined)[], atWindowEdge: () => void = () => {}): Promise<Paced> {
   const { rate, duration, processWarmup: warmup, connections, userIds } = settings
@@ -176,14 +178,13 @@ function pacedRun (url: string, mode: LoadSpec['mode'], cookie: string | undefin
  * `weir` is this checkout's bin/weir.js; `weir-norecord` bench/servers/weir-norecord.ts, the same
  * weir built with recordRequests: false; `weir-baseline` the baseline checkout's bin/weir.js, run in it.
  */
-async function startWeir (config: string, extraNodeArgs: string[] = [], kind: 'weir' | 'weir-norecord' | 'weir-baseline' = 'weir', stdout?: number, env?: Record<string, string>): Promise<Child> {
+async function startWeir (config: string, extraNodeArgs: string[] = [], kind: 'weir' | 'weir-norecord' | 'weir-baseline' = 'weir', options: Pick<ChildOptions, 'stdout' | 'env'> = {}): Promise<Child> {
   const entry = kind === 'weir-norecord'
     ? ['bench/servers/weir-norecord.ts', config]
     : [kind === 'weir-baseline' ? `${baseline}/bin/weir.js` : 'bin/weir.js', 'serve', '--config', config]
   const child = startChild(kind, PROXY_CPU, [...extraNodeArgs, ...entry], {
     ...(kind === 'weir-baseline' && baseline !== null ? { cwd: baseline } : {}),
-    ...(stdout === undefined ? {} : { stdout }),
-    ...(env === undefined ? {} : { env }),
+    ...options,
   })
   await waitForPort(child, PORTS.weir)
   return child
@@ -352,11 +353,11 @@ async function main (): Promise<void> {
 
   /** Starts a non-weir proxy alone on PROXY_CPU; its port. `probe`: the tail probe's node arguments and environment. */
   async function startProxy (id: 'bare' | 'floor' | 'nginx', probe?: TailProbe): Promise<[Child, number]> {
-    const [child, port] = id === 'nginx'
-      ? [startNginx(`${TMP}/nginx`, PROXY_CPU, PORTS.nginx, stableUrl), PORTS.nginx]
-      : id === 'bare'
-        ? [startChild(id, PROXY_CPU, [...probe?.nodeArgs ?? [], 'bench/servers/bare-plugin.ts', String(PORTS.bare), stableUrl], probe === undefined ? {} : { env: probe.env }), PORTS.bare]
-        : [startChild(id, PROXY_CPU, [...probe?.nodeArgs ?? [], 'bench/servers/undici-floor.ts', String(PORTS.floor), stableUrl], probe === undefined ? {} : { env: probe.env }), PORTS.floor]
+    const port = PORTS[id]
+    const child = id === 'nginx'
+      ? startNginx(`${TMP}/nginx`, PROXY_CPU, port, stableUrl)
+      : startChild(id, PROXY_CPU, [...probe?.nodeArgs ?? [], id === 'bare' ? 'bench/servers/bare-plugin.ts' : 'bench/servers/undici-floor.ts', String(port), stableUrl],
+        probe === undefined ? {} : { env: probe.env })
     await waitForPort(child, port)
     return [child, port]
   }
@@ -375,7 +376,7 @@ async function main (): Promise<void> {
     if (id === 'weir-accesslog') {
       const fd = openSync(accessLogFile, 'a')
       const before = statSync(accessLogFile).size
-      const weir = await startWeir(accessLogConfig, [], 'weir', fd)
+      const weir = await startWeir(accessLogConfig, [], 'weir', { stdout: fd })
       // The child holds its own copy of the descriptor.
       closeSync(fd)
       try {
@@ -442,7 +443,7 @@ async function main (): Promise<void> {
 
   /**
    * BENCH_TAIL: one more paced run of each Node proxy of the run, with bench/servers/tail-probe.ts
-   * loaded into it: its event-loop delay and garbage collections over the measured window.
+   * loaded into it: what stalled its event loop over the measured window.
    */
   async function tailRuns (): Promise<TailRun[]> {
     mkdirSync(`${TMP}/tail`, { recursive: true })
@@ -453,7 +454,7 @@ async function main (): Promise<void> {
       const probe: TailProbe = { nodeArgs: ['--import', './bench/servers/tail-probe.ts'], env: { WEIR_TAIL_PROBE_OUT: file } }
       const [child, url] = id === 'bare' || id === 'floor'
         ? await startProxy(id, probe).then(([c, port]) => [c, `http://127.0.0.1:${port}/`] as const)
-        : [await startWeir(weirConfig, probe.nodeArgs, 'weir', undefined, probe.env), weirUrl] as const
+        : [await startWeir(weirConfig, probe.nodeArgs, 'weir', { env: probe.env }), weirUrl] as const
       try {
         const mode = id === 'weir-anon' ? 'anon' : id === 'weir-cookie' ? 'cookie' : 'user-id'
         if (mode === 'cookie') cookie ??= await stableBucketCookie(weirUrl)

@@ -25,7 +25,7 @@ export interface TailProbeResult {
   longestGcs: { atMs: number; ms: number; kind: string }[]
   /** Gaps of ≥ STALL_MS between two ticks of a 1 ms interval, what the main thread ran in them and the GC time inside them. */
   stalls: { count: number; totalMs: number; onCpuMs: number; gcMs: number; longest: Stall[] }
-  /** The main thread's time runnable but waiting for a CPU (/proc/thread-self/schedstat), and its involuntary switches. */
+  /** The main thread's time runnable but waiting for a CPU (/proc/thread-self/schedstat). */
   runQueueWaitMs: number | null
   /** CPU ms each of the process's threads ran in the window, by thread name (the main thread is the process's name), largest first. */
   threadsCpuMs: Record<string, number>
