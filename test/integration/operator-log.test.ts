@@ -6,7 +6,7 @@ import t from 'tap'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { adminClient } from '../helpers/admin.ts'
-import { sleep } from '../helpers/raw-http.ts'
+import { eventually, sleep } from '../helpers/raw-http.ts'
 import { startTraffic } from '../helpers/traffic.ts'
 import { startUpstreams } from '../helpers/upstream.ts'
 import { exitWithin, serveWeir, tempDir, yamlConfig } from '../helpers/weir-process.ts'
@@ -67,7 +67,10 @@ weights: { stable: 100, green: 0 }`))
   const reset = await adminClient(second.adminUrl).call('POST', '/api/v1/routes/app/reset', {})
   t.equal(reset.status, 200, reset.body)
   t.same(reset.json().weights, { stable: 100, canary: 0, green: 0 }, 'reset serves the file\'s weights')
-  t.ok(logLines(second.weir.output()).some((l) => l.event?.action === 'reset'), 'an event (and a log line) records the reset')
+  // The line may reach this process's pipe after the admin API's answer did: wait for it.
+  const resetLogged = (): boolean => logLines(second.weir.output()).some((l) => l.event?.action === 'reset')
+  await eventually(resetLogged, 2000)
+  t.ok(resetLogged(), 'an event (and a log line) records the reset')
   second.weir.child.kill('SIGTERM')
   t.equal((await exitWithin(second.weir, 10_000))?.code, 0)
 
